@@ -38,7 +38,19 @@ public sealed partial class Tensor : IDisposable
     public Storage Storage => _storage ?? throw new ObjectDisposedException(nameof(Tensor), $"tensor {Shapes.Format(Layout.Shape)} was used after Dispose (was it freed by a DisposeScope?)");
 
     /// <summary>Shape, strides and offset into the storage.</summary>
-    public Layout Layout { get; }
+    public Layout Layout { get; private set; }
+
+    /// <summary>
+    /// Swaps the storage under this tensor (a module moving to another device keeps its parameter
+    /// objects, so references held by optimizers stay valid).
+    /// </summary>
+    internal void ReplaceStorage(Storage storage, Layout layout)
+    {
+        var old = Storage;
+        _storage = storage;
+        Layout = layout;
+        old.Release();
+    }
 
     /// <summary>Size of each dim (do not mutate).</summary>
     public int[] Shape => Layout.Shape;
