@@ -1,0 +1,80 @@
+namespace MtlMoe.Train.Cli;
+
+/// <summary>What the user asked for: one command and its options, after presets and defaults.</summary>
+public sealed record TrainSettings
+{
+    /// <summary>train (default), eval, predict or ablate.</summary>
+    public string Command { get; init; } = "train";
+    /// <summary>A CUB_200_2011 folder; null: the synthetic birds set, generated once into a cache folder.</summary>
+    public string? Data { get; init; }
+    /// <summary>auto (a GPU when usable), cpu or cuda[:N].</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>resnet18, resnet34 or resnet50.</summary>
+    public string Backbone { get; init; } = "resnet18";
+    /// <summary>Backbone width multiplier (1 = torchvision's network).</summary>
+    public double Width { get; init; } = 0.25;
+    /// <summary>single, moe, mtl or mtl-moe.</summary>
+    public string Variant { get; init; } = "mtl-moe";
+    /// <summary>Number of experts E (variants with MoE).</summary>
+    public int Experts { get; init; } = 4;
+    /// <summary>Experts per image k.</summary>
+    public int K { get; init; } = 2;
+    /// <summary>head (an MLP classifier per expert) or layer4 (each expert owns a copy of the last residual stage).</summary>
+    public string ExpertDepth { get; init; } = "head";
+    /// <summary>Training epochs.</summary>
+    public int Epochs { get; init; } = 12;
+    /// <summary>Images per batch.</summary>
+    public int Batch { get; init; } = 32;
+    /// <summary>Peak learning rate.</summary>
+    public double Lr { get; init; } = 0.05;
+    /// <summary>sgd (momentum 0.9) or adamw.</summary>
+    public string Optimizer { get; init; } = "sgd";
+    /// <summary>Weight decay.</summary>
+    public double WeightDecay { get; init; } = 5e-4;
+    /// <summary>Warm-up epochs before the cosine decay.</summary>
+    public double WarmupEpochs { get; init; } = 1;
+    /// <summary>Training crop size (square); images are resized to about 8/7 of it first.</summary>
+    public int Res { get; init; } = 96;
+    /// <summary>Resize before cropping (0: derived from Res).</summary>
+    public int Resize { get; init; }
+    /// <summary>Seed of every random choice.</summary>
+    public ulong Seed { get; init; } = 1;
+    /// <summary>CPU threads for compute (0: all cores).</summary>
+    public int Threads { get; init; }
+    /// <summary>Data-loading worker threads.</summary>
+    public int Workers { get; init; } = 2;
+    /// <summary>Run folder (default runs/&lt;timestamp&gt;-&lt;variant&gt;).</summary>
+    public string? Out { get; init; }
+    /// <summary>A run folder to continue from its last checkpoint.</summary>
+    public string? Resume { get; init; }
+    /// <summary>cub448 or none.</summary>
+    public string? Preset { get; init; }
+    /// <summary>Label smoothing ε for the cross-entropy.</summary>
+    public double LabelSmoothing { get; init; } = 0.1;
+    /// <summary>λ_loc, the weight of the box loss (fixed weighting).</summary>
+    public double LambdaLoc { get; init; } = 1.0;
+    /// <summary>Learned uncertainty weighting of the task losses instead of a fixed λ.</summary>
+    public bool LearnedWeighting { get; init; }
+    /// <summary>Backbone weights (safetensors, torchvision names).</summary>
+    public string? Pretrained { get; init; }
+    /// <summary>A checkpoint of a single-expert run whose head starts every expert.</summary>
+    public string? InitExpertsFrom { get; init; }
+    /// <summary>Checkpoint for eval/predict.</summary>
+    public string? Checkpoint { get; init; }
+    /// <summary>Images or folders for predict.</summary>
+    public IReadOnlyList<string> Inputs { get; init; } = [];
+    /// <summary>Where predict writes annotated PNGs (none when null).</summary>
+    public string? Annotate { get; init; }
+    /// <summary>Synthetic set: classes.</summary>
+    public int SyntheticClasses { get; init; } = 20;
+    /// <summary>Synthetic set: images per class.</summary>
+    public int SyntheticImagesPerClass { get; init; } = 60;
+    /// <summary>Synthetic set: image size in pixels.</summary>
+    public int SyntheticSize { get; init; } = 128;
+    /// <summary>Drop bad CUB images (counted) instead of stopping.</summary>
+    public bool SkipBad { get; init; }
+    /// <summary>Limit on training batches per epoch (0: all) — for smoke tests.</summary>
+    public int MaxBatches { get; init; }
+    /// <summary>Plain progress lines even on a terminal.</summary>
+    public bool Plain { get; init; }
+}
