@@ -108,8 +108,9 @@ public static partial class Ops
         var outShape = (int[])x.Shape.Clone();
         outShape[d] = index.Shape[0];
         // The 1-d index seen as [1, …, n, …, 1] expanded to the output shape (stride 0 elsewhere).
-        var idxLayout = new Layout(outShape, new int[outShape.Length], index.Layout.Offset);
-        idxLayout.Strides[d] = index.Layout.Strides[0];
+        var idxStrides = new int[outShape.Length];
+        idxStrides[d] = index.Layout.Strides[0];
+        var idxLayout = new Layout(outShape, idxStrides, index.Layout.Offset);
         var y = Tensor.FromStorage(x.Backend.Gather(x.Storage, x.Layout, d, index.Storage, idxLayout), outShape);
         var inShape = x.Shape;
         Graph.Record(y, "index_select", [x], g =>

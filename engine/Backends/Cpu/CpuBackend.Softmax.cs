@@ -40,8 +40,9 @@ public sealed partial class CpuBackend
             }
             if (log)
             {
-                T lse = max + T.CreateTruncating(Math.Log(sum));
-                for (int i = 0; i < n; i++) y[yo + i * sy] = x[xo + i * sx] - lse;
+                // (x − max) − log Σ keeps float32 precise for large logits (x − max is exact near the max).
+                T ls = T.CreateTruncating(Math.Log(sum));
+                for (int i = 0; i < n; i++) y[yo + i * sy] = (x[xo + i * sx] - max) - ls;
             }
             else
             {
