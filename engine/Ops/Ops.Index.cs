@@ -6,21 +6,28 @@ public static partial class Ops
 {
     /// <summary>
     /// Checks that <paramref name="index"/> is an Int64/Int32 tensor on x's device whose values lie in
-    /// [0, <paramref name="size"/>); the message names the op, the offending value and both shapes.
+    /// [0, <paramref name="size"/>); otherwise throws (ArgumentOutOfRangeException for a value) with a
+    /// message naming the op, the offending value, the bound and the shapes.
+    /// <c>what</c> says what the bound is ("dim 1 of size 3", "3 classes"); <c>noun</c> names the index
+    /// in messages ("index", "label").
     /// </summary>
-    internal static void CheckIndex(string op, Tensor x, Tensor index, int size, string what = "dim")
+    internal static void CheckIndex(string op, Tensor x, Tensor index, int size, string what, string noun = "index")
     {
         SameDevice(op, x, index);
+        string shapes = ReferenceEquals(x, index) ? $"{noun}s {Shapes.Format(index.Shape)}" : $"input {Shapes.Format(x.Shape)}, {noun}s {Shapes.Format(index.Shape)}";
         if (index.DType is not (DType.Int64 or DType.Int32))
-            throw new ArgumentException($"{op}: index must be int64 or int32, got {index.DType.Name()} {Shapes.Format(index.Shape)}");
+            throw new ArgumentException($"{op}: {noun}s must be int64 or int32, got {index.DType.Name()} ({shapes})");
         if (index.Count == 0) return;
         using var _ = GradMode.NoGrad();
         using var lo = Min(index);
         using var hi = Max(index);
         long l = (long)lo.Item(), h = (long)hi.Item();
         if (l < 0 || h >= size)
-            throw new IndexOutOfRangeException($"{op}: index {(l < 0 ? l : h)} is out of bounds for {what} of size {size} (input {Shapes.Format(x.Shape)}, index {Shapes.Format(index.Shape)})");
+            throw new ArgumentOutOfRangeException(noun, $"{op}: {noun} {(l < 0 ? l : h)} is out of bounds for {what} ({shapes})");
     }
+
+    private static void CheckIndex(string op, Tensor x, Tensor index, int dim)
+        => CheckIndex(op, x, index, x.Shape[dim], $"dim {dim} of size {x.Shape[dim]}");
 
     /// <summary>
     /// The <paramref name="k"/> largest (or smallest) values along <paramref name="dim"/>, sorted
@@ -54,7 +61,7 @@ public static partial class Ops
     public static Tensor Gather(Tensor x, int dim, Tensor index)
     {
         int d = CheckGatherShapes("gather", x, dim, index, null);
-        CheckIndex("gather", x, index, x.Shape[d]);
+        CheckIndex("gather", x, index, d);
         var y = Tensor.FromStorage(x.Backend.Gather(x.Storage, x.Layout, d, index.Storage, index.Layout), (int[])index.Shape.Clone());
         var inShape = x.Shape;
         Graph.Record(y, "gather", [x], g =>
@@ -75,7 +82,7 @@ public static partial class Ops
     {
         SameDType("scatter_add", x, src); SameDevice("scatter_add", x, src);
         int d = CheckGatherShapes("scatter_add", x, dim, index, src);
-        CheckIndex("scatter_add", x, index, x.Shape[d]);
+        CheckIndex("scatter_add", x, index, d);
         var y = ScatterAddRaw(x, d, index, src);
         var srcShape = src.Shape;
         Graph.Record(y, "scatter_add", [x, src], g =>
@@ -104,7 +111,7 @@ public static partial class Ops
         if (x.Rank == 0) throw new ShapeException($"index_select: input must have at least one dim, got {Shapes.Format(x.Shape)}");
         int d = Shapes.NormalizeDim(dim, x.Rank, "index_select");
         if (index.Rank != 1) throw new ShapeException($"index_select: index must be 1-d, got {Shapes.Format(index.Shape)} (input {Shapes.Format(x.Shape)})");
-        CheckIndex("index_select", x, index, x.Shape[d]);
+        CheckIndex("index_select", x, index, d);
         var outShape = (int[])x.Shape.Clone();
         outShape[d] = index.Shape[0];
         // The 1-d index seen as [1, …, n, …, 1] expanded to the output shape (stride 0 elsewhere).

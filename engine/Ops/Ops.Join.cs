@@ -74,7 +74,7 @@ public static partial class Ops
     public static Tensor OneHot(Tensor labels, int numClasses, DType dtype = DType.Float32)
     {
         if (numClasses <= 0) throw new ArgumentException($"one_hot: numClasses must be positive, got {numClasses} (labels {Shapes.Format(labels.Shape)})");
-        CheckIndex("one_hot", labels, labels, numClasses, "numClasses");
+        CheckIndex("one_hot", labels, labels, numClasses, $"{numClasses} classes", "label");
         using var l = labels.To(dtype);
         using var lu = l.Unsqueeze(-1);
         using var classes = Tensor.Arange(numClasses, dtype, labels.Device);

@@ -71,7 +71,7 @@ public static partial class Ops
         if (labels.Rank != 1) throw new ShapeException($"{op}: labels must be [N], got {Shapes.Format(labels.Shape)} (input {Shapes.Format(scores.Shape)})");
         if (labels.Shape[0] != scores.Shape[0])
             throw new ShapeException($"{op}: input {Shapes.Format(scores.Shape)} has {scores.Shape[0]} rows but labels {Shapes.Format(labels.Shape)} has {labels.Shape[0]}");
-        CheckIndex(op, scores, labels, scores.Shape[1], "classes");
+        CheckIndex(op, scores, labels, scores.Shape[1], $"{scores.Shape[1]} classes", "label");
     }
 
     private static void CheckReduction(string op, string reduction)

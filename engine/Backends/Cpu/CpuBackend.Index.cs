@@ -31,12 +31,11 @@ public sealed partial class CpuBackend
         int sx = st[0][^1], so = outStrides[dim];
         // The walk's row count comes from x's shape; the output offsets only use the other dims.
         st[1][^1] = 0;
-        DimRows.ForEachRow(shape, st, [l.Offset, 0], n, off =>
+        // Per chunk: a row buffer, the order being sorted and its comparison (a total order: by value,
+        // NaN above everything, then the lower index first).
+        DimRows.ForEachRow(shape, st, [l.Offset, 0], n, () => new T[n], buf =>
         {
-            var buf = new T[n];
             var order = new int[n];
-            for (int i = 0; i < n; i++) { buf[i] = x[off[0] + i * sx]; order[i] = i; }
-            // Total order: by value (NaN above everything), then the lower index first.
             Comparison<int> cmp = (a, b) =>
             {
                 T va = buf[a], vb = buf[b];
@@ -45,12 +44,16 @@ public sealed partial class CpuBackend
                 if (largest) c = -c;
                 return c != 0 ? c : a.CompareTo(b);
             };
-            order.AsSpan().Sort(cmp);
-            for (int j = 0; j < k; j++)
+            return off =>
             {
-                vals[off[1] + j * so] = buf[order[j]];
-                idxs[off[1] + j * so] = order[j];
-            }
+                for (int i = 0; i < n; i++) { buf[i] = x[off[0] + i * sx]; order[i] = i; }
+                order.AsSpan().Sort(cmp);
+                for (int j = 0; j < k; j++)
+                {
+                    vals[off[1] + j * so] = buf[order[j]];
+                    idxs[off[1] + j * so] = order[j];
+                }
+            };
         });
         return (valS, idxS);
     }

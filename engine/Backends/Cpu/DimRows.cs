@@ -32,6 +32,13 @@ internal static class DimRows
     /// chunks; <paramref name="rowLength"/> is the walked dim's size (rows = count / rowLength).
     /// </summary>
     public static void ForEachRow(int[] shape, int[][] strides, int[] baseOffsets, int rowLength, RowBody body)
+        => ForEachRow(shape, strides, baseOffsets, rowLength, () => body, b => b);
+
+    /// <summary>
+    /// As <see cref="ForEachRow(int[], int[][], int[], int, RowBody)"/>, with scratch state made once per
+    /// chunk by <paramref name="init"/> (buffers reused across rows instead of allocated per row).
+    /// </summary>
+    public static void ForEachRow<TState>(int[] shape, int[][] strides, int[] baseOffsets, int rowLength, Func<TState> init, Func<TState, RowBody> bodyOf)
     {
         long count = 1;
         foreach (var d in shape) count *= d;
@@ -41,6 +48,7 @@ internal static class DimRows
         {
             Span<int> off = stackalloc int[strides.Length];
             var counter = new int[shape.Length];
+            var body = bodyOf(init());
             StridedIter.RowOffsets(shape, strides, baseOffsets, lo, off);
             StridedIter.RowCounter(shape, lo, counter);
             for (long r = lo; r < hi; r++)

@@ -10,6 +10,7 @@ public class JoinTests
     {
         GradCheck.Assert("concat", x => Ops.Concat([x[0], x[1].T, x[2]], 1), GradCheck.Rand([2, 3], 501), GradCheck.Rand([1, 2], 502), GradCheck.Rand([2, 2], 503));
         GradCheck.Assert("concat dim0", x => Ops.Concat([x[0], x[1]], -2), GradCheck.Rand([2, 3], 504), GradCheck.Rand([1, 3], 505));
+        GradCheck.Assert("concat repeated input", x => Ops.Concat([x[0], x[1], x[0]], 0), GradCheck.Rand([2, 3], 510), GradCheck.Rand([1, 3], 511));
     }
 
     [Test]
