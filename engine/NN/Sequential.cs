@@ -35,6 +35,7 @@ public sealed class Sequential : Module
             if (!ReferenceEquals(h, x) && !ReferenceEquals(h, next)) h.Dispose();
             h = next;
         }
-        return ReferenceEquals(h, x) ? x.Detach() : h;
+        // An empty chain still returns a new tensor (a tracked view), so callers may dispose it.
+        return ReferenceEquals(h, x) ? x.Reshape(x.Shape) : h;
     }
 }
