@@ -3,10 +3,18 @@ using System.Numerics;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
-// Conv2d as im2col + GEMM per image and group, parallel over images. Every output element is
-// produced by one thread in a fixed order, so results do not depend on timing.
+// Conv2d as im2col + GEMM per image and group. Two schedules, never nested (nested parallel loops
+// oversubscribe the cores): a large per-image GEMM runs images one after another with the GEMM's own
+// threads and a parallel im2col/col2im; small GEMMs run images in parallel, each on one thread. Every
+// output element is produced in a fixed order, so results do not depend on timing.
 public sealed partial class CpuBackend
 {
+    // Matches the GEMM's own threshold for going parallel.
+    private const long ConvGemmParallelFlops = 1L << 22;
+
+    private static bool ConvImagesInParallel(in ConvPlan p) =>
+        Threads > 1 && p.N > 1 && 2L * p.Og * p.K * p.OutPlane < ConvGemmParallelFlops && p.N * p.MacsPerImage >= 1 << 15;
+
     /// <inheritdoc />
     public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry) => x.DType switch
     {
@@ -31,6 +39,32 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"conv2d backward: float tensors only, got {x.DType.Name()}"),
     };
 
+    // Runs image(n, scratch, innerParallel) for every image under the schedule the plan calls for;
+    // scratch is a [K, Ho·Wo] column buffer (null for direct 1×1 convs).
+    private static void ConvForEachImage<T>(ConvPlan p, Action<int, T[]?, bool> image) where T : unmanaged
+    {
+        if (ConvImagesInParallel(p))
+        {
+            StridedIter.ParallelChunks(p.N, p.MacsPerImage, (lo, hi) =>
+            {
+                var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
+                try { for (int n = (int)lo; n < hi; n++) image(n, col, false); }
+                finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
+            });
+            return;
+        }
+        var scratch = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
+        try { for (int n = 0; n < p.N; n++) image(n, scratch, true); }
+        finally { if (scratch is not null) ArrayPool<T>.Shared.Return(scratch); }
+    }
+
+    // col [K, Ho·Wo] ← unfold of image-group x[xOff..], split over rows of col when asked.
+    private static void ConvUnfold<T>(T[] x, int xOff, ConvPlan p, T[] col, bool parallel) where T : unmanaged, INumber<T>
+    {
+        if (!parallel) { Im2Col.Unfold(x, xOff, p, col.AsSpan(0, p.ColLength)); return; }
+        StridedIter.ParallelChunks(p.K, p.OutPlane, (lo, hi) => Im2Col.Unfold(x, xOff, p, col.AsSpan(0, p.ColLength), (int)lo, (int)hi));
+    }
+
     private static Storage ConvForwardT<T>(Storage xs, Layout lx, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
     {
         var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
@@ -38,23 +72,18 @@ public sealed partial class CpuBackend
         var ys = NewStorage(xs.DType, p.N * p.O * p.OutPlane);
         var y = ys.Array<T>();                 // y: [N, O, Ho, Wo] = N × G × [Og, Ho·Wo]
         if (p.OutPlane == 0) return ys;
-        StridedIter.ParallelChunks(p.N, p.MacsPerImage, (lo, hi) =>
+        ConvForEachImage<T>(p, (n, col, inner) =>
         {
-            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength); // col: [K, Ho·Wo]
-            try
+            for (int g = 0; g < p.G; g++)
             {
-                for (int n = (int)lo; n < hi; n++)
-                    for (int g = 0; g < p.G; g++)
-                    {
-                        int xOff = xo + (n * p.C + g * p.Cg) * p.InPlane;
-                        if (col is not null) Im2Col.Unfold(x, xOff, p, col.AsSpan(0, p.ColLength));
-                        ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.ColLength);
-                        CpuGemm.Gemm(false, false, p.Og, p.OutPlane, p.K, T.One,
-                            w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K, b, p.OutPlane,
-                            T.Zero, y.AsSpan((n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane);
-                    }
+                int xOff = xo + (n * p.C + g * p.Cg) * p.InPlane;
+                if (col is not null) ConvUnfold(x, xOff, p, col, inner);
+                ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.ColLength);
+                // y[n, g] = W_g · col: [Og, K] · [K, Ho·Wo]
+                CpuGemm.Gemm(false, false, p.Og, p.OutPlane, p.K, T.One,
+                    w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K, b, p.OutPlane,
+                    T.Zero, y.AsSpan((n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane);
             }
-            finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
         });
         return ys;
     }
@@ -66,25 +95,22 @@ public sealed partial class CpuBackend
         var dxs = NewStorage(dys.DType, p.N * p.C * p.InPlane, zero: true);
         var dx = dxs.Array<T>();                   // dx: [N, C, H, W]
         if (p.OutPlane == 0) return dxs;
-        StridedIter.ParallelChunks(p.N, p.MacsPerImage, (lo, hi) =>
+        int perChannel = p.Kh * p.Kw * p.OutPlane;
+        ConvForEachImage<T>(p, (n, col, inner) =>
         {
-            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength); // dcol: [K, Ho·Wo]
-            try
+            for (int g = 0; g < p.G; g++)
             {
-                for (int n = (int)lo; n < hi; n++)
-                    for (int g = 0; g < p.G; g++)
-                    {
-                        int dxOff = (n * p.C + g * p.Cg) * p.InPlane;
-                        // dcol = W_gᵀ · dy[n, g]: [K, Og] · [Og, Ho·Wo]
-                        var c = col is null ? dx.AsSpan(dxOff, p.ColLength) : col.AsSpan(0, p.ColLength);
-                        CpuGemm.Gemm(true, false, p.K, p.OutPlane, p.Og, T.One,
-                            w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
-                            dy.AsSpan(dyo + (n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane,
-                            T.Zero, c, p.OutPlane);
-                        if (col is not null) Im2Col.Fold<T>(col.AsSpan(0, p.ColLength), p, dx, dxOff);
-                    }
+                int dxOff = (n * p.C + g * p.Cg) * p.InPlane;
+                // dcol = W_gᵀ · dy[n, g]: [K, Og] · [Og, Ho·Wo] (written straight into dx for direct 1×1 convs)
+                var c = col is null ? dx.AsSpan(dxOff, p.ColLength) : col.AsSpan(0, p.ColLength);
+                CpuGemm.Gemm(true, false, p.K, p.OutPlane, p.Og, T.One,
+                    w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
+                    dy.AsSpan(dyo + (n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane,
+                    T.Zero, c, p.OutPlane);
+                if (col is null) continue;
+                if (!inner) Im2Col.Fold<T>(col.AsSpan(0, p.ColLength), p, dx, dxOff);
+                else StridedIter.ParallelChunks(p.Cg, perChannel, (lo, hi) => Im2Col.Fold<T>(col.AsSpan(0, p.ColLength), p, dx, dxOff, (int)lo, (int)hi));
             }
-            finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
         });
         return dxs;
     }
@@ -97,36 +123,41 @@ public sealed partial class CpuBackend
         var dws = NewStorage(xs.DType, wLen, zero: true);
         var dw = dws.Array<T>();                   // dw: [O, Cg, kh, kw] = G × [Og, K]
         if (p.OutPlane == 0 || p.N == 0) return dws;
-        // Images are split into a fixed number of parts, each summing into its own buffer; the parts are
-        // then added in order, so the result depends on Threads but never on timing.
-        long work = p.N * p.MacsPerImage;
-        int parts = work < 1 << 16 ? 1 : Math.Min(p.N, Threads);
+
+        // dW_g += dy[n, g] · colᵀ: [Og, Ho·Wo] · [Ho·Wo, K], images in order.
+        void Accumulate(int lo, int hi, T[] acc, T[]? col, bool inner)
+        {
+            for (int n = lo; n < hi; n++)
+                for (int g = 0; g < p.G; g++)
+                {
+                    int xOff = xo + (n * p.C + g * p.Cg) * p.InPlane;
+                    if (col is not null) ConvUnfold(x, xOff, p, col, inner);
+                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.ColLength);
+                    CpuGemm.Gemm(false, true, p.Og, p.K, p.OutPlane, T.One,
+                        dy.AsSpan(dyo + (n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane,
+                        b, p.OutPlane, T.One, acc.AsSpan(g * p.Og * p.K, p.Og * p.K), p.K);
+                }
+        }
+
+        if (!ConvImagesInParallel(p))
+        {
+            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
+            try { Accumulate(0, p.N, dw, col, inner: true); }
+            finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
+            return dws;
+        }
+        // Small GEMMs: images split into min(N, Threads) parts, each summing into its own buffer, then the
+        // parts are added in order — the result depends on Threads but never on timing.
+        int parts = Math.Min(p.N, Threads);
         var partial = new T[parts][];
         partial[0] = dw;
         for (int q = 1; q < parts; q++) partial[q] = new T[wLen];
-        void Part(int q)
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = Threads }, q =>
         {
-            int lo = p.N * q / parts, hi = p.N * (q + 1) / parts;
-            var acc = partial[q];
-            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength); // col: [K, Ho·Wo]
-            try
-            {
-                for (int n = lo; n < hi; n++)
-                    for (int g = 0; g < p.G; g++)
-                    {
-                        int xOff = xo + (n * p.C + g * p.Cg) * p.InPlane;
-                        if (col is not null) Im2Col.Unfold(x, xOff, p, col.AsSpan(0, p.ColLength));
-                        ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.ColLength);
-                        // dW_g += dy[n, g] · colᵀ: [Og, Ho·Wo] · [Ho·Wo, K]
-                        CpuGemm.Gemm(false, true, p.Og, p.K, p.OutPlane, T.One,
-                            dy.AsSpan(dyo + (n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane,
-                            b, p.OutPlane, T.One, acc.AsSpan(g * p.Og * p.K, p.Og * p.K), p.K);
-                    }
-            }
+            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
+            try { Accumulate(p.N * q / parts, p.N * (q + 1) / parts, partial[q], col, inner: false); }
             finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
-        }
-        if (parts == 1) Part(0);
-        else Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = Threads }, Part);
+        });
         for (int q = 1; q < parts; q++) Im2Col.AddInto<T>(partial[q], dw);
         return dws;
     }

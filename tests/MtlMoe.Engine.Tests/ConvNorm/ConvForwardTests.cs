@@ -16,7 +16,24 @@ public class ConvForwardTests
         yield return new TestCaseData(new[] { 3, 5, 6, 7 }, new[] { 8, 5, 1, 1 }, Conv2dGeometry.Square()).SetName("Conv1x1");
         yield return new TestCaseData(new[] { 2, 3, 13, 13 }, new[] { 4, 3, 7, 7 }, Conv2dGeometry.Square(2, 3)).SetName("Conv7x7Stride2Pad3");
         yield return new TestCaseData(new[] { 2, 4, 7, 9 }, new[] { 4, 1, 3, 2 }, new Conv2dGeometry(2, 3, 1, 0, 1, 2, 4)).SetName("DepthwiseNonSquare");
-        yield return new TestCaseData(new[] { 4, 8, 12, 12 }, new[] { 8, 8, 3, 3 }, Conv2dGeometry.Square(1, 1)).SetName("LargerParallel");
+        yield return new TestCaseData(new[] { 4, 8, 12, 12 }, new[] { 8, 8, 3, 3 }, Conv2dGeometry.Square(1, 1)).SetName("ImagesInParallel");
+        yield return new TestCaseData(new[] { 2, 16, 24, 24 }, new[] { 32, 16, 3, 3 }, Conv2dGeometry.Square(1, 1)).SetName("ImagesInSequenceParallelGemm");
+        yield return new TestCaseData(new[] { 2, 64, 24, 24 }, new[] { 64, 64, 1, 1 }, Conv2dGeometry.Square()).SetName("Direct1x1ParallelGemm");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void BackwardMatchesNaive(int[] xs, int[] ws, Conv2dGeometry g)
+    {
+        var rng = new Rng(11);
+        using var x = Tensor.Rand(xs, rng, -1, 1, DType.Float64).RequireGrad();
+        using var w = Tensor.Rand(ws, rng, -1, 1, DType.Float64).RequireGrad();
+        using var y = Ops.Conv2d(x, w, null, g);
+        using var dy = Tensor.Rand(y.Shape, rng, -1, 1, DType.Float64);
+        y.Backward(dy);
+        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-10), "dx");
+        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-10), "dw");
+        x.ZeroGrad(); w.ZeroGrad();
     }
 
     [TestCaseSource(nameof(Cases))]
