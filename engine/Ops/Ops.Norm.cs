@@ -37,7 +37,7 @@ public static partial class Ops
             // The statistics are constants in eval mode; snapshot them (the buffers may change before backward).
             using (GradMode.NoGrad())
             {
-                mean = runningMean.Contiguous();
+                mean = runningMean.Clone();
                 using var v = AddScalar(runningVar, eps);
                 using var sd = Sqrt(v);
                 invStd = RDivScalar(sd, 1);

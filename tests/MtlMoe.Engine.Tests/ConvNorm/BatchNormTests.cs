@@ -57,6 +57,19 @@ public class BatchNormTests
     }
 
     [Test]
+    public void EvalBackwardUsesStatisticsOfItsForward()
+    {
+        using var x = Tensor.FromArray(new[] { 1.0, 3 }, [2, 1, 1, 1]);
+        using var w = Tensor.FromArray(new[] { 1.0 }).RequireGrad();
+        using var rm = Tensor.FromArray(new[] { 1.0 }); using var rv = Tensor.FromArray(new[] { 4.0 });
+        using var y = Ops.BatchNorm2d(x, w, null, rm, rv, training: false, eps: 0);
+        rm.Fill(100); rv.Fill(100); // a later step changes the buffers before this backward runs
+        using var s = Ops.Sum(y);
+        s.Backward();
+        Assert.That(w.Grad!.Item(), Is.EqualTo((0 + 2) / 2.0).Within(1e-12)); // Σ (x − 1)/2
+    }
+
+    [Test]
     public void RunningStatisticsAfterTwoSteps()
     {
         const double momentum = 0.3;
