@@ -1,0 +1,53 @@
+using System.Numerics;
+
+namespace MtlMoe.Engine.Backends.Cpu;
+
+/// <summary>Vectorised per-plane sums and affine maps for the per-channel loops of batch-norm.</summary>
+internal static class ChannelVec
+{
+    private static bool Simd<T>() where T : unmanaged => Vector.IsHardwareAccelerated && Vector<T>.IsSupported;
+
+    /// <summary>Σ a (lanes in T, total in double).</summary>
+    public static double Sum<T>(ReadOnlySpan<T> a) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var acc = Vector<T>.Zero; T tail = T.Zero;
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) acc += new Vector<T>(a[i..]);
+        for (; i < a.Length; i++) tail += a[i];
+        return double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(tail);
+    }
+
+    /// <summary>Σ (a − m)².</summary>
+    public static double SumSqDev<T>(ReadOnlySpan<T> a, T m) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var acc = Vector<T>.Zero; var vm = new Vector<T>(m); T tail = T.Zero;
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) { var d = new Vector<T>(a[i..]) - vm; acc += d * d; }
+        for (; i < a.Length; i++) { T d = a[i] - m; tail += d * d; }
+        return double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(tail);
+    }
+
+    /// <summary>Σ b·(a − m).</summary>
+    public static double SumProdDev<T>(ReadOnlySpan<T> a, T m, ReadOnlySpan<T> b) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var acc = Vector<T>.Zero; var vm = new Vector<T>(m); T tail = T.Zero;
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) acc += (new Vector<T>(a[i..]) - vm) * new Vector<T>(b[i..]);
+        for (; i < a.Length; i++) tail += (a[i] - m) * b[i];
+        return double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(tail);
+    }
+
+    /// <summary>dst = a·scale + shift.</summary>
+    public static void Affine<T>(ReadOnlySpan<T> a, T scale, T shift, Span<T> dst) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var vs = new Vector<T>(scale); var vb = new Vector<T>(shift);
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) (new Vector<T>(a[i..]) * vs + vb).CopyTo(dst[i..]);
+        for (; i < a.Length; i++) dst[i] = a[i] * scale + shift;
+    }
+
+    /// <summary>dst = a·sa + b·sb + shift.</summary>
+    public static void Affine2<T>(ReadOnlySpan<T> a, T sa, ReadOnlySpan<T> b, T sb, T shift, Span<T> dst) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var va = new Vector<T>(sa); var vb = new Vector<T>(sb); var vc = new Vector<T>(shift);
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            (new Vector<T>(a[i..]) * va + new Vector<T>(b[i..]) * vb + vc).CopyTo(dst[i..]);
+        for (; i < a.Length; i++) dst[i] = a[i] * sa + b[i] * sb + shift;
+    }
+}

@@ -1,0 +1,146 @@
+using System.Numerics;
+
+namespace MtlMoe.Engine.Backends.Cpu;
+
+// Batch-norm over NCHW: one thread per channel (its N planes of H·W), statistics summed in double in a fixed order.
+public sealed partial class CpuBackend
+{
+    /// <inheritdoc />
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(Storage x, Layout lx,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    {
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps),
+        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
+    public Storage BatchNorm2dEvalForward(Storage x, Layout lx, Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double eps) => x.DType switch
+    {
+        DType.Float32 => BnEvalT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
+        DType.Float64 => BnEvalT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
+        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(Storage dy, Layout ldy, Storage x, Layout lx,
+        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
+    {
+        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
+        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
+        _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
+    };
+
+    // Per-channel value of an optional [C] tensor (fallback when absent).
+    private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>
+        => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
+
+    private static (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
+        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps) where T : unmanaged, INumber<T>
+    {
+        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
+        long m = (long)n * plane;
+        var ys = NewStorage(xs.DType, n * c * plane);
+        var meanS = NewStorage(xs.DType, c);
+        var invS = NewStorage(xs.DType, c);
+        T[] y = ys.Array<T>(), mean = meanS.Array<T>(), inv = invS.Array<T>(); // y like x; mean, inv: [C]
+        T[] rm = Arr<T>(rms), rv = Arr<T>(rvs);
+        StridedIter.ParallelChunks(c, 3 * m, (lo, hi) =>
+        {
+            for (int ch = (int)lo; ch < hi; ch++)
+            {
+                double s = 0;
+                for (int i = 0; i < n; i++) s += ChannelVec.Sum<T>(x.AsSpan(xo + (i * c + ch) * plane, plane));
+                double mu = s / m;
+                T muT = T.CreateTruncating(mu);
+                double ss = 0;
+                for (int i = 0; i < n; i++) ss += ChannelVec.SumSqDev(x.AsSpan(xo + (i * c + ch) * plane, plane), muT);
+                double var = ss / m, istd = 1 / Math.Sqrt(var + eps);
+                mean[ch] = muT; inv[ch] = T.CreateTruncating(istd);
+                double scale = ChannelValue<T>(ws, lw, ch, 1) * istd;
+                double shift = ChannelValue<T>(bs, lb, ch, 0) - mu * scale;
+                for (int i = 0; i < n; i++)
+                {
+                    int o = (i * c + ch) * plane;
+                    ChannelVec.Affine<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
+                }
+                int ri = NchwDense.At(lrm, ch), vi = NchwDense.At(lrv, ch);
+                double unbiased = m > 1 ? ss / (m - 1) : double.NaN;
+                rm[ri] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rm[ri]) + momentum * mu);
+                rv[vi] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rv[vi]) + momentum * unbiased);
+            }
+        });
+        return (ys, meanS, invS);
+    }
+
+    private static Storage BnEvalT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
+        Storage rms, Layout lrm, Storage rvs, Layout lrv, double eps) where T : unmanaged, INumber<T>
+    {
+        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
+        var ys = NewStorage(xs.DType, n * c * plane);
+        var y = ys.Array<T>();                 // y: [N, C, H, W]
+        T[] rm = Arr<T>(rms), rv = Arr<T>(rvs);
+        StridedIter.ParallelChunks(c, (long)n * plane, (lo, hi) =>
+        {
+            for (int ch = (int)lo; ch < hi; ch++)
+            {
+                double istd = 1 / Math.Sqrt(double.CreateTruncating(rv[NchwDense.At(lrv, ch)]) + eps);
+                double scale = ChannelValue<T>(ws, lw, ch, 1) * istd;
+                double shift = ChannelValue<T>(bs, lb, ch, 0) - double.CreateTruncating(rm[NchwDense.At(lrm, ch)]) * scale;
+                for (int i = 0; i < n; i++)
+                {
+                    int o = (i * c + ch) * plane;
+                    ChannelVec.Affine<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
+                }
+            }
+        });
+        return ys;
+    }
+
+    private static (Storage, Storage, Storage) BnBackT<T>(Storage dys, Layout ldy, Storage xs, Layout lx,
+        Storage means, Layout lmean, Storage invs, Layout linv, Storage? ws, Layout lw, bool batchStats) where T : unmanaged, INumber<T>
+    {
+        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(xs, lx);     // x: [N, C, H, W]
+        int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
+        long m = (long)n * plane;
+        var dxs = NewStorage(xs.DType, n * c * plane);
+        var dws = NewStorage(xs.DType, c);
+        var dbs = NewStorage(xs.DType, c);
+        T[] dx = dxs.Array<T>(), dw = dws.Array<T>(), db = dbs.Array<T>(); // dx like x; dw, db: [C]
+        T[] mean = Arr<T>(means), inv = Arr<T>(invs);
+        StridedIter.ParallelChunks(c, 3 * m, (lo, hi) =>
+        {
+            for (int ch = (int)lo; ch < hi; ch++)
+            {
+                T muT = mean[NchwDense.At(lmean, ch)];
+                double istd = double.CreateTruncating(inv[NchwDense.At(linv, ch)]), mu = double.CreateTruncating(muT);
+                double sdy = 0, sdyxc = 0; // Σ dy, Σ dy·(x − μ)
+                for (int i = 0; i < n; i++)
+                {
+                    var xp = x.AsSpan(xo + (i * c + ch) * plane, plane);
+                    var dp = dy.AsSpan(dyo + (i * c + ch) * plane, plane);
+                    sdy += ChannelVec.Sum<T>(dp);
+                    sdyxc += ChannelVec.SumProdDev<T>(xp, muT, dp);
+                }
+                db[ch] = T.CreateTruncating(sdy);
+                dw[ch] = T.CreateTruncating(sdyxc * istd); // Σ dy·x̂
+                double a = ChannelValue<T>(ws, lw, ch, 1) * istd;
+                // Training: dx = a·(dy − Σdy/M − x̂·Σdy·x̂/M) = a·dy + bx·x + c0; eval: dx = a·dy.
+                double bx = batchStats ? -a * istd * istd * sdyxc / m : 0;
+                double c0 = batchStats ? -a * sdy / m - bx * mu : 0;
+                for (int i = 0; i < n; i++)
+                {
+                    int o = (i * c + ch) * plane;
+                    ChannelVec.Affine2<T>(dy.AsSpan(dyo + o, plane), T.CreateTruncating(a), x.AsSpan(xo + o, plane),
+                        T.CreateTruncating(bx), T.CreateTruncating(c0), dx.AsSpan(o, plane));
+                }
+            }
+        });
+        return (dxs, dws, dbs);
+    }
+}

@@ -1,0 +1,59 @@
+using MtlMoe.Engine;
+using MtlMoe.Engine.Backends;
+using MtlMoe.Engine.Backends.Cpu;
+
+namespace MtlMoe.Bench.Workloads;
+
+/// <summary>
+/// float32 conv2d through the backend primitives, one JSON line per phase (forward, backward-data,
+/// backward-weights). Default: 3×3, 64→64 channels, 56×56, batch 8, stride 1, padding kernel/2 (ResNet layer1).
+/// </summary>
+public sealed class ConvBench : IWorkload
+{
+    /// <inheritdoc />
+    public string Name => "conv";
+
+    /// <inheritdoc />
+    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r]";
+
+    /// <inheritdoc />
+    public void Run(BenchOptions options, JsonLines output)
+    {
+        int n = options.Int("batch", 8), res = options.Int("res", 56), c = options.Int("cin", 64), k = options.Int("cout", 64);
+        int kernel = options.Int("kernel", 3), stride = options.Int("stride", 1), groups = options.Int("groups", 1);
+        int threads = options.Int("threads", CpuBackend.Threads), runs = options.Int("runs", 5);
+        if (n < 1 || res < 1 || c < 1 || k < 1 || kernel < 1 || stride < 1 || groups < 1 || c % groups != 0 || k % groups != 0)
+            throw new ArgumentException("conv: sizes must be positive and groups must divide --cin and --cout");
+        var geo = Conv2dGeometry.Square(stride, kernel / 2, 1, groups);
+        int ho = geo.OutH(res, kernel), wo = geo.OutW(res, kernel);
+        double flops = 2.0 * n * k * (c / groups) * kernel * kernel * ho * wo;
+
+        int saved = CpuBackend.Threads;
+        try
+        {
+            CpuBackend.Threads = threads;
+            using var x = Tensor.Rand([n, c, res, res], new Rng(1), -1, 1);
+            using var w = Tensor.Rand([k, c / groups, kernel, kernel], new Rng(2), -1, 1);
+            using var dy = Tensor.Rand([n, k, ho, wo], new Rng(3), -1, 1);
+            var be = x.Backend;
+            var phases = new (string Name, Func<Storage> Body, int[] Shape)[]
+            {
+                ("forward", () => be.Conv2dForward(x.Storage, x.Layout, w.Storage, w.Layout, geo), [n, k, ho, wo]),
+                ("backward-data", () => be.Conv2dBackwardData(dy.Storage, dy.Layout, w.Storage, w.Layout, geo, x.Shape), x.Shape),
+                ("backward-weights", () => be.Conv2dBackwardWeight(x.Storage, x.Layout, dy.Storage, dy.Layout, geo, w.Shape), w.Shape),
+            };
+            foreach (var (phase, body, shape) in phases)
+            {
+                Console.Error.WriteLine($"conv {phase}: [{n}, {c}, {res}, {res}] * [{k}, {c / groups}, {kernel}, {kernel}] {geo}, {threads} threads");
+                double ms = Timing.MedianMs(() => { using var t = Tensor.FromStorage(body(), shape); }, warmup: 1, runs: runs);
+                output.Write(new Dictionary<string, object?>
+                {
+                    ["workload"] = "conv", ["phase"] = phase, ["n"] = n, ["c"] = c, ["h"] = res, ["w"] = res, ["k"] = k,
+                    ["kernel"] = kernel, ["stride"] = stride, ["groups"] = groups, ["threads"] = threads, ["device"] = "cpu",
+                    ["ms"] = Timing.R(ms), ["gflops"] = Timing.R(flops / (ms * 1e6)),
+                });
+            }
+        }
+        finally { CpuBackend.Threads = saved; }
+    }
+}
