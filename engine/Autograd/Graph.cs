@@ -40,6 +40,8 @@ public static class Graph
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         using var _ = GradMode.NoGrad();
+        // Every intermediate gradient is freed when the pass ends; leaf gradients are made outside this scope.
+        using var temporaries = DisposeScope.Begin();
         grads[root] = gradient ?? root.OnesLike();
 
         for (int i = order.Count - 1; i >= 0; i--)
