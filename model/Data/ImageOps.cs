@@ -1,0 +1,127 @@
+namespace MtlMoe.Model.Data;
+
+/// <summary>Pixel-level primitives on <see cref="RgbImage"/>; each returns a new image.</summary>
+public static class ImageOps
+{
+    /// <summary>
+    /// Bilinear resize to <paramref name="width"/> × <paramref name="height"/> with pixel centres aligned
+    /// (source x = (x + 0.5) · srcW / dstW − 0.5), so a box scales by exactly (dstW / srcW, dstH / srcH).
+    /// Downscales by 4× or more first average 2×2 blocks (limits aliasing; an odd last row/column is dropped).
+    /// </summary>
+    public static RgbImage Resize(RgbImage src, int width, int height)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentException($"resize: target {width}x{height} must be positive");
+        while (src.Width >= 2 * width * 2 && src.Height >= 2 * height * 2) src = Halve(src);
+        if (width == src.Width && height == src.Height) return src;
+        int sw = src.Width, sh = src.Height;
+        var x0 = new int[width]; var x1 = new int[width]; var fx = new float[width];
+        Coeffs(sw, width, x0, x1, fx);
+        var y0 = new int[height]; var y1 = new int[height]; var fy = new float[height];
+        Coeffs(sh, height, y0, y1, fy);
+        var dst = new byte[checked(width * height * 3)];
+        var s = src.Pixels;
+        for (int y = 0; y < height; y++)
+        {
+            int r0 = y0[y] * sw * 3, r1 = y1[y] * sw * 3;
+            float wy = fy[y];
+            int o = y * width * 3;
+            for (int x = 0; x < width; x++)
+            {
+                int a = x0[x] * 3, b = x1[x] * 3;
+                float wx = fx[x];
+                for (int c = 0; c < 3; c++)
+                {
+                    float top = s[r0 + a + c] + (s[r0 + b + c] - s[r0 + a + c]) * wx;
+                    float bot = s[r1 + a + c] + (s[r1 + b + c] - s[r1 + a + c]) * wx;
+                    dst[o++] = (byte)(top + (bot - top) * wy + 0.5f);
+                }
+            }
+        }
+        return new RgbImage(width, height, dst);
+    }
+
+    private static void Coeffs(int src, int dst, int[] i0, int[] i1, float[] f)
+    {
+        double scale = (double)src / dst;
+        for (int i = 0; i < dst; i++)
+        {
+            double s = Math.Clamp((i + 0.5) * scale - 0.5, 0, src - 1);
+            int lo = (int)s;
+            i0[i] = lo; i1[i] = Math.Min(lo + 1, src - 1); f[i] = (float)(s - lo);
+        }
+    }
+
+    private static RgbImage Halve(RgbImage src)
+    {
+        int w = src.Width / 2, h = src.Height / 2, sw = src.Width;
+        var d = new byte[w * h * 3];
+        var s = src.Pixels;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < 3; c++)
+                {
+                    int p = ((2 * y) * sw + 2 * x) * 3 + c;
+                    d[(y * w + x) * 3 + c] = (byte)((s[p] + s[p + 3] + s[p + sw * 3] + s[p + sw * 3 + 3] + 2) >> 2);
+                }
+        return new RgbImage(w, h, d);
+    }
+
+    /// <summary>The window with top-left (<paramref name="left"/>, <paramref name="top"/>); parts outside the source are black.</summary>
+    public static RgbImage Crop(RgbImage src, int left, int top, int width, int height)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentException($"crop: size {width}x{height} must be positive");
+        var dst = new byte[checked(width * height * 3)];
+        int xa = Math.Max(0, left), xb = Math.Min(src.Width, left + width);
+        if (xb <= xa) return new RgbImage(width, height, dst);
+        for (int y = 0; y < height; y++)
+        {
+            int sy = top + y;
+            if (sy < 0 || sy >= src.Height) continue;
+            Buffer.BlockCopy(src.Pixels, (sy * src.Width + xa) * 3, dst, (y * width + (xa - left)) * 3, (xb - xa) * 3);
+        }
+        return new RgbImage(width, height, dst);
+    }
+
+    /// <summary>Mirrored left-right.</summary>
+    public static RgbImage FlipX(RgbImage src)
+    {
+        int w = src.Width;
+        var d = new byte[src.Pixels.Length];
+        var s = src.Pixels;
+        for (int y = 0; y < src.Height; y++)
+        {
+            int row = y * w * 3;
+            for (int x = 0; x < w; x++)
+            {
+                int a = row + x * 3, b = row + (w - 1 - x) * 3;
+                d[b] = s[a]; d[b + 1] = s[a + 1]; d[b + 2] = s[a + 2];
+            }
+        }
+        return new RgbImage(w, src.Height, d);
+    }
+
+    /// <summary>
+    /// Colour adjustment: brightness multiplies, contrast blends with the mean grey level, saturation blends with
+    /// each pixel's grey (ITU-R 601 luma), in that order; factors of 1 leave the image unchanged.
+    /// </summary>
+    public static RgbImage AdjustColor(RgbImage src, float brightness, float contrast, float saturation)
+    {
+        var s = src.Pixels;
+        int n = src.Width * src.Height;
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += 0.299 * s[3 * i] + 0.587 * s[3 * i + 1] + 0.114 * s[3 * i + 2];
+        float meanGray = (float)(sum / n) * brightness;
+        var d = new byte[s.Length];
+        for (int i = 0; i < n; i++)
+        {
+            float r = s[3 * i] * brightness, g = s[3 * i + 1] * brightness, b = s[3 * i + 2] * brightness;
+            r = meanGray + (r - meanGray) * contrast; g = meanGray + (g - meanGray) * contrast; b = meanGray + (b - meanGray) * contrast;
+            float gray = 0.299f * r + 0.587f * g + 0.114f * b;
+            r = gray + (r - gray) * saturation; g = gray + (g - gray) * saturation; b = gray + (b - gray) * saturation;
+            d[3 * i] = ToByte(r); d[3 * i + 1] = ToByte(g); d[3 * i + 2] = ToByte(b);
+        }
+        return new RgbImage(src.Width, src.Height, d);
+    }
+
+    private static byte ToByte(float v) => (byte)Math.Clamp((int)(v + 0.5f), 0, 255);
+}
