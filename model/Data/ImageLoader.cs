@@ -78,7 +78,7 @@ public sealed class ImageLoader
             return new RgbImage(w, h, pixels);
         }
         catch (CubFormatException) { throw; }
-        catch (InvalidMemoryOperationException e)
+        catch (Exception e) when (e is InvalidMemoryOperationException || e.InnerException is InvalidMemoryOperationException)
         {
             throw new CubFormatException(name, 0, $"decoding needs more memory than the cap of {Limits.MaxDecoderMemoryMegabytes} MiB ({e.Message})", inner: e);
         }

@@ -25,7 +25,7 @@ public static class SyntheticBirds
     /// <summary>The species of a set.</summary>
     public static BirdSpecies[] Species(SyntheticBirdsOptions options) => BirdSpecies.Create(options.Classes, options.Seed);
 
-    /// <summary>CUB-style class names ("NNN.Name" folder names use these).</summary>
+    /// <summary>Species names; classes.txt and the image folders use "NNN.Name" (CUB style, NNN = class id).</summary>
     public static string[] ClassNames(SyntheticBirdsOptions options) => Species(options).Select(s => s.Name).ToArray();
 
     /// <summary>Renders image <paramref name="imageIndex"/> of class <paramref name="classIndex"/> (both 0-based).</summary>
@@ -53,12 +53,12 @@ public static class SyntheticBirds
         return all;
     }
 
-    /// <summary>The set as an in-memory data set (no files; image ids 1.. in class-major order).</summary>
+    /// <summary>The set as an in-memory data set (no files; image ids 1.. in class-major order; class names "NNN.Name" as in classes.txt).</summary>
     public static CubDataset InMemory(SyntheticBirdsOptions options)
     {
         var birds = RenderAll(options);
         var samples = birds.Select((b, i) => new CubSample(i + 1, RelPath(options, b), b.ClassIndex, b.IsTrain, b.Box, b.Image.Width, b.Image.Height) { Image = b.Image }).ToArray();
-        return new CubDataset(ClassNames(options), samples);
+        return new CubDataset(ClassNames(options).Select((n, c) => Folder(c, n)).ToArray(), samples);
     }
 
     private static string Folder(int c, string name) => $"{c + 1:000}.{name}";
