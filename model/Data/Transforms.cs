@@ -35,14 +35,17 @@ public sealed class Resize : IBoxTransform
     /// <inheritdoc/>
     public BoxedImage Apply(BoxedImage input, Rng rng)
     {
-        var img = input.Image;
-        int w = Width, h = Height;
-        if (ShorterSide > 0)
-        {
-            if (img.Width <= img.Height) { w = ShorterSide; h = (int)Math.Round((double)img.Height * ShorterSide / img.Width); }
-            else { h = ShorterSide; w = (int)Math.Round((double)img.Width * ShorterSide / img.Height); }
-        }
+        var (w, h) = TargetSize(input.Image.Width, input.Image.Height);
         return Apply(input, w, h);
+    }
+
+    /// <summary>The output size for an input of <paramref name="width"/> × <paramref name="height"/>.</summary>
+    public (int Width, int Height) TargetSize(int width, int height)
+    {
+        if (ShorterSide <= 0) return (Width, Height);
+        return width <= height
+            ? (ShorterSide, (int)Math.Round((double)height * ShorterSide / width))
+            : ((int)Math.Round((double)width * ShorterSide / height), ShorterSide);
     }
 
     internal static BoxedImage Apply(BoxedImage input, int w, int h)
@@ -52,15 +55,28 @@ public sealed class Resize : IBoxTransform
     }
 }
 
+/// <summary>A crop whose window depends only on the input size (and the RNG), so it can be fused with a preceding resize.</summary>
+internal interface IWindowCrop
+{
+    /// <summary>Draws the window for an input of <paramref name="width"/> × <paramref name="height"/>.</summary>
+    (int Left, int Top, int Width, int Height) Window(int width, int height, Rng rng);
+}
+
 /// <summary>Crop helpers shared by the crop transforms.</summary>
 internal static class CropBox
 {
+    public static BoxedImage Apply(BoxedImage input, IWindowCrop crop, Rng rng)
+    {
+        var (l, t, w, h) = crop.Window(input.Image.Width, input.Image.Height, rng);
+        return Apply(input, l, t, w, h);
+    }
+
     public static BoxedImage Apply(BoxedImage input, int left, int top, int width, int height)
         => new(ImageOps.Crop(input.Image, left, top, width, height), input.Box.Shift(left, top).Clip(width, height));
 }
 
 /// <summary>The central <see cref="Width"/> × <see cref="Height"/> window (black padding if the image is smaller).</summary>
-public sealed class CenterCrop(int width, int height) : IBoxTransform
+public sealed class CenterCrop(int width, int height) : IBoxTransform, IWindowCrop
 {
     /// <summary>Crop width.</summary>
     public int Width { get; } = width;
@@ -71,12 +87,14 @@ public sealed class CenterCrop(int width, int height) : IBoxTransform
     public CenterCrop(int size) : this(size, size) { }
 
     /// <inheritdoc/>
-    public BoxedImage Apply(BoxedImage input, Rng rng)
-        => CropBox.Apply(input, (int)Math.Round((input.Image.Width - Width) / 2.0), (int)Math.Round((input.Image.Height - Height) / 2.0), Width, Height);
+    public BoxedImage Apply(BoxedImage input, Rng rng) => CropBox.Apply(input, this, rng);
+
+    (int, int, int, int) IWindowCrop.Window(int width, int height, Rng rng)
+        => ((int)Math.Round((width - Width) / 2.0), (int)Math.Round((height - Height) / 2.0), Width, Height);
 }
 
 /// <summary>A window at a uniformly random position (black padding if the image is smaller).</summary>
-public sealed class RandomCrop(int width, int height) : IBoxTransform
+public sealed class RandomCrop(int width, int height) : IBoxTransform, IWindowCrop
 {
     /// <summary>Crop width.</summary>
     public int Width { get; } = width;
@@ -87,10 +105,12 @@ public sealed class RandomCrop(int width, int height) : IBoxTransform
     public RandomCrop(int size) : this(size, size) { }
 
     /// <inheritdoc/>
-    public BoxedImage Apply(BoxedImage input, Rng rng)
+    public BoxedImage Apply(BoxedImage input, Rng rng) => CropBox.Apply(input, this, rng);
+
+    (int, int, int, int) IWindowCrop.Window(int width, int height, Rng rng)
     {
-        int left = Offset(input.Image.Width - Width, rng), top = Offset(input.Image.Height - Height, rng);
-        return CropBox.Apply(input, left, top, Width, Height);
+        int left = Offset(width - Width, rng), top = Offset(height - Height, rng);
+        return (left, top, Width, Height);
     }
 
     // Slack < 0 (image smaller than the crop) centres it instead.
@@ -175,7 +195,21 @@ public sealed class Compose(params IBoxTransform[] steps) : IBoxTransform
     /// <inheritdoc/>
     public BoxedImage Apply(BoxedImage input, Rng rng)
     {
-        foreach (var s in Steps) input = s.Apply(input, rng);
+        for (int i = 0; i < Steps.Count; i++)
+        {
+            // A resize followed by a crop computes only the cropped window (same pixels, same RNG draws).
+            if (Steps[i] is Resize r && i + 1 < Steps.Count && Steps[i + 1] is IWindowCrop crop)
+            {
+                var img = input.Image;
+                var (w, h) = r.TargetSize(img.Width, img.Height);
+                var (l, t, cw, ch) = crop.Window(w, h, rng);
+                var box = input.Box.Scale((float)w / img.Width, (float)h / img.Height).Shift(l, t).Clip(cw, ch);
+                input = new BoxedImage(ImageOps.ResizeWindow(img, w, h, l, t, cw, ch), box);
+                i++;
+                continue;
+            }
+            input = Steps[i].Apply(input, rng);
+        }
         return input;
     }
 }

@@ -102,6 +102,37 @@ public class TransformBoxTests
     }
 
     [Test]
+    public void FusedResizeCropMatchesTheStepByStepResult()
+    {
+        var src = Rectangle(100, 75, 30, 20, 80, 60);
+        for (int i = 0; i < src.Image.Pixels.Length; i++) src.Image.Pixels[i] ^= (byte)(i * 31);   // texture
+        foreach (var (resize, crop) in new (IBoxTransform, IBoxTransform)[] { (new Resize(64), new RandomCrop(56)), (new Resize(40), new CenterCrop(48, 44)), (new Resize(70, 30), new RandomCrop(32)) })
+        {
+            var fused = new Compose(resize, crop).Apply(src, new Rng(5));
+            var rng = new Rng(5);
+            var steps = crop.Apply(resize.Apply(src, rng), rng);
+            Assert.That(fused.Image.Pixels, Is.EqualTo(steps.Image.Pixels));
+            Assert.That(fused.Box, Is.EqualTo(steps.Box));
+        }
+    }
+
+    [Test]
+    public void ColorJitterWithUnitFactorsIsTheIdentityAndZeroSaturationIsGrey()
+    {
+        var img = Rectangle(8, 8, 2, 2, 6, 6).Image;
+        for (int i = 0; i < img.Pixels.Length; i++) img.Pixels[i] = (byte)(i * 37);
+        Assert.That(ImageOps.AdjustColor(img, 1, 1, 1).Pixels, Is.EqualTo(img.Pixels));
+        var grey = ImageOps.AdjustColor(img, 1, 1, 0);
+        for (int p = 0; p < 64; p++)
+        {
+            Assert.That(grey.Pixels[3 * p + 1], Is.EqualTo(grey.Pixels[3 * p]).Within(1));
+            Assert.That(grey.Pixels[3 * p + 2], Is.EqualTo(grey.Pixels[3 * p]).Within(1));
+        }
+        var dark = ImageOps.AdjustColor(img, 0.5f, 1, 1);
+        Assert.That(dark.Pixels[3 * 5 + 1], Is.EqualTo((byte)Math.Round(img.Pixels[3 * 5 + 1] * 0.5)).Within(1));
+    }
+
+    [Test]
     public void TransformsDoNotModifyTheirInput()
     {
         var src = Rectangle(40, 30, 5, 5, 20, 20);

@@ -34,6 +34,8 @@ public sealed class LoaderBench : IWorkload
             Console.Error.WriteLine($"wrote {grid}");
         }
 
+        if (options.Flag("stages")) Stages(ds.Train[0].FullPath!, res, output);
+
         using var loader = new CubLoader(ds.Train, CubTransforms.Train(res, CubTransforms.ResizeFor(res)),
             new CubLoaderOptions { BatchSize = batch, Threads = threads, Seed = 1, DropLast = true });
         // Warm-up epoch (JIT, page cache), then timed epochs.
@@ -47,6 +49,26 @@ public sealed class LoaderBench : IWorkload
         {
             ["workload"] = "loader", ["res"] = res, ["threads"] = threads, ["batch"] = batch, ["images"] = n,
             ["source"] = "synthetic 500x375 jpeg", ["images_per_s"] = Timing.R(n / s, 1),
+        });
+    }
+
+    // Per-stage cost of one image on one thread (--stages).
+    private static void Stages(string path, int res, JsonLines output)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var img = ImageLoader.Default.Decode(bytes, path);
+        var resized = ImageOps.Resize(img, CubTransforms.ResizeFor(res) * img.Width / img.Height, CubTransforms.ResizeFor(res));
+        var crop = ImageOps.Crop(resized, 10, 10, res, res);
+        var dst = new float[3 * res * res];
+        output.Write(new Dictionary<string, object?>
+        {
+            ["workload"] = "loader_stages", ["res"] = res,
+            ["decode_ms"] = Timing.R(Timing.MedianMs(() => ImageLoader.Default.Decode(bytes, path))),
+            ["resize_ms"] = Timing.R(Timing.MedianMs(() => ImageOps.Resize(img, resized.Width, resized.Height))),
+            ["crop_ms"] = Timing.R(Timing.MedianMs(() => ImageOps.Crop(resized, 10, 10, res, res))),
+            ["flip_ms"] = Timing.R(Timing.MedianMs(() => ImageOps.FlipX(crop))),
+            ["jitter_ms"] = Timing.R(Timing.MedianMs(() => ImageOps.AdjustColor(crop, 1.1f, 0.9f, 1.2f))),
+            ["normalize_ms"] = Timing.R(Timing.MedianMs(() => ImageNetNorm.ToChw(crop, dst))),
         });
     }
 }
