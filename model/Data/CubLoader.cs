@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using MtlMoe.Engine;
+using MtlMoe.Engine.Backends.Cpu;
 
 namespace MtlMoe.Model.Data;
 
@@ -97,6 +98,7 @@ public sealed class CubLoader : IDisposable
     {
         int start = b * Options.BatchSize, count = Math.Min(Options.BatchSize, order.Length - start);
         float[]? pixels = null;
+        Storage? storage = null;
         int h = 0, w = 0;
         var labels = new long[count];
         var boxes = new float[count * 4];
@@ -105,7 +107,13 @@ public sealed class CubLoader : IDisposable
         {
             int idx = order[start + r];
             var t = GetTransformed(idx, epoch);
-            if (pixels is null) { h = t.Image.Height; w = t.Image.Width; pixels = new float[checked(count * 3 * h * w)]; }
+            if (pixels is null)
+            {
+                // Written straight into a (pooled) CPU tensor storage: no extra batch-sized copy.
+                h = t.Image.Height; w = t.Image.Width;
+                storage = CpuBackend.NewStorage(DType.Float32, checked(count * 3 * h * w));
+                pixels = CpuBackend.Arr<float>(storage);
+            }
             else if (t.Image.Width != w || t.Image.Height != h)
                 throw new InvalidOperationException($"cub_loader: transform gave {t.Image.Width}x{t.Image.Height} for image {_samples[idx].ImageId} but {w}x{h} for the first row; end the transform with a fixed-size crop");
             ImageNetNorm.ToChw(t.Image, pixels.AsSpan(r * 3 * h * w, 3 * h * w)); // images: [B, 3, H, W]
@@ -114,7 +122,7 @@ public sealed class CubLoader : IDisposable
             labels[r] = _samples[idx].ClassIndex;
             ids[r] = _samples[idx].ImageId;
         }
-        return new CubBatch(Tensor.FromArray(pixels!, [count, 3, h, w]), Tensor.FromArray(labels, [count]),
+        return new CubBatch(Tensor.FromStorage(storage!, [count, 3, h, w]), Tensor.FromArray(labels, [count]),
             Tensor.FromArray(boxes, [count, 4]), ids, b);
     }
 
