@@ -94,19 +94,25 @@ public static class ImageOps
     /// <summary>Mirrored left-right.</summary>
     public static RgbImage FlipX(RgbImage src)
     {
-        int w = src.Width;
-        var d = new byte[src.Pixels.Length];
-        var s = src.Pixels;
-        for (int y = 0; y < src.Height; y++)
+        var d = new RgbImage(src.Width, src.Height, (byte[])src.Pixels.Clone());
+        FlipXInPlace(d);
+        return d;
+    }
+
+    /// <summary>Mirrors <paramref name="img"/> left-right in place.</summary>
+    internal static void FlipXInPlace(RgbImage img)
+    {
+        int w = img.Width;
+        var p = img.Pixels;
+        for (int y = 0; y < img.Height; y++)
         {
             int row = y * w * 3;
-            for (int x = 0; x < w; x++)
+            for (int x = 0; x < w / 2; x++)
             {
                 int a = row + x * 3, b = row + (w - 1 - x) * 3;
-                d[b] = s[a]; d[b + 1] = s[a + 1]; d[b + 2] = s[a + 2];
+                (p[a], p[b]) = (p[b], p[a]); (p[a + 1], p[b + 1]) = (p[b + 1], p[a + 1]); (p[a + 2], p[b + 2]) = (p[b + 2], p[a + 2]);
             }
         }
-        return new RgbImage(w, src.Height, d);
     }
 
     /// <summary>
@@ -114,6 +120,14 @@ public static class ImageOps
     /// each pixel's grey (ITU-R 601 luma), in that order; factors of 1 leave the image unchanged.
     /// </summary>
     public static RgbImage AdjustColor(RgbImage src, float brightness, float contrast, float saturation)
+    {
+        var d = new RgbImage(src.Width, src.Height);
+        AdjustColor(src, d, brightness, contrast, saturation);
+        return d;
+    }
+
+    /// <summary><see cref="AdjustColor(RgbImage, float, float, float)"/> into <paramref name="dstImg"/> (may be <paramref name="src"/> itself).</summary>
+    internal static void AdjustColor(RgbImage src, RgbImage dstImg, float brightness, float contrast, float saturation)
     {
         var s = src.Pixels;
         int n = src.Width * src.Height;
@@ -127,7 +141,7 @@ public static class ImageOps
         for (int o = 0; o < 3; o++)
             for (int i = 0; i < 3; i++) m[o * 3 + i] = k * ((1 - saturation) * luma[i] + (o == i ? saturation : 0));
         float t = off;   // the offset is grey, and saturation leaves grey unchanged
-        var d = new byte[s.Length];
+        var d = dstImg.Pixels;
         for (int i = 0; i < n; i++)
         {
             float r = s[3 * i], g = s[3 * i + 1], b = s[3 * i + 2];
@@ -135,7 +149,6 @@ public static class ImageOps
             d[3 * i + 1] = ToByte(m[3] * r + m[4] * g + m[5] * b + t);
             d[3 * i + 2] = ToByte(m[6] * r + m[7] * g + m[8] * b + t);
         }
-        return new RgbImage(src.Width, src.Height, d);
     }
 
     private static byte ToByte(float v) => (byte)Math.Clamp((int)(v + 0.5f), 0, 255);

@@ -155,8 +155,15 @@ public sealed class RandomResizedCrop(int size, double minScale = 0.08, double m
     }
 }
 
+/// <summary>A step that can overwrite an image nobody else holds (used by <see cref="Compose"/> on its own intermediates).</summary>
+internal interface IInPlaceTransform
+{
+    /// <summary>Same result and RNG draws as <see cref="IBoxTransform.Apply"/>, but may modify <c>input.Image</c>.</summary>
+    BoxedImage ApplyInPlace(BoxedImage input, Rng rng);
+}
+
 /// <summary>Mirrors left-right with probability <see cref="P"/> (the box mirrors too).</summary>
-public sealed class HorizontalFlip(double p = 0.5) : IBoxTransform
+public sealed class HorizontalFlip(double p = 0.5) : IBoxTransform, IInPlaceTransform
 {
     /// <summary>Flip probability.</summary>
     public double P { get; } = p;
@@ -164,10 +171,17 @@ public sealed class HorizontalFlip(double p = 0.5) : IBoxTransform
     /// <inheritdoc/>
     public BoxedImage Apply(BoxedImage input, Rng rng)
         => rng.NextDouble() < P ? new BoxedImage(ImageOps.FlipX(input.Image), input.Box.FlipX(input.Image.Width)) : input;
+
+    BoxedImage IInPlaceTransform.ApplyInPlace(BoxedImage input, Rng rng)
+    {
+        if (!(rng.NextDouble() < P)) return input;
+        ImageOps.FlipXInPlace(input.Image);
+        return new BoxedImage(input.Image, input.Box.FlipX(input.Image.Width));
+    }
 }
 
 /// <summary>Random brightness, contrast and saturation factors, each uniform in [1 − j, 1 + j]; the box is untouched.</summary>
-public sealed class ColorJitter(double brightness = 0.4, double contrast = 0.4, double saturation = 0.4) : IBoxTransform
+public sealed class ColorJitter(double brightness = 0.4, double contrast = 0.4, double saturation = 0.4) : IBoxTransform, IInPlaceTransform
 {
     /// <summary>Brightness jitter j.</summary>
     public double Brightness { get; } = brightness;
@@ -179,11 +193,19 @@ public sealed class ColorJitter(double brightness = 0.4, double contrast = 0.4, 
     /// <inheritdoc/>
     public BoxedImage Apply(BoxedImage input, Rng rng)
     {
-        float b = (float)rng.Uniform(1 - Brightness, 1 + Brightness);
-        float c = (float)rng.Uniform(1 - Contrast, 1 + Contrast);
-        float s = (float)rng.Uniform(1 - Saturation, 1 + Saturation);
+        var (b, c, s) = Draw(rng);
         return new BoxedImage(ImageOps.AdjustColor(input.Image, b, c, s), input.Box);
     }
+
+    BoxedImage IInPlaceTransform.ApplyInPlace(BoxedImage input, Rng rng)
+    {
+        var (b, c, s) = Draw(rng);
+        ImageOps.AdjustColor(input.Image, input.Image, b, c, s);
+        return input;
+    }
+
+    private (float, float, float) Draw(Rng rng)
+        => ((float)rng.Uniform(1 - Brightness, 1 + Brightness), (float)rng.Uniform(1 - Contrast, 1 + Contrast), (float)rng.Uniform(1 - Saturation, 1 + Saturation));
 }
 
 /// <summary>Steps applied in order.</summary>
@@ -195,6 +217,7 @@ public sealed class Compose(params IBoxTransform[] steps) : IBoxTransform
     /// <inheritdoc/>
     public BoxedImage Apply(BoxedImage input, Rng rng)
     {
+        var original = input.Image;
         for (int i = 0; i < Steps.Count; i++)
         {
             // A resize followed by a crop computes only the cropped window (same pixels, same RNG draws).
@@ -208,7 +231,9 @@ public sealed class Compose(params IBoxTransform[] steps) : IBoxTransform
                 i++;
                 continue;
             }
-            input = Steps[i].Apply(input, rng);
+            // Images made by earlier steps of this call belong to nobody else, so they may be overwritten.
+            bool owned = !ReferenceEquals(input.Image, original);
+            input = owned && Steps[i] is IInPlaceTransform inPlace ? inPlace.ApplyInPlace(input, rng) : Steps[i].Apply(input, rng);
         }
         return input;
     }

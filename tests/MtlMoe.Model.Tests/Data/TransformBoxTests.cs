@@ -114,6 +114,17 @@ public class TransformBoxTests
             Assert.That(fused.Image.Pixels, Is.EqualTo(steps.Image.Pixels));
             Assert.That(fused.Box, Is.EqualTo(steps.Box));
         }
+        // The whole train recipe (fused resize+crop, in-place flip and jitter) equals applying its steps one by one.
+        var recipe = (Compose)CubTransforms.Train(40, 48);
+        for (ulong seed = 0; seed < 6; seed++)
+        {
+            var whole = recipe.Apply(src, new Rng(seed));
+            var rng = new Rng(seed);
+            var x = src;
+            foreach (var step in recipe.Steps) x = step.Apply(x, rng);
+            Assert.That(whole.Image.Pixels, Is.EqualTo(x.Image.Pixels));
+            Assert.That(whole.Box, Is.EqualTo(x.Box));
+        }
     }
 
     [Test]

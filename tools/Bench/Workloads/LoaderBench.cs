@@ -31,7 +31,12 @@ public sealed class LoaderBench : IWorkload
             var small = new SyntheticBirdsOptions { Classes = 20, ImagesPerClass = 2, Width = 192, Height = 192, Seed = 2011 };
             var birds = Enumerable.Range(0, 20).Select(c => SyntheticBirds.Render(small, c, 0)).Select(b => new BoxedImage(b.Image, b.Box)).ToList();
             BoxDrawing.SaveGrid(grid, birds, columns: 5);
-            Console.Error.WriteLine($"wrote {grid}");
+            // The same birds after the train recipe (crop, flip, jitter), boxes carried along.
+            var aug = CubTransforms.Train(160, 184);
+            var augmented = birds.Select((b, i) => aug.Apply(b, CubLoader.SampleRng(3, 0, i))).ToList();
+            string augPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(grid))!, Path.GetFileNameWithoutExtension(grid) + "_train_aug.png");
+            BoxDrawing.SaveGrid(augPath, augmented, columns: 5);
+            Console.Error.WriteLine($"wrote {grid} and {augPath}");
         }
 
         if (options.Flag("stages")) Stages(ds.Train[0].FullPath!, res, output);
