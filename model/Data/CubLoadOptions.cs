@@ -1,0 +1,24 @@
+namespace MtlMoe.Model.Data;
+
+/// <summary>How <see cref="CubDataset.Load"/> validates a folder.</summary>
+public sealed record CubLoadOptions
+{
+    /// <summary>
+    /// The --skip-bad behaviour: drop images with a problem (bad line, unknown class, missing or unreadable
+    /// file, box with no area) and count them in <see cref="CubDataset.SkippedCount"/> instead of throwing.
+    /// Problems with the set as a whole (a missing metadata file, a bad classes.txt) still throw.
+    /// </summary>
+    public bool SkipBad { get; init; }
+
+    /// <summary>Read every image header (size, format, pixel limit) during validation (default true).</summary>
+    public bool CheckImageHeaders { get; init; } = true;
+
+    /// <summary>Also fully decode every image during validation (slow; catches truncated files up front).</summary>
+    public bool DecodeAll { get; init; }
+
+    /// <summary>Boxes may overhang the image by this many pixels and are clipped; more is an error (default 2).</summary>
+    public float BoxOverhangTolerance { get; init; } = 2f;
+
+    /// <summary>Decoding limits (defaults when null).</summary>
+    public DecodeLimits? Limits { get; init; }
+}
