@@ -1,0 +1,97 @@
+// Reductions over one dim, fixed order (no atomics): results are bitwise reproducible run to run.
+// The input is viewed as contiguous [outer, len, inner]; the output is [outer, inner].
+//   <op>_<dtype>(i64 outer, i64 len, i64 inner, const T* x, T* y)   one thread per output, sequential over len
+//   <op>_rows_<dtype>(i64 rows, i64 len, const T* x, T* y)          inner == 1: one block of BLOCK threads per row
+// ops: sum, max, min (NaN propagates), argmax/argmin (int64 index of the first extreme; a NaN counts as extreme).
+#include "common.cuh"
+
+struct MaxOp { template <typename T> DEVINLINE T operator()(T a, T b) const { return a != a ? a : (b != b ? b : (a > b ? a : b)); } };
+struct MinOp { template <typename T> DEVINLINE T operator()(T a, T b) const { return a != a ? a : (b != b ? b : (a < b ? a : b)); } };
+
+template <typename T, typename Op>
+DEVINLINE void reduce_dim(i64 outer, i64 len, i64 inner, const T* __restrict__ x, T* __restrict__ y, Op op) {
+  GRID_LOOP(o, outer * inner) {
+    i64 b = o / inner, i = o % inner;
+    const T* p = x + b * len * inner + i;  // x: [outer, len, inner]
+    T acc = p[0];
+    for (i64 j = 1; j < len; ++j) acc = op(acc, p[j * inner]);
+    y[o] = acc;
+  }
+}
+
+template <typename T, typename Op>
+DEVINLINE void reduce_rows(i64 rows, i64 len, const T* __restrict__ x, T* __restrict__ y, T init, Op op, T* scratch) {
+  for (i64 r = ctaid_x(); r < rows; r += nctaid_x()) {
+    const T* p = x + r * len;  // x: [rows, len]
+    T acc = init;
+    for (i64 j = tid_x(); j < len; j += BLOCK) acc = op(acc, p[j]);
+    acc = block_reduce(acc, scratch, op);
+    if (tid_x() == 0) y[r] = acc;
+  }
+}
+
+// Greater-than for argmax with NaN as the largest value; ties keep the earlier index.
+template <typename T> DEVINLINE bool better_max(T a, T b) { return (a != a && b == b) || a > b; }
+template <typename T> DEVINLINE bool better_min(T a, T b) { return (a != a && b == b) || a < b; }
+
+template <typename T, bool IsMax>
+DEVINLINE void arg_dim(i64 outer, i64 len, i64 inner, const T* __restrict__ x, i64* __restrict__ y) {
+  GRID_LOOP(o, outer * inner) {
+    i64 b = o / inner, i = o % inner;
+    const T* p = x + b * len * inner + i;
+    T best = p[0];
+    i64 at = 0;
+    for (i64 j = 1; j < len; ++j) {
+      T v = p[j * inner];
+      if (IsMax ? better_max(v, best) : better_min(v, best)) { best = v; at = j; }
+    }
+    y[o] = at;
+  }
+}
+
+template <typename T, bool IsMax>
+DEVINLINE void arg_rows(i64 rows, i64 len, const T* __restrict__ x, i64* __restrict__ y, T* sv, i64* si) {
+  for (i64 r = ctaid_x(); r < rows; r += nctaid_x()) {
+    const T* p = x + r * len;
+    int t = tid_x();
+    T best = p[0];
+    i64 at = 0;
+    for (i64 j = t; j < len; j += BLOCK) {
+      T v = p[j];
+      if (IsMax ? better_max(v, best) : better_min(v, best)) { best = v; at = j; }
+    }
+    sv[t] = best; si[t] = at;
+    sync_threads();
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+      if (t < s) {
+        T v = sv[t + s]; i64 k = si[t + s];
+        bool take = (IsMax ? better_max(v, sv[t]) : better_min(v, sv[t])) ||
+                    (!(IsMax ? better_max(sv[t], v) : better_min(sv[t], v)) && k < si[t]);
+        if (take) { sv[t] = v; si[t] = k; }
+      }
+      sync_threads();
+    }
+    if (t == 0) y[r] = si[0];
+    sync_threads();
+  }
+}
+
+#define REDUCE_KERNELS(T, sfx, NEG_INF, POS_INF)                                                              \
+  KERNEL void sum_##sfx(i64 outer, i64 len, i64 inner, const T* x, T* y) { reduce_dim(outer, len, inner, x, y, AddOp()); } \
+  KERNEL void max_##sfx(i64 outer, i64 len, i64 inner, const T* x, T* y) { reduce_dim(outer, len, inner, x, y, MaxOp()); } \
+  KERNEL void min_##sfx(i64 outer, i64 len, i64 inner, const T* x, T* y) { reduce_dim(outer, len, inner, x, y, MinOp()); } \
+  KERNEL void argmax_##sfx(i64 outer, i64 len, i64 inner, const T* x, i64* y) { arg_dim<T, true>(outer, len, inner, x, y); } \
+  KERNEL void argmin_##sfx(i64 outer, i64 len, i64 inner, const T* x, i64* y) { arg_dim<T, false>(outer, len, inner, x, y); } \
+  KERNEL void sum_rows_##sfx(i64 rows, i64 len, const T* x, T* y) {                                          \
+    __shared__ T s[BLOCK]; reduce_rows(rows, len, x, y, (T)0, AddOp(), s); }                                  \
+  KERNEL void max_rows_##sfx(i64 rows, i64 len, const T* x, T* y) {                                          \
+    __shared__ T s[BLOCK]; reduce_rows(rows, len, x, y, (T)(NEG_INF), MaxOp(), s); }                          \
+  KERNEL void min_rows_##sfx(i64 rows, i64 len, const T* x, T* y) {                                          \
+    __shared__ T s[BLOCK]; reduce_rows(rows, len, x, y, (T)(POS_INF), MinOp(), s); }                          \
+  KERNEL void argmax_rows_##sfx(i64 rows, i64 len, const T* x, i64* y) {                                     \
+    __shared__ T sv[BLOCK]; __shared__ i64 si[BLOCK]; arg_rows<T, true>(rows, len, x, y, sv, si); }           \
+  KERNEL void argmin_rows_##sfx(i64 rows, i64 len, const T* x, i64* y) {                                     \
+    __shared__ T sv[BLOCK]; __shared__ i64 si[BLOCK]; arg_rows<T, false>(rows, len, x, y, sv, si); }
+
+REDUCE_KERNELS(float, f32, -__builtin_inff(), __builtin_inff())
+REDUCE_KERNELS(double, f64, -__builtin_inf(), __builtin_inf())
