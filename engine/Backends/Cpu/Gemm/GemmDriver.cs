@@ -117,7 +117,12 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         {
             int mr = Math.Min(MR, mc - ir);
             T* d = dst + (nint)ir * kc;
-            if (!transA)
+            if (!transA && typeof(T) == typeof(float) && mr == MR && MR % 8 == 0 && GemmTranspose.Supported)
+            {
+                // Rows of A are contiguous: 8×8 register transposes into the interleaved sliver.
+                GemmTranspose.Rows((float*)(a + (nint)(ic + ir) * lda + pc), lda, MR, kc, (float*)d, MR);
+            }
+            else if (!transA)
             {
                 // Row r of the sliver is contiguous in A; scatter it with stride MR.
                 for (int r = 0; r < mr; r++)
@@ -158,6 +163,11 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             {
                 for (int p = 0; p < kc; p++)
                     new ReadOnlySpan<T>(b + (nint)(pc + p) * ldb + jc + jr, nr).CopyTo(new Span<T>(d + (nint)p * NR, nr));
+            }
+            else if (typeof(T) == typeof(float) && nr == NR && NR % 8 == 0 && GemmTranspose.Supported)
+            {
+                // Bᵀ stored n×k: NR rows of it, 8×8 register transposes into the sliver.
+                GemmTranspose.Rows((float*)(b + (nint)(jc + jr) * ldb + pc), ldb, NR, kc, (float*)d, NR);
             }
             else
             {
