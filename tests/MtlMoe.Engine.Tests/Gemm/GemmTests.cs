@@ -8,11 +8,11 @@ namespace MtlMoe.Tests.Gemm;
 public class GemmTests
 {
     // (m, n, k): 1s, odd sizes around the tile widths (8/32, 6/16, 4/4), k across the KC=256 boundary,
-    // m across MC, n across NC=3072, and the skinny shapes of a CNN.
+    // m across MC, n across NC=3072, the skinny shapes of a CNN, and narrow C (computed as Cᵀ).
     private static readonly (int m, int n, int k)[] Shapes =
     {
         (1, 1, 1), (1, 7, 17), (7, 1, 33), (17, 33, 7), (33, 65, 100), (65, 17, 257), (100, 257, 65),
-        (257, 100, 33), (8, 1000, 300), (300, 8, 100), (64, 40, 600), (9, 3100, 5), (130, 3, 2),
+        (257, 100, 33), (8, 1000, 300), (300, 8, 100), (64, 40, 600), (9, 3100, 5), (130, 3, 2), (1000, 5, 40), (257, 9, 300),
     };
 
     private static readonly object[] Cases =
@@ -105,7 +105,7 @@ public class GemmTests
     {
         Force(path);
         // Large enough (≥ 4 Mflop) that two threads really split the work; both split directions.
-        foreach (var (m, n, k, ta, tb) in new[] { (70, 300, 130, false, true), (300, 70, 300, true, false) })
+        foreach (var (m, n, k, ta, tb) in new[] { (70, 300, 130, false, true), (300, 70, 300, true, false), (600, 10, 300, false, false) })
         {
             var rng = new Random(7);
             var a = Random<float>(rng, (long)m * k); var b = Random<float>(rng, (long)k * n);

@@ -23,6 +23,24 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     public static void Run(bool transA, bool transB, int m, int n, int k, T alpha,
         T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads)
     {
+        // A narrow C (n well below NR, e.g. 1000×8) wastes most of each NR-wide tile; computing
+        // Cᵀ = op(B)ᵀ·op(A)ᵀ instead puts the narrow side on the MR rows of the tile.
+        if (TileUse(n, TK.MR) * TileUse(m, TK.NR) > 1.3 * TileUse(m, TK.MR) * TileUse(n, TK.NR))
+            Split(!transB, !transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, threads, cTrans: true);
+        else
+            Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, cTrans: false);
+    }
+
+    // Fraction of tile lanes that hold real data when x is cut into tiles of t.
+    private static double TileUse(int x, int t) => x / (double)((x + t - 1) / t * t);
+
+    /// <summary>
+    /// Splits C over threads. When <paramref name="cTrans"/>, the m×n product being computed is Cᵀ:
+    /// its element (i, j) lives at c[j·ldc + i].
+    /// </summary>
+    private static void Split(bool transA, bool transB, int m, int n, int k, T alpha,
+        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans)
+    {
         int mr = TK.MR, nr = TK.NR;
         int tilesM = (m + mr - 1) / mr, tilesN = (n + nr - 1) / nr;
         bool splitN = tilesN >= tilesM;
@@ -30,7 +48,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         int t = 2L * m * n * k < ParallelFlops ? 1 : Math.Min(threads, tiles);
         if (t <= 1)
         {
-            Serial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            Serial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, cTrans);
             return;
         }
         // Chunk ci gets tiles [tiles·ci/t, tiles·(ci+1)/t): depends only on the shape and t.
@@ -38,8 +56,8 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         {
             int lo = (int)((long)tiles * ci / t), hi = (int)((long)tiles * (ci + 1) / t);
             if (hi <= lo) return;
-            if (splitN) Serial(transA, transB, 0, m, lo * nr, Math.Min(n, hi * nr), k, alpha, a, lda, b, ldb, beta, c, ldc);
-            else Serial(transA, transB, lo * mr, Math.Min(m, hi * mr), 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            if (splitN) Serial(transA, transB, 0, m, lo * nr, Math.Min(n, hi * nr), k, alpha, a, lda, b, ldb, beta, c, ldc, cTrans);
+            else Serial(transA, transB, lo * mr, Math.Min(m, hi * mr), 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, cTrans);
         });
     }
 
@@ -50,8 +68,10 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     }
 
     /// <summary>C[m0:m1, n0:n1] on the calling thread.</summary>
+    // Fully optimised from the first call: a one-off large GEMM would otherwise spend its time in tier-0 loops.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Serial(bool transA, bool transB, int m0, int m1, int n0, int n1, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc)
+        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, bool cTrans)
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, MC = TK.MC, NC = TK.NC;
         int kcMax = Math.Min(KC, k);
@@ -85,6 +105,18 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                             {
                                 int mrr = Math.Min(MR, mc - ir);
                                 T* asl = ap + (nint)ir * kc;
+                                if (cTrans)
+                                {
+                                    // Tile of Cᵀ: row r, column j go to C[jc+jr+j, ic+ir+r].
+                                    TK.Run(kc, asl, bs, tile, NR, T.One, T.Zero, true);
+                                    for (int j = 0; j < nrr; j++)
+                                    {
+                                        T* ccol = c + (nint)(jc + jr + j) * ldc + ic + ir; T* tcol = tile + j;
+                                        if (betaZero) for (int r = 0; r < mrr; r++) ccol[r] = alpha * tcol[r * NR];
+                                        else for (int r = 0; r < mrr; r++) ccol[r] = alpha * tcol[r * NR] + bEff * ccol[r];
+                                    }
+                                    continue;
+                                }
                                 T* cc = c + (nint)(ic + ir) * ldc + jc + jr;
                                 if (mrr == MR && nrr == NR) TK.Run(kc, asl, bs, cc, ldc, alpha, bEff, betaZero);
                                 else

@@ -41,6 +41,7 @@ internal static unsafe class GemmTranspose
     /// dst[p·dstStride + r] = src[r·srcStride + p] for r in 0..rows (a multiple of 8), p in 0..cols:
     /// 8×8 blocks, the last cols % 8 columns scalar.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rows(float* src, nint srcStride, int rows, int cols, float* dst, nint dstStride)
     {
         int p8 = cols & ~7;
