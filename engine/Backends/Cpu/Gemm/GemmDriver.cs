@@ -80,6 +80,8 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         var aBuf = Buffer(ref _aBuf, mcMax * kcMax);
         var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
         T* tile = stackalloc T[MR * NR];
+        // With at most two A slivers per B sliver, packing B costs more than the contiguous reads it buys.
+        bool inPlaceB = !transB && m1 - m0 <= 2 * MR;
         fixed (T* ap = aBuf, bp = bBuf)
         {
             for (int jc = n0; jc < n1; jc += NC)
@@ -92,7 +94,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     bool first = pc == 0;
                     T bEff = first ? beta : T.One;
                     bool betaZero = first && beta == T.Zero;
-                    PackB(transB, b, ldb, pc, kc, jc, nc, NR, bp);
+                    if (!inPlaceB) PackB(transB, b, ldb, pc, kc, jc, nc, NR, bp);
                     for (int ic = m0; ic < m1; ic += MC)
                     {
                         int mc = Math.Min(MC, m1 - ic);
@@ -101,6 +103,13 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                         {
                             int nrr = Math.Min(NR, nc - jr);
                             T* bs = bp + (nint)jr * kc;
+                            nint bStride = NR;
+                            if (inPlaceB)
+                            {
+                                // Full slivers are read straight from B (row stride ldb); only the edge one is packed.
+                                if (nrr == NR) { bs = b + (nint)pc * ldb + jc + jr; bStride = ldb; }
+                                else PackB(false, b, ldb, pc, kc, jc + jr, nrr, NR, bs);
+                            }
                             for (int ir = 0; ir < mc; ir += MR)
                             {
                                 int mrr = Math.Min(MR, mc - ir);
@@ -108,7 +117,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                                 if (cTrans)
                                 {
                                     // Tile of Cᵀ: row r, column j go to C[jc+jr+j, ic+ir+r].
-                                    TK.Run(kc, asl, bs, tile, NR, T.One, T.Zero, true);
+                                    TK.Run(kc, asl, bs, bStride, tile, NR, T.One, T.Zero, true);
                                     for (int j = 0; j < nrr; j++)
                                     {
                                         T* ccol = c + (nint)(jc + jr + j) * ldc + ic + ir; T* tcol = tile + j;
@@ -118,11 +127,11 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                                     continue;
                                 }
                                 T* cc = c + (nint)(ic + ir) * ldc + jc + jr;
-                                if (mrr == MR && nrr == NR) TK.Run(kc, asl, bs, cc, ldc, alpha, bEff, betaZero);
+                                if (mrr == MR && nrr == NR) TK.Run(kc, asl, bs, bStride, cc, ldc, alpha, bEff, betaZero);
                                 else
                                 {
                                     // Edge tile: full kernel into a scratch tile, then copy the valid part.
-                                    TK.Run(kc, asl, bs, tile, NR, T.One, T.Zero, true);
+                                    TK.Run(kc, asl, bs, bStride, tile, NR, T.One, T.Zero, true);
                                     for (int r = 0; r < mrr; r++)
                                     {
                                         T* crow = cc + (nint)r * ldc; T* trow = tile + r * NR;

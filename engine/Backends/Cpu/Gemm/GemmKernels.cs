@@ -23,7 +23,8 @@ internal unsafe interface IGemmKernel<T> where T : unmanaged, INumber<T>
     /// <summary>Columns of B per packed block; a multiple of NR.</summary>
     static abstract int NC { get; }
     /// <summary>Full tile; β is ignored (C not read) when <paramref name="betaZero"/>.</summary>
-    static abstract void Run(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, bool betaZero);
+    /// <paramref name="bStride"/> is the distance between successive p in b (NR when packed, ldb when read in place).
+    static abstract void Run(int kc, T* a, T* b, nint bStride, T* c, nint ldc, T alpha, T beta, bool betaZero);
 }
 
 /// <summary>AVX-512 tile: 8 rows × 2 vectors (8×32 floats, 8×16 doubles); 16 accumulators in zmm registers.</summary>
@@ -60,7 +61,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, INu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, bool betaZero)
+    public static void Run(int kc, T* a, T* b, nint bStride, T* c, nint ldc, T alpha, T beta, bool betaZero)
     {
         int w = Vector512<T>.Count;
         Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
@@ -78,7 +79,7 @@ internal unsafe struct Avx512Kernel<T> : IGemmKernel<T> where T : unmanaged, INu
             x = Vector512.Create(a[5]); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
             x = Vector512.Create(a[6]); c60 = Fma(x, b0, c60); c61 = Fma(x, b1, c61);
             x = Vector512.Create(a[7]); c70 = Fma(x, b0, c70); c71 = Fma(x, b1, c71);
-            a += 8; b += 2 * w;
+            a += 8; b += bStride;
         }
         var va = Vector512.Create(alpha); var vb = Vector512.Create(beta);
         Store(c, c00, c01, va, vb, betaZero); c += ldc;
@@ -126,7 +127,7 @@ internal unsafe struct Avx2Kernel<T> : IGemmKernel<T> where T : unmanaged, INumb
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, bool betaZero)
+    public static void Run(int kc, T* a, T* b, nint bStride, T* c, nint ldc, T alpha, T beta, bool betaZero)
     {
         int w = Vector256<T>.Count;
         Vector256<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -142,7 +143,7 @@ internal unsafe struct Avx2Kernel<T> : IGemmKernel<T> where T : unmanaged, INumb
             x = Vector256.Create(a[3]); c30 = Fma3(x, b0, c30); c31 = Fma3(x, b1, c31);
             x = Vector256.Create(a[4]); c40 = Fma3(x, b0, c40); c41 = Fma3(x, b1, c41);
             x = Vector256.Create(a[5]); c50 = Fma3(x, b0, c50); c51 = Fma3(x, b1, c51);
-            a += 6; b += 2 * w;
+            a += 6; b += bStride;
         }
         var va = Vector256.Create(alpha); var vb = Vector256.Create(beta);
         Store(c, c00, c01, va, vb, betaZero); c += ldc;
@@ -174,7 +175,7 @@ internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, INu
         }
     }
 
-    public static void Run(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta, bool betaZero)
+    public static void Run(int kc, T* a, T* b, nint bStride, T* c, nint ldc, T alpha, T beta, bool betaZero)
     {
         T c00 = T.Zero, c01 = T.Zero, c02 = T.Zero, c03 = T.Zero, c10 = T.Zero, c11 = T.Zero, c12 = T.Zero, c13 = T.Zero;
         T c20 = T.Zero, c21 = T.Zero, c22 = T.Zero, c23 = T.Zero, c30 = T.Zero, c31 = T.Zero, c32 = T.Zero, c33 = T.Zero;
@@ -185,7 +186,7 @@ internal unsafe struct ScalarKernel<T> : IGemmKernel<T> where T : unmanaged, INu
             x = a[1]; c10 += x * b0; c11 += x * b1; c12 += x * b2; c13 += x * b3;
             x = a[2]; c20 += x * b0; c21 += x * b1; c22 += x * b2; c23 += x * b3;
             x = a[3]; c30 += x * b0; c31 += x * b1; c32 += x * b2; c33 += x * b3;
-            a += 4; b += 4;
+            a += 4; b += bStride;
         }
         Store(c, c00, c01, c02, c03, alpha, beta, betaZero); c += ldc;
         Store(c, c10, c11, c12, c13, alpha, beta, betaZero); c += ldc;
