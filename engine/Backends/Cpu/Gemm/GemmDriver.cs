@@ -5,11 +5,11 @@ namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>
 /// Goto/BLIS-style blocked GEMM around one micro-kernel <typeparamref name="TK"/>:
-/// jc (NC columns of B) → pc (KC deep; B block packed) → ic (MC rows of A; A block packed) →
-/// jr (NR-wide B sliver, stays in L1) → ir (MR-high A sliver) → micro-kernel.
-/// Threads take disjoint, statically computed ranges of whole tiles of C (never of K), so the
-/// summation order of every element is fixed and results do not depend on timing (nor on the
-/// thread count: each element's sum is the same sequence of kernel steps).
+/// jc (NC columns of B) → pc (KC deep; B block packed once, shared by all threads) →
+/// work items = MC rows of A (packed per item) × a range of NR-wide B slivers → ir (MR-high A sliver) → kernel.
+/// K is never split: every element of C is summed by one item in the same kernel steps whichever thread
+/// runs it, so items are scheduled dynamically (good under load) and results are still bit-identical
+/// for any thread count and any timing.
 /// </summary>
 internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> where TK : IGemmKernel<T>
 {
@@ -34,59 +34,41 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     // Fraction of tile lanes that hold real data when x is cut into tiles of t.
     private static double TileUse(int x, int t) => x / (double)((x + t - 1) / t * t);
 
-    /// <summary>
-    /// Splits C over threads. When <paramref name="cTrans"/>, the m×n product being computed is Cᵀ:
-    /// its element (i, j) lives at c[j·ldc + i].
-    /// </summary>
-    private static void Split(bool transA, bool transB, int m, int n, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans)
-    {
-        int mr = TK.MR, nr = TK.NR;
-        int tilesM = (m + mr - 1) / mr, tilesN = (n + nr - 1) / nr;
-        bool splitN = tilesN >= tilesM;
-        int tiles = splitN ? tilesN : tilesM;
-        int t = 2L * m * n * k < ParallelFlops ? 1 : Math.Min(threads, tiles);
-        if (t <= 1)
-        {
-            Serial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, cTrans);
-            return;
-        }
-        // Chunk ci gets tiles [tiles·ci/t, tiles·(ci+1)/t): depends only on the shape and t.
-        Parallel.For(0, t, new ParallelOptions { MaxDegreeOfParallelism = t }, ci =>
-        {
-            int lo = (int)((long)tiles * ci / t), hi = (int)((long)tiles * (ci + 1) / t);
-            if (hi <= lo) return;
-            if (splitN) Serial(transA, transB, 0, m, lo * nr, Math.Min(n, hi * nr), k, alpha, a, lda, b, ldb, beta, c, ldc, cTrans);
-            else Serial(transA, transB, lo * mr, Math.Min(m, hi * mr), 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, cTrans);
-        });
-    }
-
     private static T[] Buffer(ref T[]? slot, int length)
     {
         if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<T>(length, pinned: true);
         return slot;
     }
 
-    /// <summary>C[m0:m1, n0:n1] on the calling thread.</summary>
+    /// <summary>
+    /// The blocked product. When <paramref name="cTrans"/>, the m×n product being computed is Cᵀ:
+    /// its element (i, j) lives at c[j·ldc + i].
+    /// </summary>
     // Fully optimised from the first call: a one-off large GEMM would otherwise spend its time in tier-0 loops.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Serial(bool transA, bool transB, int m0, int m1, int n0, int n1, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, bool cTrans)
+    private static void Split(bool transA, bool transB, int m, int n, int k, T alpha,
+        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans)
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, MC = TK.MC, NC = TK.NC;
+        bool parallel = threads > 1 && 2L * m * n * k >= ParallelFlops;
         int kcMax = Math.Min(KC, k);
-        int ncMax = Math.Min(NC, (n1 - n0 + NR - 1) / NR * NR);
-        int mcMax = Math.Min(MC, (m1 - m0 + MR - 1) / MR * MR);
-        var aBuf = Buffer(ref _aBuf, mcMax * kcMax);
-        var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
-        T* tile = stackalloc T[MR * NR];
+        int ncMax = Math.Min(NC, (n + NR - 1) / NR * NR);
         // With at most two A slivers per B sliver, packing B costs more than the contiguous reads it buys.
-        bool inPlaceB = !transB && m1 - m0 <= 2 * MR;
-        fixed (T* ap = aBuf, bp = bBuf)
+        bool inPlaceB = !transB && m <= 2 * MR;
+        // The B block is packed once per (jc, pc) into the calling thread's buffer and read by all workers.
+        var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
+        var options = parallel ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
+        int mBlocks = (m + MC - 1) / MC;
+        fixed (T* bp = bBuf)
         {
-            for (int jc = n0; jc < n1; jc += NC)
+            T* bpp = bp;
+            for (int jc = 0; jc < n; jc += NC)
             {
-                int nc = Math.Min(NC, n1 - jc);
+                int nc = Math.Min(NC, n - jc);
+                int slivers = (nc + NR - 1) / NR;
+                // Work items: one MC block of rows × one range of B slivers; enough of them to balance the threads.
+                int nBlocks = parallel ? Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers) : 1;
+                int items = mBlocks * nBlocks;
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
@@ -94,52 +76,84 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     bool first = pc == 0;
                     T bEff = first ? beta : T.One;
                     bool betaZero = first && beta == T.Zero;
-                    if (!inPlaceB) PackB(transB, b, ldb, pc, kc, jc, nc, NR, bp);
-                    for (int ic = m0; ic < m1; ic += MC)
+                    if (!inPlaceB)
                     {
-                        int mc = Math.Min(MC, m1 - ic);
-                        PackA(transA, a, lda, ic, mc, pc, kc, MR, ap);
-                        for (int jr = 0; jr < nc; jr += NR)
+                        if (parallel && slivers > 1)
+                            Parallel.For(0, Math.Min(slivers, 4 * threads), options, part =>
+                            {
+                                int parts = Math.Min(slivers, 4 * threads);
+                                int s0 = (int)((long)slivers * part / parts), s1 = (int)((long)slivers * (part + 1) / parts);
+                                int c0 = s0 * NR, c1 = Math.Min(nc, s1 * NR);
+                                PackB(transB, b, ldb, pc, kc, jc + c0, c1 - c0, NR, bpp + (nint)c0 * kc);
+                            });
+                        else PackB(transB, b, ldb, pc, kc, jc, nc, NR, bpp);
+                    }
+                    // Every element of C is computed by exactly one item with the same packed data and the
+                    // same kernel steps whichever thread runs it, so dynamic scheduling keeps results exact.
+                    if (parallel)
+                        Parallel.For(0, items, options, item => Block(item, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
+                            alpha, a, lda, b, ldb, bEff, betaZero, c, ldc, bpp, inPlaceB, cTrans));
+                    else
+                        for (int item = 0; item < items; item++)
+                            Block(item, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
+                                alpha, a, lda, b, ldb, bEff, betaZero, c, ldc, bpp, inPlaceB, cTrans);
+                }
+            }
+        }
+    }
+
+    /// <summary>One work item: packs its MC×kc block of A, then runs the tiles of its sliver range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block(int item, int nBlocks, int slivers, bool transA, bool transB, int m, int nc, int jc, int pc, int kc,
+        T alpha, T* a, int lda, T* b, int ldb, T bEff, bool betaZero, T* c, int ldc, T* bp, bool inPlaceB, bool cTrans)
+    {
+        int MR = TK.MR, NR = TK.NR, MC = TK.MC;
+        int ib = item / nBlocks, jb = item % nBlocks;
+        int ic = ib * MC, mc = Math.Min(MC, m - ic);
+        int jr0 = (int)((long)slivers * jb / nBlocks) * NR, jr1 = Math.Min(nc, (int)((long)slivers * (jb + 1) / nBlocks) * NR);
+        var aBuf = Buffer(ref _aBuf, MC * TK.KC);
+        T* tile = stackalloc T[MR * NR];
+        fixed (T* ap = aBuf)
+        {
+            PackA(transA, a, lda, ic, mc, pc, kc, MR, ap);
+            for (int jr = jr0; jr < jr1; jr += NR)
+            {
+                int nrr = Math.Min(NR, nc - jr);
+                T* bs = bp + (nint)jr * kc;
+                nint bStride = NR;
+                if (inPlaceB)
+                {
+                    // Full slivers are read straight from B (row stride ldb); only the edge one is packed.
+                    if (nrr == NR) { bs = b + (nint)pc * ldb + jc + jr; bStride = ldb; }
+                    else PackB(false, b, ldb, pc, kc, jc + jr, nrr, NR, bs);
+                }
+                for (int ir = 0; ir < mc; ir += MR)
+                {
+                    int mrr = Math.Min(MR, mc - ir);
+                    T* asl = ap + (nint)ir * kc;
+                    if (cTrans)
+                    {
+                        // Tile of Cᵀ: row r, column j go to C[jc+jr+j, ic+ir+r].
+                        TK.Run(kc, asl, bs, bStride, tile, NR, T.One, T.Zero, true);
+                        for (int j = 0; j < nrr; j++)
                         {
-                            int nrr = Math.Min(NR, nc - jr);
-                            T* bs = bp + (nint)jr * kc;
-                            nint bStride = NR;
-                            if (inPlaceB)
-                            {
-                                // Full slivers are read straight from B (row stride ldb); only the edge one is packed.
-                                if (nrr == NR) { bs = b + (nint)pc * ldb + jc + jr; bStride = ldb; }
-                                else PackB(false, b, ldb, pc, kc, jc + jr, nrr, NR, bs);
-                            }
-                            for (int ir = 0; ir < mc; ir += MR)
-                            {
-                                int mrr = Math.Min(MR, mc - ir);
-                                T* asl = ap + (nint)ir * kc;
-                                if (cTrans)
-                                {
-                                    // Tile of Cᵀ: row r, column j go to C[jc+jr+j, ic+ir+r].
-                                    TK.Run(kc, asl, bs, bStride, tile, NR, T.One, T.Zero, true);
-                                    for (int j = 0; j < nrr; j++)
-                                    {
-                                        T* ccol = c + (nint)(jc + jr + j) * ldc + ic + ir; T* tcol = tile + j;
-                                        if (betaZero) for (int r = 0; r < mrr; r++) ccol[r] = alpha * tcol[r * NR];
-                                        else for (int r = 0; r < mrr; r++) ccol[r] = alpha * tcol[r * NR] + bEff * ccol[r];
-                                    }
-                                    continue;
-                                }
-                                T* cc = c + (nint)(ic + ir) * ldc + jc + jr;
-                                if (mrr == MR && nrr == NR) TK.Run(kc, asl, bs, bStride, cc, ldc, alpha, bEff, betaZero);
-                                else
-                                {
-                                    // Edge tile: full kernel into a scratch tile, then copy the valid part.
-                                    TK.Run(kc, asl, bs, bStride, tile, NR, T.One, T.Zero, true);
-                                    for (int r = 0; r < mrr; r++)
-                                    {
-                                        T* crow = cc + (nint)r * ldc; T* trow = tile + r * NR;
-                                        if (betaZero) for (int j = 0; j < nrr; j++) crow[j] = alpha * trow[j];
-                                        else for (int j = 0; j < nrr; j++) crow[j] = alpha * trow[j] + bEff * crow[j];
-                                    }
-                                }
-                            }
+                            T* ccol = c + (nint)(jc + jr + j) * ldc + ic + ir; T* tcol = tile + j;
+                            if (betaZero) for (int r = 0; r < mrr; r++) ccol[r] = alpha * tcol[r * NR];
+                            else for (int r = 0; r < mrr; r++) ccol[r] = alpha * tcol[r * NR] + bEff * ccol[r];
+                        }
+                        continue;
+                    }
+                    T* cc = c + (nint)(ic + ir) * ldc + jc + jr;
+                    if (mrr == MR && nrr == NR) TK.Run(kc, asl, bs, bStride, cc, ldc, alpha, bEff, betaZero);
+                    else
+                    {
+                        // Edge tile: full kernel into a scratch tile, then copy the valid part.
+                        TK.Run(kc, asl, bs, bStride, tile, NR, T.One, T.Zero, true);
+                        for (int r = 0; r < mrr; r++)
+                        {
+                            T* crow = cc + (nint)r * ldc; T* trow = tile + r * NR;
+                            if (betaZero) for (int j = 0; j < nrr; j++) crow[j] = alpha * trow[j];
+                            else for (int j = 0; j < nrr; j++) crow[j] = alpha * trow[j] + bEff * crow[j];
                         }
                     }
                 }
