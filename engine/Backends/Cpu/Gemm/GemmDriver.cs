@@ -59,6 +59,21 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
         var options = parallel ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
         int mBlocks = (m + MC - 1) / MC;
+        if (parallel && mBlocks == 1)
+        {
+            // Few rows (e.g. 64 output channels, big K): a shared B block would need two barriers per KC step.
+            // Instead each item owns a range of columns for the whole K loop and packs its own B; only the
+            // small A is packed more than once. Ranges start on sliver boundaries, so tiles are unchanged.
+            int sl = (n + NR - 1) / NR, parts = Math.Min(sl, 4 * threads);
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+            {
+                int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
+                T* bOff = transB ? b + (nint)c0 * ldb : b + c0;
+                T* cOff = cTrans ? c + (nint)c0 * ldc : c + c0;
+                Split(transA, transB, m, c1 - c0, k, alpha, a, lda, bOff, ldb, beta, cOff, ldc, 1, cTrans);
+            });
+            return;
+        }
         fixed (T* bp = bBuf)
         {
             T* bpp = bp;
