@@ -55,8 +55,6 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         int ncMax = Math.Min(NC, (n + NR - 1) / NR * NR);
         // With at most two A slivers per B sliver, packing B costs more than the contiguous reads it buys.
         bool inPlaceB = !transB && m <= 2 * MR;
-        // The B block is packed once per (jc, pc) into the calling thread's buffer and read by all workers.
-        var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
         var options = parallel ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
         int mBlocks = (m + MC - 1) / MC;
         if (parallel && mBlocks == 1)
@@ -65,7 +63,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             // Instead each item owns a range of columns for the whole K loop and packs its own B; only the
             // small A is packed more than once. Ranges start on sliver boundaries, so tiles are unchanged.
             int sl = (n + NR - 1) / NR, parts = Math.Min(sl, 4 * threads);
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+            Parallel.For(0, parts, options!, part =>
             {
                 int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
                 T* bOff = transB ? b + (nint)c0 * ldb : b + c0;
@@ -74,6 +72,8 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             });
             return;
         }
+        // The B block is packed once per (jc, pc) into the calling thread's buffer and read by all workers.
+        var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
         fixed (T* bp = bBuf)
         {
             T* bpp = bp;
