@@ -209,7 +209,8 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                 {
                     T* src = a + (nint)(pc + p) * lda + ic + ir;
                     T* dd = d + (nint)p * MR;
-                    for (int r = 0; r < mr; r++) dd[r] = src[r];
+                    if (mr == MR) Unsafe.CopyBlockUnaligned(dd, src, (uint)(MR * sizeof(T)));
+                    else for (int r = 0; r < mr; r++) dd[r] = src[r];
                 }
             }
             if (mr < MR)
@@ -232,7 +233,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             if (!transB)
             {
                 for (int p = 0; p < kc; p++)
-                    new ReadOnlySpan<T>(b + (nint)(pc + p) * ldb + jc + jr, nr).CopyTo(new Span<T>(d + (nint)p * NR, nr));
+                    Unsafe.CopyBlockUnaligned(d + (nint)p * NR, b + (nint)(pc + p) * ldb + jc + jr, (uint)(nr * sizeof(T)));
             }
             else if (typeof(T) == typeof(float) && nr == NR && NR % 8 == 0 && GemmTranspose.Supported)
             {
