@@ -94,7 +94,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     if (!inPlaceB)
                     {
                         if (parallel && slivers > 1)
-                            Parallel.For(0, Math.Min(slivers, 4 * threads), options, part =>
+                            Parallel.For(0, Math.Min(slivers, 4 * threads), options!, part =>
                             {
                                 int parts = Math.Min(slivers, 4 * threads);
                                 int s0 = (int)((long)slivers * part / parts), s1 = (int)((long)slivers * (part + 1) / parts);
@@ -106,7 +106,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     // Every element of C is computed by exactly one item with the same packed data and the
                     // same kernel steps whichever thread runs it, so dynamic scheduling keeps results exact.
                     if (parallel)
-                        Parallel.For(0, items, options, item => Block(item, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
+                        Parallel.For(0, items, options!, item => Block(item, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
                             alpha, a, lda, b, ldb, bEff, betaZero, c, ldc, bpp, inPlaceB, cTrans));
                     else
                         for (int item = 0; item < items; item++)
