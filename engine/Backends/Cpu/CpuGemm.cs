@@ -1,18 +1,108 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace MtlMoe.Engine.Backends.Cpu;
+
+/// <summary>Which micro-kernel family a GEMM runs on.</summary>
+internal enum GemmPath
+{
+    /// <summary>Vector512 + AVX-512F FMA.</summary>
+    Avx512,
+    /// <summary>Vector256 + AVX2/FMA3.</summary>
+    Avx2,
+    /// <summary>Plain scalar code.</summary>
+    Scalar,
+}
 
 /// <summary>
 /// General matrix product C = α·op(A)·op(B) + β·C on row-major spans (op = transpose when asked).
 /// A is m×k (k×m when transposed) with leading dimension lda; likewise B (k×n) and C (m×n).
-/// This is the plain reference version: packs rows of B, then vectorised axpy per row of C,
-/// parallel over rows of C.
+/// float32/float64 run a packed, cache-blocked, multi-threaded kernel (AVX-512, AVX2 or scalar,
+/// chosen at run time); other element types use <see cref="Reference{T}"/>.
 /// </summary>
-public static class CpuGemm
+public static unsafe class CpuGemm
 {
-    /// <summary>C[m×n] = α·op(A)·op(B) + β·C.</summary>
+    /// <summary>Forces a kernel family (tests); null picks the best one the CPU supports.</summary>
+    internal static GemmPath? ForcedPath { get; set; }
+
+    /// <summary>Whether this CPU can run <paramref name="path"/>.</summary>
+    internal static bool IsSupported(GemmPath path) => path switch
+    {
+        GemmPath.Avx512 => Avx512F.IsSupported,
+        GemmPath.Avx2 => Avx2.IsSupported && Fma.IsSupported,
+        _ => true,
+    };
+
+    /// <summary>The path the next call will take.</summary>
+    internal static GemmPath ActivePath
+    {
+        get
+        {
+            if (ForcedPath is { } f)
+                return IsSupported(f) ? f : throw new PlatformNotSupportedException($"gemm: forced path {f} is not supported on this CPU");
+            return IsSupported(GemmPath.Avx512) ? GemmPath.Avx512 : IsSupported(GemmPath.Avx2) ? GemmPath.Avx2 : GemmPath.Scalar;
+        }
+    }
+
+    /// <summary>C[m×n] = α·op(A)·op(B) + β·C. When β = 0, C is not read (it may hold garbage).</summary>
     public static void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
+        where T : unmanaged, INumber<T>
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"gemm: negative size m={m} n={n} k={k}");
+        if (m == 0 || n == 0) return;
+        CheckOperand("A", transA, m, k, a.Length, lda);
+        CheckOperand("C", false, m, n, c.Length, ldc);
+        if (k == 0 || alpha == T.Zero)
+        {
+            // Nothing to multiply: C = β·C.
+            for (int i = 0; i < m; i++)
+            {
+                var row = c.Slice(i * ldc, n);
+                if (beta == T.Zero) row.Clear();
+                else for (int j = 0; j < n; j++) row[j] *= beta;
+            }
+            return;
+        }
+        CheckOperand("B", transB, k, n, b.Length, ldb);
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            Reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        int threads = CpuBackend.Threads;
+        fixed (T* pa = a, pb = b, pc = c)
+        {
+            switch (ActivePath)
+            {
+                case GemmPath.Avx512:
+                    GemmDriver<T, Avx512Kernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads);
+                    break;
+                case GemmPath.Avx2:
+                    GemmDriver<T, Avx2Kernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads);
+                    break;
+                default:
+                    GemmDriver<T, ScalarKernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads);
+                    break;
+            }
+        }
+    }
+
+    // The fast paths use raw pointers, so every operand's extent is checked up front.
+    private static void CheckOperand(string name, bool trans, int rows, int cols, int length, int ld)
+    {
+        int r = trans ? cols : rows, w = trans ? rows : cols;   // stored shape r×w
+        if (ld < w) throw new ArgumentException($"gemm: leading dimension of {name} is {ld}, needs ≥ {w} (stored {r}×{w})");
+        long need = (long)(r - 1) * ld + w;
+        if (length < need) throw new ArgumentException($"gemm: {name} span has {length} elements, needs {need} (stored {r}×{w}, ld {ld})");
+    }
+
+    /// <summary>
+    /// The plain reference product (dense copies of op(A) and op(B), then a vectorised axpy per row of C,
+    /// parallel over rows). Slow; kept to test the fast paths against.
+    /// </summary>
+    internal static void Reference<T>(bool transA, bool transB, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
         where T : unmanaged, INumber<T>
     {
