@@ -144,3 +144,18 @@ public class GatingTests
         Assert.That(g32.Gates.ToDoubleArray(), Is.EqualTo(g64.Gates.ToDoubleArray()).Within(1e-6));
     }
 }
+
+public class NormCdfF32Tests
+{
+    [Test]
+    public void FastNormCdfIsWithinFloat32Accuracy()
+    {
+        double worst = 0;
+        for (double z = -12; z <= 8; z += 0.01)
+        {
+            double exact = SpecialFunctions.NormCdf(z), fast = CpuBackend.NormCdfF32(z);
+            worst = Math.Max(worst, Math.Abs(fast - exact) / Math.Max(exact, 1e-300));
+        }
+        Assert.That(worst, Is.LessThan(2e-7));
+    }
+}

@@ -58,7 +58,7 @@ public class MoeGradTests
         using var top = Tensor.FromArray(new[] { 1, 0, 1, 2, 0, 1 }, [3, 2]);
         using var routing = MoeOps.Route(top, 3, capacity: 2);   // drops (row 2, expert 1)
         GradCheck.Assert("moe_combine", x => { using var y1 = x[2].T; return MoeOps.Combine([x[1], y1, x[3]], x[0], top, routing); },
-            Rand([3, 3], 9), Rand([2, 4], 10), Rand([4, 2], 11), Rand([1, 4], 12));
+            Rand([3, 3], 9), Rand([2, 37], 10), Rand([37, 2], 11), Rand([1, 37], 12));   // H = 37 > 32 exercises the warp-order dot
     }
 
     // Whole layer: x, W_g, W_noise and three experts tanh(slice · W_e), with ε fixed by reseeding before every evaluation.
