@@ -126,20 +126,23 @@ public static class MoeOps
             }
         }
         var ybuf = Tensor.FromStorage(ybufS, [n, h]);   // ybuf: [N, H]
-        var outS = be.MoeCombine(ybuf.Storage, ybuf.Layout, gates.Storage, gates.Layout, topIndices.Storage, routing.SlotOf.Storage, k);
+        // The index primitives read dense Int32 buffers from element 0.
+        var top = topIndices.IsContiguous && topIndices.Layout.Offset == 0 ? topIndices.Detach() : topIndices.Contiguous();
+        var outS = be.MoeCombine(ybuf.Storage, ybuf.Layout, gates.Storage, gates.Layout, top.Storage, routing.SlotOf.Storage, k);
         var output = Tensor.FromStorage(outS, [b, h]);
         var slot = routing.SlotOf;
         Tensor[] inputs = [gates, .. present];
         Graph.Record(output, "moe_combine", inputs, g =>
         {
-            var (gy, gg) = be.MoeCombineBackward(g.Storage, g.Layout, ybuf.Storage, ybuf.Layout, gates.Storage, gates.Layout, topIndices.Storage, slot.Storage, k);
+            var (gy, gg) = be.MoeCombineBackward(g.Storage, g.Layout, ybuf.Storage, ybuf.Layout, gates.Storage, gates.Layout, top.Storage, slot.Storage, k);
             var result = new Tensor?[inputs.Length];
             result[0] = Tensor.FromStorage(gg, [b, e]);
             using var gyT = Tensor.FromStorage(gy, [n, h]);
             for (int i = 0; i < present.Count; i++) result[i + 1] = gyT.Narrow(0, starts[i], present[i].Shape[0]);
             return result;
-        }, saved: [ybuf, topIndices, slot]);
-        ybuf.Dispose();   // deferred while the backward needs it
+        }, saved: [ybuf, top, slot]);
+        ybuf.Dispose();   // both deferred while the backward needs them
+        top.Dispose();
         return output;
     }
 
