@@ -58,7 +58,7 @@ Push-Location $root
 try {
     switch ($Target) {
         'build' { Invoke-Native dotnet (@('build', 'MtlMoe.Engine.sln', '-c', 'Release') + $Rest) }
-        'test' { Invoke-Native dotnet (@('test', 'tests/MtlMoe.Engine.Tests', '-c', 'Release') + $Rest) }
+        'test' { Invoke-Native dotnet (@('test', 'MtlMoe.Engine.sln', '-c', 'Release') + $Rest) }
         'bench' { Invoke-Native dotnet (@('run', '-c', 'Release', '--project', 'tools/Bench', '--') + $Rest) }
         'gpu-bundle' { Build-GpuBundle }
     }
