@@ -50,5 +50,16 @@ public class ElementwiseGradTests
         using var e = u.Expand(4, 6);
         return Ops.Mul(r, e);
     }, Rand([3, 3, 4], 45), Rand([6], 46));
+    [Test] public void AddScalar() => GradCheck.Assert("add_scalar", x => Ops.AddScalar(x[0], 2.5), Rand(S, 48));
+    [Test] public void MulScalar() => GradCheck.Assert("mul_scalar", x => Ops.MulScalar(x[0].T, -1.5), Rand(S, 49));
+    [Test] public void RSubScalar() => GradCheck.Assert("rsub_scalar", x => Ops.RSubScalar(x[0], 3), Rand(S, 50));
+    [Test] public void ContiguousCopyOfTransposed() => GradCheck.Assert("contiguous", x => { using var t = x[0].T; return t.Contiguous(); }, Rand(S, 51));
+    [Test] public void SqueezeUnsqueezeFlatten() => GradCheck.Assert("squeeze/unsqueeze/flatten", x =>
+    {
+        using var u = x[0].Unsqueeze(1);
+        using var f = u.Flatten(1);
+        using var e = f.Unsqueeze(-1);
+        return e.Squeeze();
+    }, Rand([3, 2, 2], 52));
     [Test] public void Select() => GradCheck.Assert("select", x => x[0].Select(1, 2), Rand([3, 4], 47));
 }
