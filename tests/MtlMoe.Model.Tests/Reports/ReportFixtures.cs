@@ -23,9 +23,12 @@ internal static class ReportFixtures
         return (root, CubDataset.Load(root));
     });
 
+    /// <summary>This process's scratch folder (removed by <see cref="ReportTestsCleanup"/>).</summary>
+    public static readonly string Scratch = Path.Combine(Path.GetTempPath(), "mtlmoe-report-tests", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
     public static string NewTempDir()
     {
-        string d = Path.Combine(Path.GetTempPath(), "mtlmoe-report-tests", Guid.NewGuid().ToString("N"));
+        string d = Path.Combine(Scratch, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(d);
         return d;
     }
@@ -74,5 +77,17 @@ internal static class ReportFixtures
         for (int e = 1; e <= 4; e++)
             h.Add(new EpochMetrics(e, 2, 1.5, 0.3, 0.05, final * e / 4, 2, final * e / 4, 0.9, iou, iou, [1.0], 0.01, 5, 30));
         return new AblationRow(variant, final, best, iou, toTarget, 0.5, seconds, h);
+    }
+}
+
+/// <summary>Deletes the scratch folder after the namespace's tests.</summary>
+[SetUpFixture]
+public sealed class ReportTestsCleanup
+{
+    [OneTimeTearDown]
+    public void DeleteScratch()
+    {
+        try { if (Directory.Exists(ReportFixtures.Scratch)) Directory.Delete(ReportFixtures.Scratch, recursive: true); }
+        catch (IOException) { /* best effort */ }
     }
 }

@@ -61,7 +61,7 @@ public sealed class LiveProgress : ITrainingProgress
                 .Start(ctx =>
                 {
                     _epochTask = ctx.AddTask(EpochText(null), maxValue: _epochs);
-                    _batchTask = ctx.AddTask(BatchText(0, double.NaN, double.NaN, double.NaN, null), maxValue: _batches);
+                    _batchTask = ctx.AddTask(BatchText(double.NaN, double.NaN, double.NaN, null), maxValue: _batches);
                     _ready.Set();
                     _stop.Wait();
                     ctx.Refresh();
@@ -80,7 +80,7 @@ public sealed class LiveProgress : ITrainingProgress
             double done = Math.Clamp(batch, 0, _batches);
             double epochEta = done > 0 ? _epoch.Elapsed.TotalSeconds / done * (_batches - done) : double.NaN;
             _batchTask.Value = done;
-            _batchTask.Description = BatchText(epoch, loss, top1, imagesPerSecond, epochEta);
+            _batchTask.Description = BatchText(loss, top1, imagesPerSecond, epochEta);
             double fraction = (_epochsDone + done / _batches) / _epochs;
             _epochTask.Description = EpochText(fraction > 0 ? _run.Elapsed.TotalSeconds / fraction * (1 - fraction) : null);
         }
@@ -116,7 +116,7 @@ public sealed class LiveProgress : ITrainingProgress
                 bool last = _epochsDone >= _epochs;
                 _batchTask.Value = last ? _batches : 0;
                 _batchTask.Description = last ? Markup.Escape($"done in {Fmt.Duration(_run.Elapsed.TotalSeconds)}")
-                                              : BatchText(metrics.Epoch + 1, double.NaN, double.NaN, double.NaN, null);
+                                              : BatchText(double.NaN, double.NaN, double.NaN, null);
             }
             _epoch.Restart();
         }
@@ -160,7 +160,7 @@ public sealed class LiveProgress : ITrainingProgress
         return $"[bold]{Markup.Escape(title)}[/] {epoch}{eta}";
     }
 
-    private string BatchText(int epoch, double loss, double top1, double ips, double? etaSeconds)
+    private static string BatchText(double loss, double top1, double ips, double? etaSeconds)
     {
         string eta = etaSeconds is double s && double.IsFinite(s) ? $" ETA {Fmt.Duration(s)}" : "";
         return Markup.Escape($"loss {Fmt.Num(loss, 3)} top-1 {Fmt.Pct(top1)} {Fmt.Num(ips, 0)} img/s{eta}");

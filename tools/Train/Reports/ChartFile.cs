@@ -27,7 +27,7 @@ internal static class ChartFile
     public static ScottPlot.Plottables.Scatter Line(Plot plot, double[] xs, double[] ys, string label, Color color, bool dashed = false)
     {
         var s = plot.Add.Scatter(xs, ys, color);
-        s.LegendText = label;
+        if (label.Length > 0) s.LegendText = label; // unlabelled series stay out of the legend
         s.LineWidth = 2;
         s.MarkerSize = xs.Length > 60 ? 0 : 5;
         if (dashed) s.LinePattern = LinePattern.Dashed;

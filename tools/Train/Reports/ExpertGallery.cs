@@ -28,7 +28,7 @@ public static class ExpertGallery
     public static readonly SKColor TrueBoxColor = new(0, 210, 255), PredictedBoxColor = new(255, 0, 200),
         CorrectColor = new(20, 170, 60), WrongColor = new(220, 30, 30);
 
-    private const int Columns = 6, Gap = 6, Frame = 4, CaptionHeight = 34, HeaderHeight = 58;
+    private const int Columns = 6, Gap = 6, Frame = 4, CaptionHeight = 49, HeaderHeight = 58;
 
     /// <summary>Writes gallery/expert_&lt;e&gt;.png for every expert and gallery/index.md.</summary>
     public static GalleryResult Write(string runDir, EvalResult eval, int numExperts, ImageLoader? loader = null)
@@ -90,7 +90,7 @@ public static class ExpertGallery
         sb.AppendLine("# Expert gallery").AppendLine();
         sb.AppendLine("Test images routed to each expert, highest gate first. Each tile is the evaluated crop;");
         sb.AppendLine("**cyan** box = true box, **magenta** box = predicted box; **green** frame = class correct, **red** frame = wrong.");
-        sb.AppendLine("Caption: image id, predicted class (✓/✗, true class when wrong), gate g for this expert, box IoU.").AppendLine();
+        sb.AppendLine("Caption: ok/WRONG and the predicted class (true class when wrong), then image id, gate g for this expert, box IoU.").AppendLine();
         for (int e = 0; e < files.Count; e++)
             sb.AppendLine(files[e] is null ? $"- Expert {e}: nothing to show" : $"- [Expert {e}](expert_{e}.png)");
         sb.AppendLine();
@@ -139,11 +139,14 @@ public static class ExpertGallery
 
             float ty = y + side + 2 * Frame;
             string pred = s.Top5.Length > 0 ? ClassLabel(eval, s.PredictedClass) : "?";
-            string line1 = ok ? $"✓ {pred}" : $"✗ {pred} (true {ClassLabel(eval, s.TrueClass)})";
-            string line2 = $"#{s.ImageId}  g {Fmt.Num(ReportAnalysis.GateOf(s, expert), 2)}" + (double.IsNaN(s.IoU) ? "" : $"  IoU {Fmt.Num(s.IoU, 2)}");
+            // ASCII only: the bundled fallback font has no check-mark glyphs. Line 2 names the true class when wrong.
+            string line1 = ok ? $"ok: {pred}" : $"WRONG: {pred}";
+            string line2 = ok ? "" : $"true: {ClassLabel(eval, s.TrueClass)}";
+            string line3 = $"#{s.ImageId}  g {Fmt.Num(ReportAnalysis.GateOf(s, expert), 2)}" + (double.IsNaN(s.IoU) ? "" : $"  IoU {Fmt.Num(s.IoU, 2)}");
             using var mark = new SKPaint { Color = ok ? CorrectColor : WrongColor, IsAntialias = true };
             canvas.DrawText(Fit(line1, small, cellW), x + 2, ty + 14, SKTextAlign.Left, small, mark);
-            canvas.DrawText(Fit(line2, small, cellW), x + 2, ty + 29, SKTextAlign.Left, small, ink);
+            if (line2.Length > 0) canvas.DrawText(Fit(line2, small, cellW), x + 2, ty + 29, SKTextAlign.Left, small, ink);
+            canvas.DrawText(Fit(line3, small, cellW), x + 2, ty + 44, SKTextAlign.Left, small, ink);
         }
 
         using var snapshot = surface.Snapshot();

@@ -41,7 +41,7 @@ public sealed record RoutedClass(int ClassIndex, int Routed, int Support, int Co
 /// <param name="MeanGate">Mean gate value it got over those images (NaN when none).</param>
 /// <param name="TopRouted">Images for which it had the highest gate.</param>
 /// <param name="Accuracy">Top-1 accuracy on the images routed to it (NaN when none).</param>
-/// <param name="TopClasses">Classes with the most images routed to it, most first (at most 5).</param>
+/// <param name="TopClasses">Classes with the most images routed to it, most first (at most 3).</param>
 public sealed record ExpertSpecialisation(int Expert, int Routed, double MeanGate, int TopRouted, double Accuracy, IReadOnlyList<RoutedClass> TopClasses);
 
 /// <summary>Pure computations over an <see cref="EvalResult"/> for the run report.</summary>
@@ -110,7 +110,7 @@ public static class ReportAnalysis
                 byClass.TryGetValue(s.TrueClass, out var c);
                 byClass[s.TrueClass] = (c.Routed + 1, c.Correct + (ok ? 1 : 0));
             }
-            var topClasses = byClass.OrderByDescending(kv => kv.Value.Routed).ThenBy(kv => kv.Key).Take(5)
+            var topClasses = byClass.OrderByDescending(kv => kv.Value.Routed).ThenBy(kv => kv.Key).Take(3)
                 .Select(kv => new RoutedClass(kv.Key, kv.Value.Routed, (uint)kv.Key < (uint)n ? support[kv.Key] : 0, kv.Value.Correct)).ToList();
             result.Add(new ExpertSpecialisation(e, routed, routed == 0 ? double.NaN : gateSum / routed, top,
                 routed == 0 ? double.NaN : (double)correct / routed, topClasses));

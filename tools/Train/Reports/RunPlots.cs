@@ -94,7 +94,7 @@ public static class RunPlots
     public static void WriteLearningRate(string path, IReadOnlyList<EpochMetrics> h)
     {
         var plot = new Plot();
-        Add(plot, Epochs(h), h.Select(m => m.LearningRate).ToArray(), "learning rate", 0);
+        Add(plot, Epochs(h), h.Select(m => m.LearningRate).ToArray(), "", 0);
         ChartFile.Style(plot, "Learning rate (end of epoch)", "epoch", "learning rate");
         plot.Axes.SetLimitsY(0, Math.Max(1e-12, MaxFinite(h.Select(m => m.LearningRate)) * 1.1));
         ChartFile.SavePng(plot, path);

@@ -119,7 +119,7 @@ public static class RunReport
     {
         sb.AppendLine("## Expert gallery").AppendLine();
         sb.AppendLine($"Per expert, up to {ExpertGallery.MaxImages} test images routed to it, highest gate first ([index]({ExpertGallery.Folder}/index.md)). " +
-                      "Cyan box = true box, magenta box = predicted box; green frame = class correct, red frame = wrong; caption: predicted class (true class when wrong), image id, gate, IoU.").AppendLine();
+                      "Cyan box = true box, magenta box = predicted box; green frame = class correct, red frame = wrong; caption: ok/WRONG and the predicted class (true class when wrong), image id, gate g, box IoU.").AppendLine();
         for (int e = 0; e < g.Files.Count; e++)
             sb.AppendLine(g.Files[e] is null ? $"Expert {e}: nothing to show." : $"### Expert {e}\n\n![expert {e}]({g.Files[e]})").AppendLine();
         if (g.Notes.Count > 0)
