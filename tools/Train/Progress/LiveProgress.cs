@@ -82,6 +82,7 @@ public sealed class LiveProgress : ITrainingProgress
             _batchTask.Value = done;
             _batchTask.Description = BatchText(loss, top1, imagesPerSecond, epochEta);
             double fraction = (_epochsDone + done / _batches) / _epochs;
+            _epochTask.Value = fraction * _epochs; // the epoch bar advances within the epoch too
             _epochTask.Description = EpochText(fraction > 0 ? _run.Elapsed.TotalSeconds / fraction * (1 - fraction) : null);
         }
     }
