@@ -21,6 +21,11 @@ struct Strided3 {
 
 template <int Q>
 DEVINLINE void offsets(const Strided3& s, i64 i, i64* o) {
+  if (s.ndim == 1) {  // the common case after coalescing: no 64-bit division
+#pragma unroll
+    for (int q = 0; q < Q; q++) o[q] = i * s.st[q][0];
+    return;
+  }
 #pragma unroll
   for (int q = 0; q < Q; q++) o[q] = 0;
   for (int d = s.ndim - 1; d >= 0; --d) {
