@@ -25,6 +25,11 @@ try
     foreach (var u in options.Unused) Console.Error.WriteLine($"warning: option --{u} was not used by '{workload.Name}'");
     return 0;
 }
+catch (MtlMoe.Engine.DeviceUnavailableException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 3;
+}
 catch (ArgumentException e)
 {
     Console.Error.WriteLine($"error: {e.Message}");

@@ -39,13 +39,15 @@ mkdir -p results
 "$dotnet" tests/MtlMoe.Engine.Tests.dll --filter "TestCategory=Cuda" --output Detailed --results-directory "$here/results" "$@" 2>&1 | tee results/cuda-tests.log
 tests_rc=${PIPESTATUS[0]}
 
-# 4. The benchmarks on the GPU (workloads that this build has; each prints JSON lines).
+# 4. The benchmarks on the GPU (workloads that this build has; each prints JSON lines), after the tests.
 available=$("$dotnet" bench/Bench.dll --help 2>&1 | awk 'f {print $1} /^workloads:/ {f=1}')
 : > results/bench.jsonl
-for w in gemm conv resnet18-step; do
+declare -A extra=([gemm]="" [conv]="" [resnet18-step]="" [gating]="--scope op,layer --path fused,composed")
+for w in gemm conv resnet18-step gating; do
   if grep -qx "$w" <<<"$available"; then
-    echo "run-gpu: bench $w --device cuda"
-    "$dotnet" bench/Bench.dll "$w" --device cuda 2>&1 | tee -a results/bench.jsonl
+    echo "run-gpu: bench $w --device cuda ${extra[$w]}"
+    # shellcheck disable=SC2086
+    "$dotnet" bench/Bench.dll "$w" --device cuda ${extra[$w]} 2>>results/bench.log | tee -a results/bench.jsonl
   else
     echo "run-gpu: bench workload '$w' is not in this build; skipped"
   fi

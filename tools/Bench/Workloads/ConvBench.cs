@@ -1,12 +1,14 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Cuda;
 
 namespace MtlMoe.Bench.Workloads;
 
 /// <summary>
 /// float32 conv2d through the backend primitives, one JSON line per phase (forward, backward-data,
 /// backward-weights). Default: 3×3, 64→64 channels, 56×56, batch 8, stride 1, padding kernel/2 (ResNet layer1).
+/// <c>--device cuda</c> runs the CUDA backend (cuDNN; the algorithm search happens in the warm-up run), each run synchronised.
 /// </summary>
 public sealed class ConvBench : IWorkload
 {
@@ -14,7 +16,7 @@ public sealed class ConvBench : IWorkload
     public string Name => "conv";
 
     /// <inheritdoc />
-    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r]";
+    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -28,13 +30,17 @@ public sealed class ConvBench : IWorkload
         int ho = geo.OutH(res, kernel), wo = geo.OutW(res, kernel);
         double flops = 2.0 * n * k * (c / groups) * kernel * kernel * ho * wo;
 
+        var device = Device.Parse(options.Str("device", "cpu"));
+        bool tf32 = options.Flag("tf32");
         int saved = CpuBackend.Threads;
+        bool savedTf32 = CudaBackend.AllowTf32;
         try
         {
             CpuBackend.Threads = threads;
-            using var x = Tensor.Rand([n, c, res, res], new Rng(1), -1, 1);
-            using var w = Tensor.Rand([k, c / groups, kernel, kernel], new Rng(2), -1, 1);
-            using var dy = Tensor.Rand([n, k, ho, wo], new Rng(3), -1, 1);
+            CudaBackend.AllowTf32 = tf32;
+            using var x = Tensor.Rand([n, c, res, res], new Rng(1), -1, 1, device: device);
+            using var w = Tensor.Rand([k, c / groups, kernel, kernel], new Rng(2), -1, 1, device: device);
+            using var dy = Tensor.Rand([n, k, ho, wo], new Rng(3), -1, 1, device: device);
             var be = x.Backend;
             var phases = new (string Name, Func<Storage> Body, int[] Shape)[]
             {
@@ -44,16 +50,16 @@ public sealed class ConvBench : IWorkload
             };
             foreach (var (phase, body, shape) in phases)
             {
-                Console.Error.WriteLine($"conv {phase}: [{n}, {c}, {res}, {res}] * [{k}, {c / groups}, {kernel}, {kernel}] {geo}, {threads} threads");
-                double ms = Timing.MedianMs(() => { using var t = Tensor.FromStorage(body(), shape); }, warmup: 1, runs: runs);
+                Console.Error.WriteLine($"conv {phase}: [{n}, {c}, {res}, {res}] * [{k}, {c / groups}, {kernel}, {kernel}] {geo}, {threads} threads, {device}");
+                double ms = Timing.MedianMs(() => { using var t = Tensor.FromStorage(body(), shape); CudaProfiler.Synchronize(device); }, warmup: 1, runs: runs);
                 output.Write(new Dictionary<string, object?>
                 {
                     ["workload"] = "conv", ["phase"] = phase, ["n"] = n, ["c"] = c, ["h"] = res, ["w"] = res, ["k"] = k,
-                    ["kernel"] = kernel, ["stride"] = stride, ["groups"] = groups, ["threads"] = threads, ["device"] = "cpu",
+                    ["kernel"] = kernel, ["stride"] = stride, ["groups"] = groups, ["threads"] = threads, ["device"] = device.ToString(), ["tf32"] = device.Type == DeviceType.Cuda ? tf32 : null,
                     ["ms"] = Timing.R(ms), ["gflops"] = Timing.R(flops / (ms * 1e6)),
                 });
             }
         }
-        finally { CpuBackend.Threads = saved; }
+        finally { CpuBackend.Threads = saved; CudaBackend.AllowTf32 = savedTf32; }
     }
 }

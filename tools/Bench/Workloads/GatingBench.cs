@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Cuda;
 using MtlMoe.Engine.MoE;
 
 namespace MtlMoe.Bench.Workloads;
@@ -11,6 +12,9 @@ namespace MtlMoe.Bench.Workloads;
 /// projections). Each runs as "fused" (the MoE primitive) and as "composed" from generic engine ops
 /// (Max/Eq/Where peel off the top k+1, masked Exp for the softmax, NormCdf for the load; ties are not
 /// broken by index there, which random inputs never hit). backward = median(forward + backward) − median(forward).
+/// With <c>--device cuda</c> every run ends with a device synchronisation, lines carry the fraction of the device's
+/// peak DRAM bandwidth, each phase is an NVTX range ("gating/op/fused/forward B=… E=… k=…"), and <c>--profile</c>
+/// brackets each timed region (after warm-up) with cuProfilerStart/Stop for nsys/ncu.
 /// </summary>
 public sealed class GatingBench : IWorkload
 {
@@ -18,7 +22,7 @@ public sealed class GatingBench : IWorkload
     public string Name => "gating";
 
     /// <inheritdoc />
-    public string Description => "MoE noisy top-k gating fused vs composed, fwd/bwd: --batch 256,4096,65536 --dim 512,2048 --experts 4,8,16,64 --k 1,2 [--scope op,layer] [--path fused,composed] [--runs r] [--threads t] [--full: layer scope beyond B·d = 4096·2048 too]";
+    public string Description => "MoE noisy top-k gating fused vs composed, fwd/bwd: --batch 256,4096,65536 --dim 512,2048 --experts 4,8,16,64 --k 1,2 [--scope op,layer] [--path fused,composed] [--runs r] [--threads t] [--full: layer scope beyond B·d = 4096·2048 too] [--device cpu|cuda] [--profile]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -31,6 +35,10 @@ public sealed class GatingBench : IWorkload
         var paths = options.Str("path", "fused,composed").Split(',');
         int runsOpt = options.Int("runs", 0), threads = options.Int("threads", CpuBackend.Threads);
         bool full = options.Flag("full");
+        _device = Device.Parse(options.Str("device", "cpu"));
+        _profile = options.Flag("profile");
+        _peakGBps = CudaProfiler.PeakBandwidthGBps(_device) is double peak && peak > 0 ? peak : null;
+        if (_peakGBps is double pk) Console.Error.WriteLine($"gating: {_device}, peak DRAM bandwidth {pk:F0} GB/s, NVTX {(Nvtx.Enabled ? "on" : "off (libnvToolsExt.so.1 not found)")}");
         foreach (var s in scopes) if (s is not ("op" or "layer")) throw new ArgumentException($"gating: unknown --scope '{s}' (op, layer)");
         foreach (var p in paths) if (p is not ("fused" or "composed")) throw new ArgumentException($"gating: unknown --path '{p}' (fused, composed)");
         int saved = CpuBackend.Threads;
@@ -55,23 +63,36 @@ public sealed class GatingBench : IWorkload
         finally { CpuBackend.Threads = saved; }
     }
 
+    private static Device _device = Device.Cpu;
+    private static bool _profile;
+    private static double? _peakGBps;
+
     // Fewer repetitions for the big shapes so that the default grid stays within a few minutes.
     private static int Runs(int opt, double work) => opt > 0 ? opt : work > 5e8 ? 1 : work > 5e7 ? 3 : 7;
 
-    private static double Median(Action body, int runs)
+    private static double Median(string phase, Action body, int runs)
     {
-        if (runs > 1) body();   // warm-up
+        using var range = Nvtx.Range(phase);
+        if (runs > 1) { body(); CudaProfiler.Synchronize(_device); }   // warm-up
+        if (_profile) CudaProfiler.Start(_device);
         var t = new double[runs];
-        for (int i = 0; i < runs; i++) { var sw = Stopwatch.StartNew(); body(); t[i] = sw.Elapsed.TotalMilliseconds; }
+        for (int i = 0; i < runs; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            body();
+            CudaProfiler.Synchronize(_device);   // device work is asynchronous: time it to completion
+            t[i] = sw.Elapsed.TotalMilliseconds;
+        }
+        if (_profile) CudaProfiler.Stop(_device);
         Array.Sort(t);
         return runs % 2 == 1 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
     }
 
     private static void RunOp(JsonLines output, string[] paths, int b, int e, int k, int runsOpt, int threads)
     {
-        using var clean = Tensor.RandN([b, e], new Rng(1));
-        using var raw = Tensor.RandN([b, e], new Rng(2));
-        using var eps = Tensor.RandN([b, e], new Rng(3));
+        using var clean = Tensor.RandN([b, e], new Rng(1), device: _device);
+        using var raw = Tensor.RandN([b, e], new Rng(2), device: _device);
+        using var eps = Tensor.RandN([b, e], new Rng(3), device: _device);
         int runs = Runs(runsOpt, 40.0 * b * e);
         // Essential traffic: read clean, raw, ε; write gates (+2 rows) and indices. Backward: those three again,
         // the upstream gradient, and the two gradients written.
@@ -80,17 +101,18 @@ public sealed class GatingBench : IWorkload
         {
             Console.Error.WriteLine($"gating op {path}: B={b} E={e} k={k}");
             Tensor Forward(Tensor c, Tensor r) => path == "fused" ? FusedAux(c, r, eps, k) : ComposedAux(c, r, eps, k);
-            double fwd = Median(() => { using var _ = Autograd(false, () => Forward(clean, raw)); }, runs);
-            double both = Median(() => Backward(clean, raw, Forward), runs);
+            string tag = $"B={b} E={e} k={k}";
+            double fwd = Median($"gating/op/{path}/forward {tag}", () => { using var _ = Autograd(false, () => Forward(clean, raw)); }, runs);
+            double both = Median($"gating/op/{path}/forward+backward {tag}", () => Backward(clean, raw, Forward), runs);
             Write(output, "op", path, b, null, e, k, runs, threads, fwd, Math.Max(both - fwd, 0), fwdBytes, bwdBytes);
         }
     }
 
     private static void RunLayer(JsonLines output, string[] paths, int b, int d, int e, int k, int runsOpt, int threads)
     {
-        using var x = Tensor.Rand([b, d], new Rng(4), -1, 1);
-        using var wg = Tensor.Rand([d, e], new Rng(5), -0.05, 0.05);
-        using var wn = Tensor.Rand([d, e], new Rng(6), -0.05, 0.05);
+        using var x = Tensor.Rand([b, d], new Rng(4), -1, 1, device: _device);
+        using var wg = Tensor.Rand([d, e], new Rng(5), -0.05, 0.05, device: _device);
+        using var wn = Tensor.Rand([d, e], new Rng(6), -0.05, 0.05, device: _device);
         int runs = Runs(runsOpt, 4.0 * b * d * e);
         double fwdBytes = 4.0 * ((long)b * d + 2L * d * e + (long)b * e + (long)b * k);
         double bwdBytes = 4.0 * (2L * b * d + 4L * d * e + 2L * b * e);
@@ -102,11 +124,12 @@ public sealed class GatingBench : IWorkload
             {
                 using var c = Ops.MatMul(x, g);
                 using var r = Ops.MatMul(x, n);
-                using var eps = Tensor.RandN([b, e], noise);
+                using var eps = Tensor.RandN([b, e], noise, device: _device);
                 return path == "fused" ? FusedAux(c, r, eps, k) : ComposedAux(c, r, eps, k);
             }
-            double fwd = Median(() => { using var _ = Autograd(false, () => Forward(wg, wn)); }, runs);
-            double both = Median(() => Backward(wg, wn, Forward), runs);
+            string tag = $"B={b} d={d} E={e} k={k}";
+            double fwd = Median($"gating/layer/{path}/forward {tag}", () => { using var _ = Autograd(false, () => Forward(wg, wn)); }, runs);
+            double both = Median($"gating/layer/{path}/forward+backward {tag}", () => Backward(wg, wn, Forward), runs);
             Write(output, "layer", path, b, d, e, k, runs, threads, fwd, Math.Max(both - fwd, 0), fwdBytes, bwdBytes);
         }
     }
@@ -151,7 +174,7 @@ public sealed class GatingBench : IWorkload
         using var sigma = Ops.AddScalar(sp, 1e-2);
         using var es = Ops.Mul(eps, sigma);
         using var noisy = Ops.Add(clean, es);
-        using var ninf = Tensor.Full([], -1e30, noisy.DType);
+        using var ninf = Tensor.Full([], -1e30, noisy.DType, noisy.Device);
         int e = clean.Shape[1];
         int m = Math.Min(k + 1, e);
         var tops = new List<Tensor>();   // each [B, 1]
@@ -201,9 +224,12 @@ public sealed class GatingBench : IWorkload
         output.Write(new Dictionary<string, object?>
         {
             ["workload"] = "gating", ["scope"] = scope, ["path"] = path, ["batch"] = b, ["dim"] = d, ["experts"] = e, ["k"] = k,
-            ["dtype"] = "float32", ["device"] = "cpu", ["threads"] = threads, ["runs"] = runs,
+            ["dtype"] = "float32", ["device"] = _device.ToString(), ["threads"] = threads, ["runs"] = runs,
             ["forward_ms"] = Timing.R(fwd), ["backward_ms"] = Timing.R(bwd),
             ["forward_gbps"] = Timing.R(fwdBytes / (fwd * 1e6)), ["backward_gbps"] = bwd > 0 ? Timing.R(bwdBytes / (bwd * 1e6)) : null,
+            ["peak_gbps"] = _peakGBps is double pk ? Timing.R(pk, 1) : null,
+            ["forward_bw_fraction"] = _peakGBps is double p1 ? Timing.R(fwdBytes / (fwd * 1e6) / p1, 4) : null,
+            ["backward_bw_fraction"] = _peakGBps is double p2 && bwd > 0 ? Timing.R(bwdBytes / (bwd * 1e6) / p2, 4) : null,
         });
     }
 }

@@ -1,5 +1,6 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Cuda;
 
 namespace MtlMoe.Bench.Workloads;
 
@@ -7,6 +8,8 @@ namespace MtlMoe.Bench.Workloads;
 /// float32 CpuGemm: square sizes (--sizes 256,512), a custom shape (--m --n --k), transposes
 /// (--trans none|a|b|ab), threads (--threads), a forced kernel (--path avx512|avx2|scalar) and,
 /// by default, the skinny shapes a 3×3 conv layer (64→64 at 56×56) and its backward produce.
+/// <c>--device cuda</c> times Ops.MatMul on the GPU (cuBLAS SGEMM; transposes are strided views read in place;
+/// <c>--tf32</c> allows TF32 tensor cores), each run synchronised.
 /// </summary>
 public sealed class GemmBench : IWorkload
 {
@@ -14,7 +17,7 @@ public sealed class GemmBench : IWorkload
     public string Name => "gemm";
 
     /// <inheritdoc />
-    public string Description => "float32 GEMM GFLOPS: --sizes 256,512 | --m --n --k [--trans none|a|b|ab] [--threads t] [--path avx512|avx2|scalar] [--runs r]";
+    public string Description => "float32 GEMM GFLOPS: --sizes 256,512 | --m --n --k [--trans none|a|b|ab] [--threads t] [--path avx512|avx2|scalar] [--runs r] [--device cpu|cuda] [--tf32]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -47,6 +50,17 @@ public sealed class GemmBench : IWorkload
                 shapes.Add((8, 1000, 300, "none", "skinny-m"));
                 shapes.Add((1000, 8, 300, "none", "skinny-n"));
             }
+        }
+
+        var device = Device.Parse(options.Str("device", "cpu"));
+        if (device.Type == DeviceType.Cuda)
+        {
+            bool tf32 = options.Flag("tf32");
+            bool savedTf32 = CudaBackend.AllowTf32;
+            CudaBackend.AllowTf32 = tf32;
+            try { foreach (var (sm, sn, sk, st, label) in shapes) MeasureDevice(output, device, sm, sn, sk, st, label, runs, tf32); }
+            finally { CudaBackend.AllowTf32 = savedTf32; }
+            return;
         }
 
         int saved = CpuBackend.Threads;
@@ -105,6 +119,35 @@ public sealed class GemmBench : IWorkload
             ["gflops"] = Timing.R(flops / ms / 1e6, 1),
             ["min_ms"] = Timing.R(minMs, 4),
             ["best_gflops"] = Timing.R(flops / minMs / 1e6, 1),
+        });
+    }
+
+    private static void MeasureDevice(JsonLines output, Device device, int m, int n, int k, string trans, string label, int runs, bool tf32)
+    {
+        bool ta = trans.Contains('a'), tb = trans.Contains('b');
+        // Stored matrices; a transposed operand is the .T view of its stored [k, m] / [n, k] matrix.
+        using var sa = Tensor.Rand(ta ? [k, m] : [m, k], new Rng(1), -0.5, 0.5, device: device);
+        using var sb = Tensor.Rand(tb ? [n, k] : [k, n], new Rng(2), -0.5, 0.5, device: device);
+        using var a = ta ? sa.T : sa.Detach();
+        using var b = tb ? sb.T : sb.Detach();
+        double flops = 2.0 * m * n * k;
+        int reps = (int)Math.Clamp(2e10 / flops, 1, 1000);
+        var each = new List<double>();
+        double ms = Timing.MedianMs(() =>
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            for (int r = 0; r < reps; r++) Ops.MatMul(a, b).Dispose();
+            CudaProfiler.Synchronize(device);
+            each.Add(sw.Elapsed.TotalMilliseconds / reps);
+        }, warmup: 2, runs: runs) / reps;
+        double minMs = each.Skip(2).Min();
+        output.Write(new Dictionary<string, object?>
+        {
+            ["workload"] = "gemm", ["shape"] = label, ["n"] = label == "square" ? n : null,
+            ["m"] = m, ["ncols"] = n, ["k"] = k, ["trans"] = trans,
+            ["device"] = device.ToString(), ["path"] = tf32 ? "cublas-tf32" : "cublas-fp32",
+            ["ms"] = Timing.R(ms, 4), ["gflops"] = Timing.R(flops / ms / 1e6, 1),
+            ["min_ms"] = Timing.R(minMs, 4), ["best_gflops"] = Timing.R(flops / minMs / 1e6, 1),
         });
     }
 }
