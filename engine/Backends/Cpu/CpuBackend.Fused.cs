@@ -33,6 +33,7 @@ public sealed partial class CpuBackend
     }
 
     // dx = y > 0 ? dy : 0, vectorised (NaN in y gives 0, as the composed mask does).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void ReluBackSpan<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, Span<T> dx) where T : unmanaged, INumber<T>
     {
         int i = 0, n = dx.Length;

@@ -25,6 +25,7 @@ internal static unsafe class Im2Col
     /// the column matrix and output rows [ohLo, ohHi) (B = (ohHi − ohLo)·Wo columns per image); col has leading
     /// dimension <paramref name="ld"/> (≥ nb·B).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Unfold<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, T[] col, int ld, int rowLo, int rowHi,
         int ohLo, int ohHi) where T : unmanaged, INumber<T>
     {
@@ -61,6 +62,7 @@ internal static unsafe class Im2Col
     /// (output rows [ohLo, ohHi), B = (ohHi − ohLo)·Wo columns per image), for items [lo, hi) of t·Cg + c, in a
     /// fixed order; different items touch disjoint parts of dx.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Fold<T>(T[] col, int ld, in ConvPlan p, T[] dx, int dxOff, int imageStride, int lo, int hi, int ohLo, int ohHi)
         where T : unmanaged, INumber<T>
     {
@@ -111,6 +113,7 @@ internal static unsafe class Im2Col
     /// Row gather between the per-image layout [.., rows, P] (row o of image t at aOff + t·imageStride + o·P) and the
     /// chunk layout [rows, nb·P] (ld): toChunk copies image rows into the chunk, otherwise back; rows [lo, hi) only.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Regroup<T>(T[] images, int aOff, int imageStride, int plane, int nb, T[] chunk, int ld, bool toChunk, int lo, int hi)
         where T : unmanaged
     {
