@@ -23,7 +23,9 @@ public sealed partial class CpuBackend
         int plane = Math.Max(p.OutPlane, 1);
         long want = (ConvTargetCols + plane - 1) / plane;
         long cap = Math.Max(1, ConvMaxColElements / Math.Max(1L, (long)Math.Max(p.K, p.Og) * plane));
-        return (int)Math.Clamp(Math.Min(want, cap), 1, Math.Max(p.N, 1));
+        int nb = (int)Math.Clamp(Math.Min(want, cap), 1, Math.Max(p.N, 1));
+        int chunks = (p.N + nb - 1) / Math.Max(nb, 1);
+        return Math.Max(1, (p.N + chunks - 1) / Math.Max(chunks, 1)); // equal chunks (16 images: 8 + 8, not 11 + 5)
     }
 
     /// <inheritdoc />
