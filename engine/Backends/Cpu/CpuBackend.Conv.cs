@@ -103,8 +103,41 @@ public sealed partial class CpuBackend
         return ys;
     }
 
+    /// <summary>Lets stride-1 backward-data run as a forward conv (tests turn it off to reach the col2im path).</summary>
+    internal static bool ConvBackwardDataAsForward { get; set; } = true;
+
+    // Stride 1, dilation 1: dx = conv2d(dy, w′, padding k − 1 − p) with w′[g·Cg + c, o, i, j] = w[g·Og + o, c, kh−1−i, kw−1−j]
+    // (the kernel flipped, in and out channels swapped per group). That reuses the forward's fast schedules instead of
+    // col2im, whose short row adds dominate on small planes.
+    private static bool ConvBackwardDataByForward(in ConvPlan p) => ConvBackwardDataAsForward
+        && p.Geo is { StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1 } && p.Geo.PadH <= p.Kh - 1 && p.Geo.PadW <= p.Kw - 1;
+
+    private static Storage ConvBackwardDataViaForward<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
+    {
+        var (w, wo) = NchwDense.Of<T>(ws, lw); // w: [O, Cg, kh, kw]
+        int kk = p.Kh * p.Kw, len = p.O * p.Cg * kk;
+        var wfs = NewStorage(ws.DType, len);
+        var wf = wfs.Array<T>();                // w′: [C, Og, kh, kw]
+        try
+        {
+            for (int g = 0; g < p.G; g++)
+                for (int ol = 0; ol < p.Og; ol++)
+                    for (int c = 0; c < p.Cg; c++)
+                    {
+                        int src = wo + ((g * p.Og + ol) * p.Cg + c) * kk, dst = ((g * p.Cg + c) * p.Og + ol) * kk;
+                        for (int q = 0; q < kk; q++) wf[dst + q] = w[src + kk - 1 - q];
+                    }
+            var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
+            int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
+            var plan = new ConvPlan(ldy.Shape, wShape, geo);
+            return ConvForwardT<T>(dys, ldy, wfs, Layout.Contiguous(wShape), plan);
+        }
+        finally { wfs.Release(); }
+    }
+
     private static Storage ConvBackwardDataT<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
     {
+        if (p.OutPlane > 0 && p.N > 0 && ConvBackwardDataByForward(p)) return ConvBackwardDataViaForward<T>(dys, ldy, ws, lw, p);
         var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, O, Ho, Wo]
         var (w, wo) = NchwDense.Of<T>(ws, lw);     // w: [O, Cg, kh, kw]
         var dxs = NewStorage(dys.DType, p.N * p.C * p.InPlane, zero: true);

@@ -13,10 +13,11 @@ namespace MtlMoe.Tests.CpuPerf;
 [NonParallelizable]
 public class ConvScheduleTests
 {
-    public enum Schedule { Tiled, TiledOneRowBands, Batched, BatchedSmallChunks, OneImagePerChunk }
+    public enum Schedule { Tiled, TiledOneRowBands, Batched, BatchedSmallChunks, OneImagePerChunk, TiledCol2Im, BatchedCol2Im }
 
     private static void With(Schedule s, Action body)
     {
+        bool asForward = CpuBackend.ConvBackwardDataAsForward;
         int minPlane = CpuBackend.ConvTiledMinPlane, tile = CpuBackend.ConvTileElements, cols = CpuBackend.ConvTargetCols, max = CpuBackend.ConvMaxColElements;
         try
         {
@@ -27,12 +28,16 @@ public class ConvScheduleTests
                 case Schedule.Batched: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1 << 20; break;
                 // chunks of 2 images (a partial last chunk of 1) on most shapes here
                 case Schedule.BatchedSmallChunks: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
+                // backward-data through col2im even at stride 1
+                case Schedule.TiledCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
+                case Schedule.BatchedCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
                 case Schedule.OneImagePerChunk: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1; break;
             }
             body();
         }
         finally
         {
+            CpuBackend.ConvBackwardDataAsForward = asForward;
             CpuBackend.ConvTiledMinPlane = minPlane; CpuBackend.ConvTileElements = tile; CpuBackend.ConvTargetCols = cols; CpuBackend.ConvMaxColElements = max;
         }
     }
@@ -47,6 +52,8 @@ public class ConvScheduleTests
             ("1x1Stride2", [3, 6, 9, 9], [7, 6, 1, 1], Conv2dGeometry.Square(2, 0)),
             ("1x1Direct", [3, 6, 5, 7], [7, 6, 1, 1], Conv2dGeometry.Square()),
             ("Groups2Dil2", [3, 4, 10, 11], [6, 2, 3, 3], Conv2dGeometry.Square(1, 2, 2, 2)),
+            ("Groups2NonSquare", [3, 4, 9, 10], [6, 2, 3, 2], new Conv2dGeometry(1, 1, 1, 0, 1, 1, 2)),
+            ("5x5Pad1", [2, 3, 9, 8], [4, 3, 5, 5], Conv2dGeometry.Square(1, 1)),
         };
         foreach (var s in Enum.GetValues<Schedule>())
             foreach (var (name, x, w, g) in shapes)
