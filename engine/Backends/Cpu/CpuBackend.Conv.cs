@@ -12,7 +12,7 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <summary>GEMM column count (nb·Ho·Wo) a chunk of images aims for.</summary>
-    internal static int ConvTargetCols { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("MTLMOE_CONV_COLS"), out var v) ? v : 2048;
+    internal static int ConvTargetCols { get; set; } = 2048;
 
     /// <summary>Upper bound on the column scratch of one chunk, in elements (16 MiB of float32).</summary>
     internal static int ConvMaxColElements { get; set; } = 1 << 22;

@@ -11,10 +11,10 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <summary>Elements of one thread's column tile [K, rows·Wo] (512 KiB of float32).</summary>
-    internal static int ConvTileElements { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("MTLMOE_CONV_TILE"), out var v) ? v : 1 << 17;
+    internal static int ConvTileElements { get; set; } = 1 << 17;
 
     /// <summary>Smallest output plane (Ho·Wo) the tiled schedule is used for; below it images are batched into one GEMM.</summary>
-    internal static int ConvTiledMinPlane { get; set; } = int.TryParse(Environment.GetEnvironmentVariable("MTLMOE_CONV_MINPLANE"), out var v) ? v : 256;
+    internal static int ConvTiledMinPlane { get; set; } = 256;
 
     /// <summary>Partial weight-gradient buffers the tiled backward-weight sums (fixed, so results do not depend on Threads).</summary>
     private const int ConvWeightParts = 4;
