@@ -48,8 +48,8 @@ public sealed partial class CpuBackend
                             for (int iw = w0; iw < w1; iw++)
                             {
                                 T v = row[iw];
-                                // v > best, or v is the first NaN (NaN ≠ NaN; a NaN best is never replaced).
-                                if (v > best || (v != v && best == best)) { best = v; at = ih * w + iw; }
+                                // v > best, or v is the first NaN (a NaN best is never replaced).
+                                if (v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; at = ih * w + iw; }
                             }
                         }
                         dst[oh * wo + ow] = best;
