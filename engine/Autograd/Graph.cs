@@ -20,6 +20,7 @@ public static class Graph
     public static void Record(Tensor output, string op, Tensor[] inputs, Func<Tensor, Tensor?[]> backward, Tensor[]? saved = null)
     {
         if (!ShouldRecord(inputs)) return;
+        if (OpProfile.Enabled) OpProfile.Lap("fwd " + op);
         output.MarkRequiresGrad();
         output.GradFn = new GradNode(op, output, inputs, backward, saved);
     }
@@ -37,6 +38,7 @@ public static class Graph
         if (gradient is not null && !Shapes.Equal(gradient.Shape, root.Shape))
             throw new ShapeException($"backward: gradient {Shapes.Format(gradient.Shape)} does not match tensor {Shapes.Format(root.Shape)}");
 
+        OpProfile.Lap("fwd (after last op)");
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         using var _ = GradMode.NoGrad();
@@ -53,7 +55,9 @@ public static class Graph
             if (node.BackwardFn is null)
                 throw new InvalidOperationException(
                     $"backward: trying to go through the graph a second time (op '{node.Op}'); its saved tensors were freed by the first Backward(). Call Backward(retainGraph: true) the first time.");
+            long t0 = OpProfile.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             var inputGrads = node.BackwardFn(g);
+            if (OpProfile.Enabled) OpProfile.Add("bwd " + node.Op, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             var inputs = node.Inputs;
             if (inputGrads.Length != inputs.Length) throw new InvalidOperationException($"backward of '{node.Op}' returned {inputGrads.Length} gradients for {inputs.Length} inputs");
             for (int k = 0; k < inputs.Length; k++)
@@ -68,6 +72,7 @@ public static class Graph
             }
             if (!retainGraph) node.Free();
         }
+        OpProfile.Mark();
     }
 
     private static void AccumulateLeaf(Tensor leaf, Tensor g)

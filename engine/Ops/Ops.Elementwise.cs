@@ -60,7 +60,7 @@ public static partial class Ops
     /// <summary>√x</summary>
     public static Tensor Sqrt(Tensor x) { RequireFloat("sqrt", x); return Unary("sqrt", x, UnaryOp.Sqrt, (g, y) => { using var d = MulScalar(y, 2); return Div(g, d); }); }
     /// <summary>max(x, 0)</summary>
-    public static Tensor Relu(Tensor x) => Unary("relu", x, UnaryOp.Relu, (g, y) => { using var m = UnaryRaw(y, UnaryOp.GtScalar, 0); return Mul(g, m); });
+    public static Tensor Relu(Tensor x) => Unary("relu", x, UnaryOp.Relu, (g, y) => Tensor.FromStorage(g.Backend.ReluBackward(g.Storage, g.Layout, y.Storage, y.Layout), y.Shape));
     /// <summary>1 / (1 + e⁻ˣ)</summary>
     public static Tensor Sigmoid(Tensor x) { RequireFloat("sigmoid", x); return Unary("sigmoid", x, UnaryOp.Sigmoid, (g, y) => { using var one = RSubScalar(y, 1); using var d = Mul(y, one); return Mul(g, d); }); }
     /// <summary>tanh x</summary>

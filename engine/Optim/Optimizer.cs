@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Autograd;
 using System.Globalization;
 
 namespace MtlMoe.Engine.Optim;
@@ -49,6 +50,7 @@ public abstract class Optimizer : IDisposable
     public void Step()
     {
         using var _ = Autograd.GradMode.NoGrad();
+        OpProfile.Lap("(between backward and step)");
         for (int i = 0; i < _parameters.Count; i++)
         {
             var p = _parameters[i];
@@ -62,6 +64,7 @@ public abstract class Optimizer : IDisposable
             finally { dense?.Dispose(); }
         }
         StepCount++;
+        OpProfile.Lap("optimizer step");
     }
 
     /// <summary>Applies one update to parameter <paramref name="index"/> with its contiguous gradient.</summary>

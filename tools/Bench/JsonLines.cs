@@ -17,4 +17,7 @@ public sealed class JsonLines
         Console.Out.WriteLine(JsonSerializer.Serialize(fields));
         Console.Out.Flush();
     }
+
+    /// <summary>Writes every line so far to <paramref name="path"/> (replacing it).</summary>
+    public void SaveTo(string path) => File.WriteAllLines(path, _written.Select(f => JsonSerializer.Serialize(f)));
 }

@@ -1,6 +1,6 @@
 using MtlMoe.Bench;
 
-// Usage: dotnet run -c Release --project tools/Bench -- <workload> [--option value ...]
+// Usage: dotnet run -c Release --project tools/Bench -- <workload> [--option value ...] [--save FILE] [--compare FILE]
 var workloads = typeof(IWorkload).Assembly.GetTypes()
     .Where(t => typeof(IWorkload).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
     .Select(t => (IWorkload)Activator.CreateInstance(t)!)
@@ -9,7 +9,9 @@ var workloads = typeof(IWorkload).Assembly.GetTypes()
 
 void Usage()
 {
-    Console.Error.WriteLine("usage: Bench <workload> [--option value ...]");
+    Console.Error.WriteLine("usage: Bench <workload> [--option value ...] [--save FILE] [--compare FILE]");
+    Console.Error.WriteLine("  --save FILE     also write the JSON lines to FILE");
+    Console.Error.WriteLine("  --compare FILE  after running, print before/after ms and speed-up per measurement matching one in FILE");
     Console.Error.WriteLine("workloads:");
     foreach (var w in workloads) Console.Error.WriteLine($"  {w.Name,-16} {w.Description}");
 }
@@ -20,9 +22,16 @@ if (workload is null) { Console.Error.WriteLine($"unknown workload '{args[0]}'")
 try
 {
     var options = new BenchOptions(args.Skip(1));
+    string save = options.Str("save", ""), compare = options.Str("compare", "");
+    if (options.Flag("save") && save == "") throw new ArgumentException("--save needs a file name");
+    if (options.Flag("compare") && compare == "") throw new ArgumentException("--compare needs a file name");
+    var baseline = compare != "" ? Compare.Load(compare) : null; // read first: --save may name the same file
     var output = new JsonLines();
     workload.Run(options, output);
     foreach (var u in options.Unused) Console.Error.WriteLine($"warning: option --{u} was not used by '{workload.Name}'");
+    if (save != "") output.SaveTo(save);
+    if (baseline is not null && Compare.Run(baseline, output.Written, Console.Error) == 0)
+        Console.Error.WriteLine($"compare: no measurement in {compare} has the same workload and parameters");
     return 0;
 }
 catch (MtlMoe.Engine.DeviceUnavailableException e)

@@ -50,4 +50,39 @@ internal static class ChannelVec
             (new Vector<T>(a[i..]) * va + new Vector<T>(b[i..]) * vb + vc).CopyTo(dst[i..]);
         for (; i < a.Length; i++) dst[i] = a[i] * sa + b[i] * sb + shift;
     }
+
+    /// <summary>dst = max(a·scale + shift, 0).</summary>
+    public static void AffineRelu<T>(ReadOnlySpan<T> a, T scale, T shift, Span<T> dst) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var vs = new Vector<T>(scale); var vb = new Vector<T>(shift);
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) Vector.Max(new Vector<T>(a[i..]) * vs + vb, Vector<T>.Zero).CopyTo(dst[i..]);
+        for (; i < a.Length; i++) { T v = a[i] * scale + shift; dst[i] = v > T.Zero ? v : T.Zero; }
+    }
+
+    /// <summary>(Σ dz, Σ dz·(x − m)) with dz = y &gt; 0 ? dy : 0.</summary>
+    public static (double Sum, double SumProdDev) MaskedSums<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, ReadOnlySpan<T> x, T m) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var s = Vector<T>.Zero; var sp = Vector<T>.Zero; var vm = new Vector<T>(m); T ts = T.Zero, tp = T.Zero;
+        if (Simd<T>())
+            for (; i <= dy.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var dz = Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(y[i..]), Vector<T>.Zero), new Vector<T>(dy[i..]), Vector<T>.Zero);
+                s += dz; sp += dz * (new Vector<T>(x[i..]) - vm);
+            }
+        for (; i < dy.Length; i++) { T dz = y[i] > T.Zero ? dy[i] : T.Zero; ts += dz; tp += dz * (x[i] - m); }
+        return (double.CreateTruncating(Vector.Sum(s)) + double.CreateTruncating(ts), double.CreateTruncating(Vector.Sum(sp)) + double.CreateTruncating(tp));
+    }
+
+    /// <summary>dst = dz·sa + b·sb + shift with dz = y &gt; 0 ? dy : 0.</summary>
+    public static void MaskedAffine2<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, T sa, ReadOnlySpan<T> b, T sb, T shift, Span<T> dst) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var va = new Vector<T>(sa); var vb = new Vector<T>(sb); var vc = new Vector<T>(shift);
+        if (Simd<T>())
+            for (; i <= dy.Length - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var dz = Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(y[i..]), Vector<T>.Zero), new Vector<T>(dy[i..]), Vector<T>.Zero);
+                (dz * va + new Vector<T>(b[i..]) * vb + vc).CopyTo(dst[i..]);
+            }
+        for (; i < dy.Length; i++) { T dz = y[i] > T.Zero ? dy[i] : T.Zero; dst[i] = dz * sa + b[i] * sb + shift; }
+    }
 }

@@ -3,17 +3,30 @@ using System.Numerics;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
-// Conv2d as im2col + GEMM per image and group. Two schedules, never nested (nested parallel loops
-// oversubscribe the cores): a large per-image GEMM runs images one after another with the GEMM's own
-// threads and a parallel im2col/col2im; small GEMMs run images in parallel, each on one thread. Every
-// output element is produced in a fixed order, so results do not depend on timing.
+// Conv2d as im2col + one GEMM per chunk of images and group. Images are batched into the GEMM's column
+// dimension (col [K, nb·Ho·Wo]) until it is wide enough for the GEMM to run near peak: the deep ResNet layers
+// have tiny planes (7×7, 4×4) whose per-image GEMMs are skinny and slow. The chunk is bounded so the column
+// scratch stays under ConvMaxColElements. Im2col, col2im and the row regrouping between [N, O, P] and
+// [O, nb·P] run in parallel over disjoint rows; the GEMM uses its own threads. The chunking depends only on
+// the shapes, and every output element is produced in a fixed order, so results do not depend on timing.
 public sealed partial class CpuBackend
 {
-    // Matches the GEMM's own threshold for going parallel.
-    private const long ConvGemmParallelFlops = 1L << 22;
+    /// <summary>GEMM column count (nb·Ho·Wo) a chunk of images aims for.</summary>
+    internal static int ConvTargetCols { get; set; } = 2048;
 
-    private static bool ConvImagesInParallel(in ConvPlan p) =>
-        Threads > 1 && p.N > 1 && 2L * p.Og * p.K * p.OutPlane < ConvGemmParallelFlops && p.N * p.MacsPerImage >= 1 << 15;
+    /// <summary>Upper bound on the column scratch of one chunk, in elements (16 MiB of float32).</summary>
+    internal static int ConvMaxColElements { get; set; } = 1 << 22;
+
+    // Images per chunk: enough to reach ConvTargetCols, no more than the scratch bound allows (at least one).
+    internal static int ConvChunk(in ConvPlan p)
+    {
+        int plane = Math.Max(p.OutPlane, 1);
+        long want = (ConvTargetCols + plane - 1) / plane;
+        long cap = Math.Max(1, ConvMaxColElements / Math.Max(1L, (long)Math.Max(p.K, p.Og) * plane));
+        int nb = (int)Math.Clamp(Math.Min(want, cap), 1, Math.Max(p.N, 1));
+        int chunks = (p.N + nb - 1) / Math.Max(nb, 1);
+        return Math.Max(1, (p.N + chunks - 1) / Math.Max(chunks, 1)); // equal chunks (16 images: 8 + 8, not 11 + 5)
+    }
 
     /// <inheritdoc />
     public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry) => x.DType switch
@@ -39,30 +52,18 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"conv2d backward: float tensors only, got {x.DType.Name()}"),
     };
 
-    // Runs image(n, scratch, innerParallel) for every image under the schedule the plan calls for;
-    // scratch is a [K, Ho·Wo] column buffer (null for direct 1×1 convs).
-    private static void ConvForEachImage<T>(ConvPlan p, Action<int, T[]?, bool> image) where T : unmanaged
+    // col [K, cnt·P] ← unfold of images [n0, n0+cnt) of group g.
+    private static void ConvUnfold<T>(T[] x, int xOff, int cnt, ConvPlan p, T[] col) where T : unmanaged, INumber<T>
     {
-        if (ConvImagesInParallel(p))
-        {
-            StridedIter.ParallelChunks(p.N, p.MacsPerImage, (lo, hi) =>
-            {
-                var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
-                try { for (int n = (int)lo; n < hi; n++) image(n, col, false); }
-                finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
-            });
-            return;
-        }
-        var scratch = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
-        try { for (int n = 0; n < p.N; n++) image(n, scratch, true); }
-        finally { if (scratch is not null) ArrayPool<T>.Shared.Return(scratch); }
+        int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
+        StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2Col.Unfold(x, xOff, imageStride, cnt, p, col, ld, (int)lo, (int)hi, 0, p.Ho));
     }
 
-    // col [K, Ho·Wo] ← unfold of image-group x[xOff..], split over rows of col when asked.
-    private static void ConvUnfold<T>(T[] x, int xOff, ConvPlan p, T[] col, bool parallel) where T : unmanaged, INumber<T>
+    // Moves rows [Og] of images [n0, n0+cnt) between [N, O, P] (at off) and the chunk matrix [Og, cnt·P].
+    private static void ConvRegroup<T>(T[] images, int off, int cnt, ConvPlan p, T[] chunk, bool toChunk) where T : unmanaged
     {
-        if (!parallel) { Im2Col.Unfold(x, xOff, p, col.AsSpan(0, p.ColLength)); return; }
-        StridedIter.ParallelChunks(p.K, p.OutPlane, (lo, hi) => Im2Col.Unfold(x, xOff, p, col.AsSpan(0, p.ColLength), (int)lo, (int)hi));
+        int imageStride = p.O * p.OutPlane, ld = cnt * p.OutPlane;
+        StridedIter.ParallelChunks(p.Og, ld, (lo, hi) => Im2Col.Regroup(images, off, imageStride, p.OutPlane, cnt, chunk, ld, toChunk, (int)lo, (int)hi));
     }
 
     private static Storage ConvForwardT<T>(Storage xs, Layout lx, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
@@ -71,47 +72,106 @@ public sealed partial class CpuBackend
         var (w, wo) = NchwDense.Of<T>(ws, lw); // w: [O, Cg, kh, kw] = G × [Og, K]
         var ys = NewStorage(xs.DType, p.N * p.O * p.OutPlane);
         var y = ys.Array<T>();                 // y: [N, O, Ho, Wo] = N × G × [Og, Ho·Wo]
-        if (p.OutPlane == 0) return ys;
-        ConvForEachImage<T>(p, (n, col, inner) =>
+        if (p.OutPlane == 0 || p.N == 0) return ys;
+        if (ConvTiled(p)) { ConvForwardTiled(x, xo, w, wo, y, p); return ys; }
+        int nb = ConvChunk(p), plane = p.OutPlane;
+        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(p.K * nb * plane);  // col: [K, nb·P]
+        var tmp = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;             // tmp: [Og, nb·P]
+        try
+        {
+            for (int n0 = 0; n0 < p.N; n0 += nb)
+            {
+                int cnt = Math.Min(nb, p.N - n0), cols = cnt * plane;
+                for (int g = 0; g < p.G; g++)
+                {
+                    int xOff = xo + (n0 * p.C + g * p.Cg) * p.InPlane, yOff = (n0 * p.O + g * p.Og) * plane;
+                    if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
+                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
+                    // [Og, cnt·P] = W_g · col: [Og, K] · [K, cnt·P]; a single image writes y directly.
+                    Span<T> c = tmp is null || cnt == 1 ? y.AsSpan(yOff, p.Og * plane) : tmp.AsSpan(0, p.Og * cols);
+                    CpuGemm.Gemm(false, false, p.Og, cols, p.K, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
+                        b, cols, T.Zero, c, cols);
+                    if (tmp is not null && cnt > 1) ConvRegroup(y, yOff, cnt, p, tmp, toChunk: false);
+                }
+            }
+        }
+        finally
+        {
+            if (col is not null) ArrayPool<T>.Shared.Return(col);
+            if (tmp is not null) ArrayPool<T>.Shared.Return(tmp);
+        }
+        return ys;
+    }
+
+    /// <summary>Lets stride-1 backward-data run as a forward conv (tests turn it off to reach the col2im path).</summary>
+    internal static bool ConvBackwardDataAsForward { get; set; } = true;
+
+    // Stride 1, dilation 1: dx = conv2d(dy, w′, padding k − 1 − p) with w′[g·Cg + c, o, i, j] = w[g·Og + o, c, kh−1−i, kw−1−j]
+    // (the kernel flipped, in and out channels swapped per group). That reuses the forward's fast schedules instead of
+    // col2im, whose short row adds dominate on small planes.
+    private static bool ConvBackwardDataByForward(in ConvPlan p) => ConvBackwardDataAsForward
+        && p.Geo is { StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1 } && p.Geo.PadH <= p.Kh - 1 && p.Geo.PadW <= p.Kw - 1;
+
+    private static Storage ConvBackwardDataViaForward<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
+    {
+        var (w, wo) = NchwDense.Of<T>(ws, lw); // w: [O, Cg, kh, kw]
+        int kk = p.Kh * p.Kw, len = p.O * p.Cg * kk;
+        var wfs = NewStorage(ws.DType, len);
+        var wf = wfs.Array<T>();                // w′: [C, Og, kh, kw]
+        try
         {
             for (int g = 0; g < p.G; g++)
-            {
-                int xOff = xo + (n * p.C + g * p.Cg) * p.InPlane;
-                if (col is not null) ConvUnfold(x, xOff, p, col, inner);
-                ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.ColLength);
-                // y[n, g] = W_g · col: [Og, K] · [K, Ho·Wo]
-                CpuGemm.Gemm(false, false, p.Og, p.OutPlane, p.K, T.One,
-                    w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K, b, p.OutPlane,
-                    T.Zero, y.AsSpan((n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane);
-            }
-        });
-        return ys;
+                for (int ol = 0; ol < p.Og; ol++)
+                    for (int c = 0; c < p.Cg; c++)
+                    {
+                        int src = wo + ((g * p.Og + ol) * p.Cg + c) * kk, dst = ((g * p.Cg + c) * p.Og + ol) * kk;
+                        for (int q = 0; q < kk; q++) wf[dst + q] = w[src + kk - 1 - q];
+                    }
+            var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
+            int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
+            var plan = new ConvPlan(ldy.Shape, wShape, geo);
+            return ConvForwardT<T>(dys, ldy, wfs, Layout.Contiguous(wShape), plan);
+        }
+        finally { wfs.Release(); }
     }
 
     private static Storage ConvBackwardDataT<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
     {
+        if (p.OutPlane > 0 && p.N > 0 && ConvBackwardDataByForward(p)) return ConvBackwardDataViaForward<T>(dys, ldy, ws, lw, p);
         var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, O, Ho, Wo]
         var (w, wo) = NchwDense.Of<T>(ws, lw);     // w: [O, Cg, kh, kw]
         var dxs = NewStorage(dys.DType, p.N * p.C * p.InPlane, zero: true);
         var dx = dxs.Array<T>();                   // dx: [N, C, H, W]
-        if (p.OutPlane == 0) return dxs;
-        int perChannel = p.Kh * p.Kw * p.OutPlane;
-        ConvForEachImage<T>(p, (n, col, inner) =>
+        if (p.OutPlane == 0 || p.N == 0) return dxs;
+        if (ConvTiled(p)) { ConvBackwardDataTiled(dy, dyo, w, wo, dx, p); return dxs; }
+        int nb = ConvChunk(p), plane = p.OutPlane, imageStride = p.C * p.InPlane;
+        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(p.K * nb * plane); // dcol: [K, nb·P]
+        var dyb = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;            // dyb: [Og, nb·P]
+        try
         {
-            for (int g = 0; g < p.G; g++)
+            for (int n0 = 0; n0 < p.N; n0 += nb)
             {
-                int dxOff = (n * p.C + g * p.Cg) * p.InPlane;
-                // dcol = W_gᵀ · dy[n, g]: [K, Og] · [Og, Ho·Wo] (written straight into dx for direct 1×1 convs)
-                var c = col is null ? dx.AsSpan(dxOff, p.ColLength) : col.AsSpan(0, p.ColLength);
-                CpuGemm.Gemm(true, false, p.K, p.OutPlane, p.Og, T.One,
-                    w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
-                    dy.AsSpan(dyo + (n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane,
-                    T.Zero, c, p.OutPlane);
-                if (col is null) continue;
-                if (!inner) Im2Col.Fold<T>(col.AsSpan(0, p.ColLength), p, dx, dxOff);
-                else StridedIter.ParallelChunks(p.Cg, perChannel, (lo, hi) => Im2Col.Fold<T>(col.AsSpan(0, p.ColLength), p, dx, dxOff, (int)lo, (int)hi));
+                int cnt = Math.Min(nb, p.N - n0), cols = cnt * plane;
+                for (int g = 0; g < p.G; g++)
+                {
+                    int dxOff = (n0 * p.C + g * p.Cg) * p.InPlane, dyOff = dyo + (n0 * p.O + g * p.Og) * plane;
+                    ReadOnlySpan<T> b = dy.AsSpan(dyOff, p.Og * plane);
+                    if (dyb is not null && cnt > 1) { ConvRegroup(dy, dyOff, cnt, p, dyb, toChunk: true); b = dyb.AsSpan(0, p.Og * cols); }
+                    // dcol = W_gᵀ · dy: [K, Og] · [Og, cnt·P] (written straight into dx for a single-image direct 1×1 conv)
+                    var c = col is null ? dx.AsSpan(dxOff, p.ColLength) : col.AsSpan(0, p.K * cols);
+                    CpuGemm.Gemm(true, false, p.K, cols, p.Og, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
+                        b, cols, T.Zero, c, cols);
+                    if (col is null) continue;
+                    StridedIter.ParallelChunks(cnt * p.Cg, p.Kh * p.Kw * plane,
+                        (lo, hi) => Im2Col.Fold(col, cols, p, dx, dxOff, imageStride, (int)lo, (int)hi, 0, p.Ho));
+                }
             }
-        });
+        }
+        finally
+        {
+            if (col is not null) ArrayPool<T>.Shared.Return(col);
+            if (dyb is not null) ArrayPool<T>.Shared.Return(dyb);
+        }
         return dxs;
     }
 
@@ -119,46 +179,36 @@ public sealed partial class CpuBackend
     {
         var (x, xo) = NchwDense.Of<T>(xs, lx);     // x: [N, C, H, W]
         var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, O, Ho, Wo]
-        int wLen = p.O * p.K;
-        var dws = NewStorage(xs.DType, wLen, zero: true);
+        var dws = NewStorage(xs.DType, p.O * p.K, zero: true);
         var dw = dws.Array<T>();                   // dw: [O, Cg, kh, kw] = G × [Og, K]
         if (p.OutPlane == 0 || p.N == 0) return dws;
-
-        // dW_g += dy[n, g] · colᵀ: [Og, Ho·Wo] · [Ho·Wo, K], images in order.
-        void Accumulate(int lo, int hi, T[] acc, T[]? col, bool inner)
+        if (ConvTiled(p)) { ConvBackwardWeightTiled(x, xo, dy, dyo, dw, p); return dws; }
+        int nb = ConvChunk(p), plane = p.OutPlane;
+        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(p.K * nb * plane); // col: [K, nb·P]
+        var dyb = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;            // dyb: [Og, nb·P]
+        try
         {
-            for (int n = lo; n < hi; n++)
+            // dW_g += dy · colᵀ: [Og, cnt·P] · [cnt·P, K], chunks in order.
+            for (int n0 = 0; n0 < p.N; n0 += nb)
+            {
+                int cnt = Math.Min(nb, p.N - n0), cols = cnt * plane;
                 for (int g = 0; g < p.G; g++)
                 {
-                    int xOff = xo + (n * p.C + g * p.Cg) * p.InPlane;
-                    if (col is not null) ConvUnfold(x, xOff, p, col, inner);
-                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.ColLength);
-                    CpuGemm.Gemm(false, true, p.Og, p.K, p.OutPlane, T.One,
-                        dy.AsSpan(dyo + (n * p.O + g * p.Og) * p.OutPlane, p.Og * p.OutPlane), p.OutPlane,
-                        b, p.OutPlane, T.One, acc.AsSpan(g * p.Og * p.K, p.Og * p.K), p.K);
+                    int xOff = xo + (n0 * p.C + g * p.Cg) * p.InPlane, dyOff = dyo + (n0 * p.O + g * p.Og) * plane;
+                    if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
+                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
+                    ReadOnlySpan<T> a = dy.AsSpan(dyOff, p.Og * plane);
+                    if (dyb is not null && cnt > 1) { ConvRegroup(dy, dyOff, cnt, p, dyb, toChunk: true); a = dyb.AsSpan(0, p.Og * cols); }
+                    CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, a, cols, b, cols,
+                        n0 == 0 ? T.Zero : T.One, dw.AsSpan(g * p.Og * p.K, p.Og * p.K), p.K);
                 }
+            }
         }
-
-        if (!ConvImagesInParallel(p))
+        finally
         {
-            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
-            try { Accumulate(0, p.N, dw, col, inner: true); }
-            finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
-            return dws;
+            if (col is not null) ArrayPool<T>.Shared.Return(col);
+            if (dyb is not null) ArrayPool<T>.Shared.Return(dyb);
         }
-        // Small GEMMs: images split into min(N, Threads) parts, each summing into its own buffer, then the
-        // parts are added in order — the result depends on Threads but never on timing.
-        int parts = Math.Min(p.N, Threads);
-        var partial = new T[parts][];
-        partial[0] = dw;
-        for (int q = 1; q < parts; q++) partial[q] = new T[wLen];
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = Threads }, q =>
-        {
-            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.ColLength);
-            try { Accumulate(p.N * q / parts, p.N * (q + 1) / parts, partial[q], col, inner: false); }
-            finally { if (col is not null) ArrayPool<T>.Shared.Return(col); }
-        });
-        for (int q = 1; q < parts; q++) Im2Col.AddInto<T>(partial[q], dw);
         return dws;
     }
 }

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
@@ -12,31 +13,50 @@ public sealed partial class CpuBackend
         var ixs = NewStorage(DType.Int64, planes * ho * wo);
         var y = ys.Array<T>();                 // y: [N, C, Ho, Wo]
         var ix = ixs.Array<long>();            // indices: [N, C, Ho, Wo], flat h·W + w in the plane
-        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
+        if (ys.Length == 0) return (ys, ixs);
+        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW,
+            (lo, hi) => MaxPoolPlanes(x, xo, y, ix, (int)lo, (int)hi, h, w, ho, wo, g));
+        return (ys, ixs);
+    }
+
+    // Planes [lo, hi): the first maximum of each window in row-major order (a NaN wins over numbers), through
+    // pointers. Fully optimised from the first call: it runs a few times per step with long loops.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void MaxPoolPlanes<T>(T[] x, int xo, T[] y, long[] ix, int lo, int hi, int h, int w, int ho, int wo, Pool2dGeometry g)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int kh = g.KernelH, kw = g.KernelW, sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW;
+        fixed (T* px = x, py = y)
+        fixed (long* pix = ix)
         {
-            for (long pl = lo; pl < hi; pl++)
+            for (int pl = lo; pl < hi; pl++)
             {
-                int src = xo + (int)pl * h * w, dst = (int)pl * ho * wo;
+                T* src = px + xo + (long)pl * h * w;
+                T* dst = py + (long)pl * ho * wo;
+                long* dix = pix + (long)pl * ho * wo;
                 for (int oh = 0; oh < ho; oh++)
                 {
-                    int h0 = Math.Max(oh * g.StrideH - g.PadH, 0), h1 = Math.Min(oh * g.StrideH - g.PadH + g.KernelH, h);
+                    int h0 = Math.Max(oh * sh - ph, 0), h1 = Math.Min(oh * sh - ph + kh, h);
                     for (int ow = 0; ow < wo; ow++)
                     {
-                        int w0 = Math.Max(ow * g.StrideW - g.PadW, 0), w1 = Math.Min(ow * g.StrideW - g.PadW + g.KernelW, w);
+                        int w0 = Math.Max(ow * sw - pw, 0), w1 = Math.Min(ow * sw - pw + kw, w);
                         T best = T.NegativeInfinity;
                         int at = h0 * w + w0;
                         for (int ih = h0; ih < h1; ih++)
+                        {
+                            T* row = src + ih * w;
                             for (int iw = w0; iw < w1; iw++)
                             {
-                                T v = x[src + ih * w + iw];
+                                T v = row[iw];
+                                // v > best, or v is the first NaN (a NaN best is never replaced).
                                 if (v > best || (T.IsNaN(v) && !T.IsNaN(best))) { best = v; at = ih * w + iw; }
                             }
-                        y[dst + oh * wo + ow] = best;
-                        ix[dst + oh * wo + ow] = at;
+                        }
+                        dst[oh * wo + ow] = best;
+                        dix[oh * wo + ow] = at;
                     }
                 }
             }
-        });
-        return (ys, ixs);
+        }
     }
 }

@@ -10,9 +10,28 @@ public sealed partial class CpuBackend
         Storage? weight, Layout lweight, Storage? bias, Layout lbias,
         Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
     {
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps),
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
         _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    {
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
+        _ => throw new NotSupportedException($"batch_norm2d_relu: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
+        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
+    {
+        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
+        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
+        _ => throw new NotSupportedException($"batch_norm2d_relu backward: float tensors only, got {x.DType.Name()}"),
     };
 
     /// <inheritdoc />
@@ -38,7 +57,7 @@ public sealed partial class CpuBackend
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
 
     private static (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps) where T : unmanaged, INumber<T>
+        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu) where T : unmanaged, INumber<T>
     {
         var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
@@ -65,7 +84,8 @@ public sealed partial class CpuBackend
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * c + ch) * plane;
-                    ChannelVec.Affine<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
+                    if (relu) ChannelVec.AffineRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
+                    else ChannelVec.Affine<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
                 }
                 int ri = NchwDense.At(lrm, ch), vi = NchwDense.At(lrv, ch);
                 double unbiased = m > 1 ? ss / (m - 1) : double.NaN;
@@ -102,9 +122,12 @@ public sealed partial class CpuBackend
     }
 
     private static (Storage, Storage, Storage) BnBackT<T>(Storage dys, Layout ldy, Storage xs, Layout lx,
-        Storage means, Layout lmean, Storage invs, Layout linv, Storage? ws, Layout lw, bool batchStats) where T : unmanaged, INumber<T>
+        Storage means, Layout lmean, Storage invs, Layout linv, Storage? ws, Layout lw, bool batchStats,
+        Storage? reluYs = null, Layout lreluY = default) where T : unmanaged, INumber<T>
     {
         var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, H, W]
+        // With a fused ReLU, dy is masked by its output y > 0 (y: [N, C, H, W]) inside every pass.
+        var (ry, ryo) = reluYs is null ? (null, 0) : NchwDense.Of<T>(reluYs, lreluY);
         var (x, xo) = NchwDense.Of<T>(xs, lx);     // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
@@ -124,6 +147,12 @@ public sealed partial class CpuBackend
                 {
                     var xp = x.AsSpan(xo + (i * c + ch) * plane, plane);
                     var dp = dy.AsSpan(dyo + (i * c + ch) * plane, plane);
+                    if (ry is not null)
+                    {
+                        var (s0, s1) = ChannelVec.MaskedSums<T>(dp, ry.AsSpan(ryo + (i * c + ch) * plane, plane), xp, muT);
+                        sdy += s0; sdyxc += s1;
+                        continue;
+                    }
                     sdy += ChannelVec.Sum<T>(dp);
                     sdyxc += ChannelVec.SumProdDev<T>(xp, muT, dp);
                 }
@@ -136,7 +165,10 @@ public sealed partial class CpuBackend
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * c + ch) * plane;
-                    ChannelVec.Affine2<T>(dy.AsSpan(dyo + o, plane), T.CreateTruncating(a), x.AsSpan(xo + o, plane),
+                    if (ry is not null)
+                        ChannelVec.MaskedAffine2<T>(dy.AsSpan(dyo + o, plane), ry.AsSpan(ryo + o, plane), T.CreateTruncating(a), x.AsSpan(xo + o, plane),
+                            T.CreateTruncating(bx), T.CreateTruncating(c0), dx.AsSpan(o, plane));
+                    else ChannelVec.Affine2<T>(dy.AsSpan(dyo + o, plane), T.CreateTruncating(a), x.AsSpan(xo + o, plane),
                         T.CreateTruncating(bx), T.CreateTruncating(c0), dx.AsSpan(o, plane));
                 }
             }

@@ -49,6 +49,12 @@ public static unsafe class CpuGemm
     public static void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
         where T : unmanaged, INumber<T>
+        => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CpuBackend.Threads);
+
+    /// <summary>As above on at most <paramref name="threads"/> threads (1: the calling thread only, for callers that are already parallel).</summary>
+    internal static void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc, int threads)
+        where T : unmanaged, INumber<T>
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"gemm: negative size m={m} n={n} k={k}");
         if (m == 0 || n == 0) return;
@@ -71,7 +77,6 @@ public static unsafe class CpuGemm
             Reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
-        int threads = CpuBackend.Threads;
         fixed (T* pa = a, pb = b, pc = c)
         {
             switch (ActivePath)

@@ -1,12 +1,15 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>
-/// Unfolds one image-group's input [Cg, H, W] into the column matrix [Cg·kh·kw, Ho·Wo] a conv GEMM
-/// reads (zeros where the window hangs over the padding), and folds it back additively (col2im).
+/// Unfolds a chunk of images' inputs [nb, Cg, H, W] (one group) into the column matrix [Cg·kh·kw, nb·Ho·Wo] a
+/// conv GEMM reads (image t owns columns [t·Ho·Wo, (t+1)·Ho·Wo); zeros where the window hangs over the
+/// padding), and folds it back additively (col2im). Rows are copied segment by segment through pointers:
+/// the valid span of each output row is one block copy (stride 1) or a strided gather.
 /// </summary>
-internal static class Im2Col
+internal static unsafe class Im2Col
 {
     // Range [lo, hi) of output columns whose input column ow·s + off lies inside [0, size).
     private static (int Lo, int Hi) Valid(int off, int s, int size, int outSize)
@@ -17,67 +20,111 @@ internal static class Im2Col
         return (lo, Math.Max(lo, hi));
     }
 
-    /// <summary>col [K, Ho·Wo] ← unfold(x[xOff .. xOff + Cg·H·W)), rows [rowLo, rowHi) of col only (all when rowHi &lt; 0).</summary>
-    public static void Unfold<T>(T[] x, int xOff, in ConvPlan p, Span<T> col, int rowLo = 0, int rowHi = -1) where T : unmanaged, INumber<T>
+    /// <summary>
+    /// col[r, t·B + q] ← x image t (at xOff + t·imageStride, channels of one group) for rows [rowLo, rowHi) of
+    /// the column matrix and output rows [ohLo, ohHi) (B = (ohHi − ohLo)·Wo columns per image); col has leading
+    /// dimension <paramref name="ld"/> (≥ nb·B).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Unfold<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, T[] col, int ld, int rowLo, int rowHi,
+        int ohLo, int ohHi) where T : unmanaged, INumber<T>
     {
         var g = p.Geo;
-        int ho = p.Ho, wo = p.Wo, sh = g.StrideH, sw = g.StrideW;
-        if (rowHi < 0) rowHi = p.K;
-        for (int r = rowLo; r < rowHi; r++)
+        int wo = p.Wo, sh = g.StrideH, sw = g.StrideW, plane = (ohHi - ohLo) * wo, kk = p.Kh * p.Kw;
+        fixed (T* px = x, pc = col)
         {
-            int c = r / (p.Kh * p.Kw), i = r / p.Kw % p.Kh, j = r % p.Kw;
-            var dst = col.Slice(r * p.OutPlane, p.OutPlane);
-            int hOff = i * g.DilationH - g.PadH, wOff = j * g.DilationW - g.PadW;
-            var (lo, hi) = Valid(wOff, sw, p.W, wo);
-            for (int oh = 0; oh < ho; oh++)
+            for (int r = rowLo; r < rowHi; r++)
             {
-                var row = dst.Slice(oh * wo, wo);
-                int ih = oh * sh + hOff;
-                if ((uint)ih >= (uint)p.H) { row.Clear(); continue; }
-                row[..lo].Clear();
-                row[hi..].Clear();
-                int src = xOff + c * p.InPlane + ih * p.W + wOff;
-                if (sw == 1) x.AsSpan(src + lo, hi - lo).CopyTo(row[lo..hi]);
-                else for (int ow = lo; ow < hi; ow++) row[ow] = x[src + ow * sw];
+                int c = r / kk, i = r / p.Kw % p.Kh, j = r % p.Kw;
+                int hOff = i * g.DilationH - g.PadH, wOff = j * g.DilationW - g.PadW;
+                var (lo, hi) = Valid(wOff, sw, p.W, wo);
+                for (int t = 0; t < nb; t++)
+                {
+                    T* dst = pc + (long)r * ld + (long)t * plane;
+                    T* src0 = px + xOff + (long)t * imageStride + (long)c * p.InPlane + wOff;
+                    for (int oh = ohLo; oh < ohHi; oh++, dst += wo)
+                    {
+                        int ih = oh * sh + hOff;
+                        if ((uint)ih >= (uint)p.H) { new Span<T>(dst, wo).Clear(); continue; }
+                        for (int q = 0; q < lo; q++) dst[q] = T.Zero;
+                        for (int q = hi; q < wo; q++) dst[q] = T.Zero;
+                        T* src = src0 + (long)ih * p.W;
+                        if (sw == 1) Unsafe.CopyBlockUnaligned(dst + lo, src + lo, (uint)((hi - lo) * sizeof(T)));
+                        else for (int q = lo; q < hi; q++) dst[q] = src[q * sw];
+                    }
+                }
             }
         }
     }
 
     /// <summary>
-    /// dx[dxOff .. dxOff + Cg·H·W) += fold(col [K, Ho·Wo]) in a fixed order, channels [cLo, cHi) only (all when cHi &lt; 0);
-    /// different channels touch disjoint parts of dx.
+    /// dx image t channel c (at dxOff + t·imageStride + c·H·W) += fold of col rows of channel c, columns of image t
+    /// (output rows [ohLo, ohHi), B = (ohHi − ohLo)·Wo columns per image), for items [lo, hi) of t·Cg + c, in a
+    /// fixed order; different items touch disjoint parts of dx.
     /// </summary>
-    public static void Fold<T>(ReadOnlySpan<T> col, in ConvPlan p, T[] dx, int dxOff, int cLo = 0, int cHi = -1) where T : unmanaged, INumber<T>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Fold<T>(T[] col, int ld, in ConvPlan p, T[] dx, int dxOff, int imageStride, int lo, int hi, int ohLo, int ohHi)
+        where T : unmanaged, INumber<T>
     {
         var g = p.Geo;
-        int ho = p.Ho, wo = p.Wo, sh = g.StrideH, sw = g.StrideW;
-        if (cHi < 0) cHi = p.Cg;
-        for (int c = cLo; c < cHi; c++)
-            for (int i = 0; i < p.Kh; i++)
-                for (int j = 0; j < p.Kw; j++)
-                {
-                    var src = col.Slice(((c * p.Kh + i) * p.Kw + j) * p.OutPlane, p.OutPlane);
-                    int hOff = i * g.DilationH - g.PadH, wOff = j * g.DilationW - g.PadW;
-                    var (lo, hi) = Valid(wOff, sw, p.W, wo);
-                    for (int oh = 0; oh < ho; oh++)
+        int wo = p.Wo, sh = g.StrideH, sw = g.StrideW, plane = (ohHi - ohLo) * wo;
+        fixed (T* pc = col, pd = dx)
+        {
+            for (int item = lo; item < hi; item++)
+            {
+                int t = item / p.Cg, c = item % p.Cg;
+                T* dst0 = pd + dxOff + (long)t * imageStride + (long)c * p.InPlane;
+                for (int i = 0; i < p.Kh; i++)
+                    for (int j = 0; j < p.Kw; j++)
                     {
-                        int ih = oh * sh + hOff;
-                        if ((uint)ih >= (uint)p.H) continue;
-                        var row = src.Slice(oh * wo, wo);
-                        int d = dxOff + c * p.InPlane + ih * p.W + wOff;
-                        if (sw == 1) AddInto(row[lo..hi], dx.AsSpan(d + lo, hi - lo));
-                        else for (int ow = lo; ow < hi; ow++) dx[d + ow * sw] += row[ow];
+                        T* src = pc + (long)((c * p.Kh + i) * p.Kw + j) * ld + (long)t * plane;
+                        int hOff = i * g.DilationH - g.PadH, wOff = j * g.DilationW - g.PadW;
+                        var (qlo, qhi) = Valid(wOff, sw, p.W, wo);
+                        for (int oh = ohLo; oh < ohHi; oh++, src += wo)
+                        {
+                            int ih = oh * sh + hOff;
+                            if ((uint)ih >= (uint)p.H) continue;
+                            T* d = dst0 + (long)ih * p.W + wOff;
+                            if (sw == 1) AddInto(src + qlo, d + qlo, qhi - qlo);
+                            else for (int q = qlo; q < qhi; q++) d[q * sw] += src[q];
+                        }
                     }
-                }
+            }
+        }
+    }
+
+    /// <summary>dst[0..n) += src[0..n), vectorised.</summary>
+    public static void AddInto<T>(T* src, T* dst, int n) where T : unmanaged, INumber<T>
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+            for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
+                Unsafe.WriteUnaligned(dst + i, Unsafe.ReadUnaligned<Vector<T>>(dst + i) + Unsafe.ReadUnaligned<Vector<T>>(src + i));
+        for (; i < n; i++) dst[i] += src[i];
     }
 
     /// <summary>dst += src, vectorised.</summary>
     public static void AddInto<T>(ReadOnlySpan<T> src, Span<T> dst) where T : unmanaged, INumber<T>
     {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
-            for (; i <= src.Length - Vector<T>.Count; i += Vector<T>.Count)
-                (new Vector<T>(dst[i..]) + new Vector<T>(src[i..])).CopyTo(dst[i..]);
-        for (; i < src.Length; i++) dst[i] += src[i];
+        fixed (T* ps = src, pd = dst) AddInto(ps, pd, src.Length);
+    }
+
+    /// <summary>
+    /// Row gather between the per-image layout [.., rows, P] (row o of image t at aOff + t·imageStride + o·P) and the
+    /// chunk layout [rows, nb·P] (ld): toChunk copies image rows into the chunk, otherwise back; rows [lo, hi) only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Regroup<T>(T[] images, int aOff, int imageStride, int plane, int nb, T[] chunk, int ld, bool toChunk, int lo, int hi)
+        where T : unmanaged
+    {
+        uint bytes = (uint)(plane * sizeof(T));
+        fixed (T* pa = images, pb = chunk)
+            for (int o = lo; o < hi; o++)
+                for (int t = 0; t < nb; t++)
+                {
+                    T* a = pa + aOff + (long)t * imageStride + (long)o * plane, b = pb + (long)o * ld + (long)t * plane;
+                    if (toChunk) Unsafe.CopyBlockUnaligned(b, a, bytes);
+                    else Unsafe.CopyBlockUnaligned(a, b, bytes);
+                }
     }
 }

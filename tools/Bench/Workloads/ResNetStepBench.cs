@@ -1,4 +1,5 @@
 using MtlMoe.Engine;
+using MtlMoe.Engine.Autograd;
 using MtlMoe.Engine.Backends.Cpu;
 using MtlMoe.Engine.Optim;
 using MtlMoe.Model.Backbone;
@@ -38,7 +39,7 @@ public sealed class ResNetStepBench : IWorkload
             using var y = Tensor.FromArray(labelValues, null, device);
             Console.Error.WriteLine($"resnet18-step: batch {batch}, {res}×{res}, {classes} classes, {model.ParameterCount():N0} parameters, {threads} threads, {device}");
 
-            double ms = Timing.MedianMs(() =>
+            void Step()
             {
                 using var scope = DisposeScope.Begin();
                 opt.ZeroGrad();
@@ -47,7 +48,13 @@ public sealed class ResNetStepBench : IWorkload
                 loss.Backward();
                 opt.Step();
                 _ = loss.Item(); // waits for the device
-            }, warmup: 2, runs: runs);
+            }
+            // Warm-up outside the timing so that an op profile (MTLMOE_PROFILE=1) covers the timed steps only.
+            Step(); Step();
+            OpProfile.Reset();
+            OpProfile.Mark();
+            double ms = Timing.MedianMs(Step, warmup: 0, runs: runs);
+            if (OpProfile.Enabled) Console.Error.WriteLine($"op profile: totals over {Math.Max(runs, 5)} timed steps");
             output.Write(new Dictionary<string, object?>
             {
                 ["workload"] = "resnet18-step", ["batch"] = batch, ["res"] = res, ["classes"] = classes, ["threads"] = threads,

@@ -1,0 +1,45 @@
+namespace MtlMoe.Engine.Backends;
+
+public partial interface IBackend
+{
+    /// <summary>
+    /// ReLU backward: dx = dy where y &gt; 0, else 0, from dy and the ReLU output y (same shape, any layouts) → a
+    /// contiguous dx. The default composes <see cref="Unary"/> (GtScalar) and <see cref="Binary"/> (Mul); a
+    /// backend overrides it with one fused pass.
+    /// </summary>
+    Storage ReluBackward(Storage dy, Layout ldy, Storage y, Layout ly)
+    {
+        var mask = Unary(UnaryOp.GtScalar, y, ly, 0); // mask: contiguous, like y
+        try { return Binary(BinaryOp.Mul, dy, ldy, mask, Layout.Contiguous(ly.Shape)); }
+        finally { mask.Release(); }
+    }
+}
+
+public partial interface IBackend
+{
+    /// <summary>
+    /// relu(batch_norm2d(x)) in training mode: as <see cref="BatchNorm2dTrainForward"/> (same statistics and
+    /// running-stat update) with ReLU applied to y. The default composes the two primitives; a backend fuses them.
+    /// </summary>
+    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
+    {
+        var (y, mean, invStd) = BatchNorm2dTrainForward(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps);
+        try { return (Unary(UnaryOp.Relu, y, Layout.Contiguous(lx.Shape)), mean, invStd); }
+        finally { y.Release(); }
+    }
+
+    /// <summary>
+    /// Backward of relu(batch_norm2d(x)) from dy and the fused output y (the ReLU mask is y &gt; 0): as
+    /// <see cref="BatchNorm2dBackward"/> applied to the masked dy. The default composes <see cref="ReluBackward"/>
+    /// and <see cref="BatchNorm2dBackward"/>.
+    /// </summary>
+    (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
+        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats)
+    {
+        var dz = ReluBackward(dy, ldy, y, ly); // dz: contiguous, like y
+        try { return BatchNorm2dBackward(dz, Layout.Contiguous(ly.Shape), x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats); }
+        finally { dz.Release(); }
+    }
+}

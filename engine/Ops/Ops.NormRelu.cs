@@ -1,0 +1,47 @@
+using MtlMoe.Engine.Autograd;
+
+namespace MtlMoe.Engine;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// relu(<see cref="BatchNorm2d"/>(x, …)) as one op: in training the backend normalises and clamps in one pass
+    /// and the backward masks dy by y &gt; 0 inside batch-norm's own passes (no separate ReLU tensor or node).
+    /// Same arguments, statistics and running-stat update as <see cref="BatchNorm2d"/>; eval mode composes the two ops.
+    /// </summary>
+    public static Tensor BatchNormRelu(Tensor x, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
+        bool training, double momentum = 0.1, double eps = 1e-5)
+    {
+        if (!training)
+        {
+            using var b = BatchNorm2d(x, weight, bias, runningMean, runningVar, training: false, momentum, eps);
+            return Relu(b);
+        }
+        CheckBatchNorm2d(x, weight, bias, runningMean, runningVar, training);
+        var be = x.Backend;
+        var lw = weight?.Layout ?? default; var lb = bias?.Layout ?? default;
+        var inputs = new List<Tensor> { x };
+        if (weight is not null) inputs.Add(weight);
+        if (bias is not null) inputs.Add(bias);
+        var (ys, ms, iss) = be.BatchNorm2dReluTrainForward(x.Storage, x.Layout, weight?.Storage, lw, bias?.Storage, lb,
+            runningMean.Storage, runningMean.Layout, runningVar.Storage, runningVar.Layout, momentum, eps);
+        var y = Tensor.FromStorage(ys, x.Shape);                // y: [N, C, H, W], ≥ 0
+        var mean = Tensor.FromStorage(ms, [x.Shape[1]]);        // [C]
+        var invStd = Tensor.FromStorage(iss, [x.Shape[1]]);     // [C]
+        if (!Graph.ShouldRecord(inputs.ToArray())) { mean.Dispose(); invStd.Dispose(); return y; }
+        Graph.Record(y, "batch_norm2d_relu", [.. inputs], g =>
+        {
+            var (dxs, dws, dbs) = g.Backend.BatchNorm2dReluBackward(g.Storage, g.Layout, y.Storage, y.Layout, x.Storage, x.Layout,
+                mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, batchStats: true);
+            var dx = Tensor.FromStorage(dxs, x.Shape);
+            var dw = Tensor.FromStorage(dws, [x.Shape[1]]);
+            var db = Tensor.FromStorage(dbs, [x.Shape[1]]);
+            var grads = new List<Tensor?> { dx };
+            if (weight is not null) grads.Add(dw); else dw.Dispose();
+            if (bias is not null) grads.Add(db); else db.Dispose();
+            return [.. grads];
+        }, saved: [mean, invStd]);
+        mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run
+        return y;
+    }
+}

@@ -1,0 +1,114 @@
+using MtlMoe.Engine;
+using MtlMoe.Engine.Backends;
+using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Tests.ConvNorm;
+
+namespace MtlMoe.Tests.CpuPerf;
+
+/// <summary>
+/// Every conv schedule (tiled bands, batched chunks with a partial last chunk, single-image chunks, the direct 1×1
+/// path) forced on shapes that would not normally take it, forward and both backward passes, against the direct
+/// convolution in float64; plus bit-identical results across thread counts.
+/// </summary>
+[NonParallelizable]
+public class ConvScheduleTests
+{
+    public enum Schedule { Tiled, TiledOneRowBands, Batched, BatchedSmallChunks, OneImagePerChunk, TiledCol2Im, BatchedCol2Im }
+
+    private static void With(Schedule s, Action body)
+    {
+        bool asForward = CpuBackend.ConvBackwardDataAsForward;
+        int minPlane = CpuBackend.ConvTiledMinPlane, tile = CpuBackend.ConvTileElements, cols = CpuBackend.ConvTargetCols, max = CpuBackend.ConvMaxColElements;
+        try
+        {
+            switch (s)
+            {
+                case Schedule.Tiled: CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
+                case Schedule.TiledOneRowBands: CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 1; break;
+                case Schedule.Batched: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1 << 20; break;
+                // chunks of 2 images (a partial last chunk of 1) on most shapes here
+                case Schedule.BatchedSmallChunks: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
+                // backward-data through col2im even at stride 1
+                case Schedule.TiledCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
+                case Schedule.BatchedCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
+                case Schedule.OneImagePerChunk: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1; break;
+            }
+            body();
+        }
+        finally
+        {
+            CpuBackend.ConvBackwardDataAsForward = asForward;
+            CpuBackend.ConvTiledMinPlane = minPlane; CpuBackend.ConvTileElements = tile; CpuBackend.ConvTargetCols = cols; CpuBackend.ConvMaxColElements = max;
+        }
+    }
+
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        var shapes = new (string Name, int[] X, int[] W, Conv2dGeometry G)[]
+        {
+            ("3x3Pad1", [3, 5, 9, 11], [6, 5, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("3x3Stride2", [3, 4, 11, 9], [5, 4, 3, 3], Conv2dGeometry.Square(2, 1)),
+            ("7x7Stride2Pad3", [3, 3, 13, 15], [4, 3, 7, 7], Conv2dGeometry.Square(2, 3)),
+            ("1x1Stride2", [3, 6, 9, 9], [7, 6, 1, 1], Conv2dGeometry.Square(2, 0)),
+            ("1x1Direct", [3, 6, 5, 7], [7, 6, 1, 1], Conv2dGeometry.Square()),
+            ("Groups2Dil2", [3, 4, 10, 11], [6, 2, 3, 3], Conv2dGeometry.Square(1, 2, 2, 2)),
+            ("Groups2NonSquare", [3, 4, 9, 10], [6, 2, 3, 2], new Conv2dGeometry(1, 1, 1, 0, 1, 1, 2)),
+            ("5x5Pad1", [2, 3, 9, 8], [4, 3, 5, 5], Conv2dGeometry.Square(1, 1)),
+        };
+        foreach (var s in Enum.GetValues<Schedule>())
+            foreach (var (name, x, w, g) in shapes)
+                yield return new TestCaseData(s, x, w, g).SetName($"{s}_{name}");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void AllPassesMatchNaive(Schedule s, int[] xs, int[] ws, Conv2dGeometry g) => With(s, () =>
+    {
+        var rng = new Rng(21);
+        // x is handed over non-contiguous: stored [N, H, C, W], viewed as [N, C, H, W].
+        using var stored = Tensor.Rand([xs[0], xs[2], xs[1], xs[3]], rng, -1, 1, DType.Float64);
+        using var x = stored.Permute(0, 2, 1, 3).RequireGrad();
+        using var w = Tensor.Rand(ws, rng, -1, 1, DType.Float64).RequireGrad();
+        using var y = Ops.Conv2d(x, w, null, g);
+        var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out var ys);
+        Assert.That(y.Shape, Is.EqualTo(ys));
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-11), "y");
+        using var dy = Tensor.Rand(y.Shape, rng, -1, 1, DType.Float64);
+        y.Backward(dy);
+        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-11), "dx");
+        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-11), "dw");
+        x.ZeroGrad(); w.ZeroGrad();
+    });
+
+    [TestCase(Schedule.Tiled)]
+    [TestCase(Schedule.BatchedSmallChunks)]
+    [TestCase(Schedule.Batched)]
+    public void ThreadCountDoesNotChangeBits(Schedule s) => With(s, () =>
+    {
+        float[][] Run(int threads)
+        {
+            int saved = CpuBackend.Threads;
+            try
+            {
+                CpuBackend.Threads = threads;
+                using var x = Tensor.Rand([6, 8, 12, 10], new Rng(5), -1, 1).RequireGrad();
+                using var w = Tensor.Rand([16, 8, 3, 3], new Rng(6), -1, 1).RequireGrad();
+                using var y = Ops.Conv2d(x, w, padding: 1);
+                using var dy = Tensor.Rand(y.Shape, new Rng(7), -1, 1);
+                y.Backward(dy);
+                var r = new[] { y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray() };
+                x.ZeroGrad(); w.ZeroGrad();
+                return r;
+            }
+            finally { CpuBackend.Threads = saved; }
+        }
+        var one = Run(1);
+        var two = Run(2);
+        var three = Run(3);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.That(two[i], Is.EqualTo(one[i]), $"output {i}, 2 threads");
+            Assert.That(three[i], Is.EqualTo(one[i]), $"output {i}, 3 threads");
+        }
+    });
+}
