@@ -35,10 +35,11 @@ public static class RunSetup
         if (s.Threads > 0) CpuBackend.Threads = s.Threads;
     }
 
-    /// <summary>The synthetic set's options for these settings.</summary>
+    /// <summary>The synthetic set's options for these settings (three quarters of the images train: steps are what a from-scratch model lacks).</summary>
     public static SyntheticBirdsOptions SyntheticOptions(TrainSettings s) => new()
     {
         Classes = s.SyntheticClasses, ImagesPerClass = s.SyntheticImagesPerClass, Width = s.SyntheticSize, Height = s.SyntheticSize,
+        TrainFraction = 0.75,
     };
 
     /// <summary>Loads --data, or generates (once) and loads the synthetic set.</summary>
