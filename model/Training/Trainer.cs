@@ -94,7 +94,7 @@ public sealed class Trainer : IDisposable
             if (ckptEpoch != state.Epoch || optEpoch != state.Epoch)
                 throw new InvalidOperationException($"resume: {RunFiles.Last} is from epoch {ckptEpoch} and {RunFiles.OptimizerState} from epoch {optEpoch} but {RunFiles.State} says epoch {state.Epoch} — the run stopped while saving; it cannot continue exactly");
             if (state.Optimizer != _optimizer.Name) throw new InvalidOperationException($"resume: the run used {state.Optimizer}, this trainer {_optimizer.Name}");
-            var report = _net.LoadSafetensors(Path.Combine(runDir, RunFiles.Last), strict: true);
+            _net.LoadSafetensors(Path.Combine(runDir, RunFiles.Last), strict: true);
             _optimizer.LoadStateTensors(optTensors);
         }
         finally { foreach (var t in optTensors.Values) t.Dispose(); }

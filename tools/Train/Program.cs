@@ -3,7 +3,7 @@ using MtlMoe.Train.Cli;
 using MtlMoe.Train.Commands;
 
 // Entry point of tools/Train: parse, dispatch; option errors exit 2, runtime failures exit 1.
-return MtlMoe.Train.App.Main(args, Console.Out, Console.Error);
+return MtlMoe.Train.App.Run(args, Console.Out, Console.Error);
 
 namespace MtlMoe.Train
 {
@@ -11,7 +11,7 @@ namespace MtlMoe.Train
     public static class App
     {
         /// <summary>Runs one command line; returns the exit code.</summary>
-        public static int Main(IReadOnlyList<string> args, TextWriter output, TextWriter error, CancellationToken cancel = default)
+        public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error, CancellationToken cancel = default)
         {
             TrainSettings settings;
             try { settings = CommandLine.Parse(args); }

@@ -14,7 +14,7 @@ public class CliTests
     {
         var o = new StringWriter();
         var e = new StringWriter();
-        int code = App.Main(args, o, e);
+        int code = App.Run(args, o, e);
         return (code, o.ToString(), e.ToString());
     }
 
