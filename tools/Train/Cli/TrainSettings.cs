@@ -22,7 +22,7 @@ public sealed record TrainSettings
     /// <summary>head (an MLP classifier per expert) or layer4 (each expert owns a copy of the last residual stage).</summary>
     public string ExpertDepth { get; init; } = "head";
     /// <summary>Training epochs.</summary>
-    public int Epochs { get; init; } = 12;
+    public int Epochs { get; init; } = 30;
     /// <summary>Images per batch.</summary>
     public int Batch { get; init; } = 32;
     /// <summary>Peak learning rate.</summary>
@@ -34,7 +34,7 @@ public sealed record TrainSettings
     /// <summary>Warm-up epochs before the cosine decay.</summary>
     public double WarmupEpochs { get; init; } = 1;
     /// <summary>Training crop size (square); images are resized to about 8/7 of it first.</summary>
-    public int Res { get; init; } = 96;
+    public int Res { get; init; } = 112;
     /// <summary>Resize before cropping (0: derived from Res).</summary>
     public int Resize { get; init; }
     /// <summary>Seed of every random choice.</summary>
@@ -67,8 +67,8 @@ public sealed record TrainSettings
     public string? Annotate { get; init; }
     /// <summary>Synthetic set: classes.</summary>
     public int SyntheticClasses { get; init; } = 20;
-    /// <summary>Synthetic set: images per class.</summary>
-    public int SyntheticImagesPerClass { get; init; } = 60;
+    /// <summary>Synthetic set: images per class (three quarters train, one quarter test).</summary>
+    public int SyntheticImagesPerClass { get; init; } = 120;
     /// <summary>Synthetic set: image size in pixels.</summary>
     public int SyntheticSize { get; init; } = 128;
     /// <summary>Drop bad CUB images (counted) instead of stopping.</summary>

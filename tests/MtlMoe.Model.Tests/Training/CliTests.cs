@@ -1,0 +1,75 @@
+using MtlMoe.Model.Data;
+using MtlMoe.Model.Net;
+using MtlMoe.Model.Training;
+using MtlMoe.Train;
+using MtlMoe.Train.Cli;
+using MtlMoe.Train.Commands;
+
+namespace MtlMoe.Tests.Training;
+
+/// <summary>tools/Train: option errors and predict on a generated image.</summary>
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = App.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [TestCase(new[] { "--epochs", "zero" }, "error: --epochs expects an integer, got 'zero'")]
+    [TestCase(new[] { "--bogus", "1" }, "error: unknown option --bogus")]
+    [TestCase(new[] { "--variant", "huge" }, "error: --variant must be one of single, moe, mtl, mtl-moe, got 'huge'")]
+    [TestCase(new[] { "--experts", "2", "--k", "3" }, "error: --k must be between 1 and --experts (2), got 3")]
+    [TestCase(new[] { "fly" }, "error: unknown command 'fly' (expected train, eval, predict, ablate)")]
+    [TestCase(new[] { "predict", "x.jpg" }, "error: predict needs IMAGE|DIR arguments and --checkpoint FILE")]
+    [TestCase(new[] { "--lr" }, "error: option --lr needs a value")]
+    public void OptionErrorsPrintOneLineAndUsageAndExitTwo(string[] args, string expected)
+    {
+        var (code, output, err) = Run(args);
+        Assert.That(code, Is.EqualTo(2));
+        var lines = err.Split('\n');
+        Assert.That(lines[0].TrimEnd('\r'), Is.EqualTo(expected));
+        Assert.That(lines[1], Does.Contain("usage:"));
+        Assert.That(output, Is.Empty);
+    }
+
+    [Test]
+    public void ResumeOfAFolderWithoutARunFailsWithOneLine()
+    {
+        var (code, _, err) = Run("--resume", TrainingFixtures.NewTempDir(), "--device", "cpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(err, Does.StartWith("error: ").And.Contain("config.json not found"));
+    }
+
+    [Test]
+    public void PredictPrintsTopFiveBoxAndRouteAndWritesAnAnnotatedPng()
+    {
+        string dir = TrainingFixtures.NewTempDir();
+        var synth = new SyntheticBirdsOptions { Classes = 6, ImagesPerClass = 1, Width = 48, Height = 40, Seed = 3 };
+        var bird = SyntheticBirds.Render(synth, 2, 0);
+        string image = Path.Combine(dir, "bird.png");
+        BoxDrawing.SaveGrid(image, [new BoxedImage(bird.Image, new BoxF(0, 0, 0, 0))], 1);
+        string ckpt = Path.Combine(dir, "model.safetensors");
+        var names = SyntheticBirds.ClassNames(synth);
+        using (var net = new MtlMoeNet(TrainingFixtures.TinyConfig("mtl-moe", classes: 6), seed: 4))
+            RunFiles.SaveModel(ckpt, net, names, 1);
+        string annotate = Path.Combine(dir, "annotated");
+
+        var (code, output, err) = Run("predict", image, "--checkpoint", ckpt, "--annotate", annotate, "--device", "cpu");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("bird.png").And.Contain("  5. ").And.Contain("box (x0, y0, x1, y1").And.Contain("route: expert "));
+        Assert.That(names.Count(n => output.Contains(n)), Is.EqualTo(5), "five class names printed");
+        Assert.That(File.Exists(Path.Combine(annotate, "bird.png")));
+
+        var settings = CommandLine.Parse(["predict", dir, "--checkpoint", ckpt, "--device", "cpu"]);
+        var p = PredictCommand.Predict(settings, TextWriter.Null).Single(x => x.Path == image);
+        Assert.That(p.Top5, Has.Count.EqualTo(5));
+        Assert.That(p.Top5.Select(t => t.Probability), Is.Ordered.Descending);
+        Assert.That(p.Top5.Sum(t => t.Probability), Is.LessThanOrEqualTo(1.0 + 1e-9));
+        Assert.That(p.Box, Has.Length.EqualTo(4));
+        Assert.That(p.Experts, Has.Length.EqualTo(2));
+        Assert.That(p.Gates.Sum(), Is.EqualTo(1.0).Within(1e-5));
+    }
+}

@@ -1,0 +1,79 @@
+using MtlMoe.Engine;
+using MtlMoe.Model.Net;
+using MtlMoe.Model.Training;
+
+namespace MtlMoe.Tests.Training;
+
+/// <summary>Forward/backward shapes of every variant and backbone.</summary>
+public class NetShapeTests
+{
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var backbone in new[] { "resnet18", "resnet34", "resnet50" })
+            foreach (var variant in new[] { "single", "moe", "mtl", "mtl-moe" })
+                yield return new TestCaseData(variant, backbone, "head").SetName($"Shapes_{variant}_{backbone}_head");
+        yield return new TestCaseData("mtl-moe", "resnet18", "layer4").SetName("Shapes_mtl-moe_resnet18_layer4");
+        yield return new TestCaseData("single", "resnet50", "layer4").SetName("Shapes_single_resnet50_layer4");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void ForwardAndBackwardShapes(string variant, string backbone, string expertDepth)
+    {
+        // Layer4 experts run BatchNorm on the rows routed to them: 64 px keeps their 2×2 maps trainable with one row.
+        int res = expertDepth == "layer4" ? 64 : 32;
+        var config = TrainingFixtures.TinyConfig(variant, backbone, expertDepth, classes: 5) with { Width = 0.0625, Resolution = res };
+        using var net = new MtlMoeNet(config, seed: 2);
+        using var scope = DisposeScope.Begin();
+        var x = Tensor.RandN([3, 3, res, res], rng: new Rng(1));
+        var labels = Tensor.FromArray(new long[] { 0, 4, 2 });
+        var boxes = Tensor.FromArray(new float[] { 0.1f, 0.1f, 0.6f, 0.7f, 0.2f, 0.3f, 0.9f, 0.8f, 0f, 0f, 1f, 1f }, [3, 4]);
+        var o = net.Run(x);
+        Assert.That(o.Logits.Shape, Is.EqualTo(new[] { 3, 5 }));
+        Assert.That(o.Boxes?.Shape, config.HasBox ? Is.EqualTo(new[] { 3, 4 }) : Is.Null);
+        Assert.That(o.AuxLoss is not null, Is.EqualTo(config.HasMoe));
+        Assert.That(o.K, Is.EqualTo(config.EffectiveK));
+        Assert.That(o.ExpertIndices, Has.Length.EqualTo(3 * o.K));
+        Assert.That(o.Gates.Chunk(o.K).Select(g => g.Sum()), Is.All.EqualTo(1.0).Within(1e-5));
+
+        var loss = MultiTaskLoss.Compute(net, o, labels, boxes, new LossOptions());
+        Assert.That(double.IsFinite(loss.Value));
+        loss.Total.Backward();
+        var named = net.NamedParameters().ToDictionary(p => p.Name, p => p.Tensor);
+        Assert.That(named["backbone.conv1.weight"].Grad?.Shape, Is.EqualTo(named["backbone.conv1.weight"].Shape));
+        if (config.HasBox) Assert.That(named["loc.fc2.weight"].Grad, Is.Not.Null);
+        if (config.HasMoe) Assert.That(named["moe.gate.w_gate"].Grad, Is.Not.Null);
+        else Assert.That(named.Keys.Where(k => k.StartsWith("head.")).Select(k => named[k].Grad), Is.All.Not.Null);
+    }
+
+    [Test]
+    public void ParameterNamesFollowTorchvisionUnderBackbone()
+    {
+        using var net = new MtlMoeNet(TrainingFixtures.TinyConfig(), seed: 1);
+        var names = net.StateDict().Keys.ToList();
+        Assert.That(names, Does.Contain("backbone.conv1.weight").And.Contain("backbone.bn1.running_mean")
+            .And.Contain("backbone.layer1.0.conv1.weight").And.Contain("moe.gate.w_gate").And.Contain("moe.experts.2.fc2.bias")
+            .And.Contain("loc.fc2.weight"));
+        Assert.That(names.Any(n => n.StartsWith("backbone.fc.")), Is.False);
+    }
+
+    [Test]
+    public void ConfigRoundTripsThroughJson()
+    {
+        var c = TrainingFixtures.TinyConfig("mtl", "resnet34", "layer4") with { LearnedWeighting = true };
+        Assert.That(ModelConfig.FromJson(c.ToJson()), Is.EqualTo(c));
+    }
+
+    [Test]
+    public void LearnedWeightingRegistersLogVariancesThatGetGradients()
+    {
+        using var net = new MtlMoeNet(TrainingFixtures.TinyConfig() with { LearnedWeighting = true }, seed: 1);
+        using var scope = DisposeScope.Begin();
+        var o = net.Run(Tensor.RandN([2, 3, 32, 32], rng: new Rng(4)));
+        var loss = MultiTaskLoss.Compute(net, o, Tensor.FromArray(new long[] { 1, 2 }), Tensor.FromArray(new float[] { 0.1f, 0.1f, 0.5f, 0.5f, 0.2f, 0.2f, 0.9f, 0.9f }, [2, 4]), new LossOptions());
+        // At s = 0 the weighted loss equals CE + box + aux.
+        Assert.That(loss.Value, Is.EqualTo(loss.Class + loss.Box + loss.Aux).Within(1e-4));
+        loss.Total.Backward();
+        Assert.That(net.TaskWeights!.SCls.Grad, Is.Not.Null);
+        Assert.That(net.TaskWeights.SBox.Grad, Is.Not.Null);
+    }
+}

@@ -1,0 +1,43 @@
+using MtlMoe.Model.Training;
+using MtlMoe.Train.Cli;
+
+namespace MtlMoe.Train.Commands;
+
+/// <summary><c>ablate</c>: trains single, moe, mtl and mtl-moe with the same seed and budget and compares them.</summary>
+public static class AblateCommand
+{
+    /// <summary>The variants, in the order of the table.</summary>
+    public static readonly string[] Variants = ["single", "moe", "mtl", "mtl-moe"];
+
+    /// <summary>The test top-1 whose first epoch the table reports.</summary>
+    public const double TargetTop1 = 0.6;
+
+    /// <summary>Runs the command; returns the exit code.</summary>
+    public static int Run(TrainSettings settings, CancellationToken cancel)
+    {
+        using var progress = Reporting.CreateProgress(settings);
+        var rows = Ablate(settings, progress, Reporting.Create(), cancel, out var dir);
+        progress.Message($"ablation in {Path.GetFullPath(dir)} (target top-1 {TargetTop1:P0}):");
+        progress.Message($"{"variant",-8} {"final top-1",11} {"best top-1",10} {"mean IoU",8} {"epochs to target",16} {"seconds",8}");
+        foreach (var r in rows)
+            progress.Message($"{r.Variant,-8} {r.FinalTop1,11:P1} {r.BestTop1,10:P1} {(double.IsNaN(r.FinalMeanIoU) ? "—" : r.FinalMeanIoU.ToString("F3")),8} {(r.EpochsToTarget?.ToString() ?? "never"),16} {r.Seconds,8:F0}");
+        return 0;
+    }
+
+    /// <summary>Trains each variant into &lt;out&gt;/&lt;variant&gt; and hands the rows to the reporter.</summary>
+    public static List<AblationRow> Ablate(TrainSettings settings, ITrainingProgress progress, IRunReporter? reporter, CancellationToken cancel, out string dir)
+    {
+        dir = settings.Out ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture) + "-ablate");
+        var rows = new List<AblationRow>();
+        foreach (var v in Variants)
+        {
+            progress.Message($"── ablate: {v} ──");
+            var s = settings with { Command = "train", Variant = v, Out = Path.Combine(dir, v), Resume = null };
+            var r = TrainCommand.Train(s, progress, reporter, cancel);
+            int? reached = r.History.FirstOrDefault(m => m.TestTop1 >= TargetTop1)?.Epoch;
+            rows.Add(new AblationRow(v, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History));
+        }
+        reporter?.AblationFinished(dir, rows);
+        return rows;
+    }
+}

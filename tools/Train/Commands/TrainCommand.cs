@@ -1,0 +1,75 @@
+using MtlMoe.Model.Net;
+using MtlMoe.Model.Training;
+using MtlMoe.Train.Cli;
+
+namespace MtlMoe.Train.Commands;
+
+/// <summary><c>train</c>: trains a model into a run folder (or continues one with --resume).</summary>
+public static class TrainCommand
+{
+    /// <summary>Runs the command; returns the exit code.</summary>
+    public static int Run(TrainSettings settings, CancellationToken cancel)
+    {
+        using var progress = Reporting.CreateProgress(settings);
+        string? runDir = null;
+        try
+        {
+            var result = Train(settings, progress, Reporting.Create(), cancel, dir => runDir = dir);
+            var f = result.Final;
+            var iou = double.IsNaN(f.MeanIoU) ? "" : $", mean IoU {f.MeanIoU:F3}, IoU≥0.5 {f.IoU50:P1}";
+            progress.Message($"done in {result.Seconds:F0} s: test top-1 {f.Top1:P1}, top-5 {f.Top5:P1}{iou}; best top-1 {result.BestTop1:P1} (epoch {result.BestEpoch}); run folder {Path.GetFullPath(runDir!)}");
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            progress.Message($"interrupted; the last finished epoch is saved — continue with: --resume {runDir}");
+            return 130;
+        }
+    }
+
+    /// <summary>
+    /// The whole training pipeline: settings (or the resumed run's saved settings) → device, data, model
+    /// (with --pretrained / --init-experts-from), trainer → result. <paramref name="onRunDir"/> learns the folder early.
+    /// </summary>
+    public static TrainResult Train(TrainSettings settings, ITrainingProgress progress, IRunReporter? reporter,
+        CancellationToken cancel = default, Action<string>? onRunDir = null, Action<Trainer>? configure = null)
+    {
+        var s = settings;
+        if (settings.Resume is not null)
+            s = RunSetup.ReadSettings(settings.Resume) with { Resume = settings.Resume, Out = settings.Resume, Command = "train" };
+        RunSetup.ApplyThreads(s);
+        var (device, why) = RunSetup.ResolveDevice(s.Device);
+        progress.Message($"device: {device} ({why})");
+        var data = RunSetup.LoadData(s, progress.Message);
+        progress.Message($"data: {data.Root ?? "(in memory)"} — {data.NumClasses} classes, {data.Train.Count} train / {data.Test.Count} test images");
+        var config = RunSetup.ModelConfigOf(s, data.NumClasses);
+        var options = RunSetup.TrainerOptionsOf(s, device);
+        string runDir = s.Out ?? RunSetup.DefaultRunDir(s);
+        if (s.Resume is null && File.Exists(Path.Combine(runDir, RunFiles.State)))
+            throw new InvalidOperationException($"{runDir} already holds a run; continue it with --resume {runDir} or choose another --out");
+        onRunDir?.Invoke(runDir);
+
+        using var net = new MtlMoeNet(config, s.Seed);
+        if (s.Resume is null)
+        {
+            if (s.Pretrained is not null)
+            {
+                var report = Transfer.LoadPretrainedBackbone(net, s.Pretrained);
+                progress.Message($"pretrained backbone {s.Pretrained}:");
+                foreach (var line in Transfer.Describe(report)) progress.Message(line);
+            }
+            if (s.InitExpertsFrom is not null)
+            {
+                var report = Transfer.InitExpertsFrom(net, s.InitExpertsFrom);
+                progress.Message($"experts initialised from {s.InitExpertsFrom}'s head:");
+                foreach (var line in Transfer.Describe(report)) progress.Message(line);
+            }
+        }
+        net.To(device);
+        progress.Message($"model: {config.Variant}, {config.Backbone} ×{config.Width}, {config.EffectiveExperts} expert(s) k={config.EffectiveK} ({config.ExpertDepth}), {net.ParameterCount():N0} parameters; run folder {runDir}");
+        using var trainer = new Trainer(net, data, options, runDir, RunSetup.ConfigJson(s, config, options, data), progress, reporter);
+        configure?.Invoke(trainer);
+        if (s.Resume is not null) trainer.Resume(runDir);
+        return trainer.Run(cancel);
+    }
+}
