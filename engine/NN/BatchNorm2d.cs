@@ -41,4 +41,12 @@ public sealed class BatchNorm2d : Module
         if (Training) NumBatchesTracked.Fill(NumBatchesTracked.Item() + 1);
         return y;
     }
+
+    /// <summary>relu(batch_norm(x)) in one fused pass (what a conv → BN → ReLU stack wants).</summary>
+    public Tensor ForwardRelu(Tensor x)
+    {
+        var y = Ops.BatchNormRelu(x, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        if (Training) NumBatchesTracked.Fill(NumBatchesTracked.Item() + 1);
+        return y;
+    }
 }

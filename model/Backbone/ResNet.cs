@@ -79,8 +79,7 @@ public sealed class ResNet : Module
     public Tensor ForwardToLayer3(Tensor x)
     {
         using var c = _conv1.Forward(x);
-        using var b = _bn1.Forward(c);
-        using var r = Ops.Relu(b);
+        using var r = _bn1.ForwardRelu(c);
         using var p = _maxpool.Forward(r);
         using var l1 = _layers[0].Forward(p);
         using var l2 = _layers[1].Forward(l1);

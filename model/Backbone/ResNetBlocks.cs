@@ -32,8 +32,7 @@ public sealed class BasicBlock : Module
     public override Tensor Forward(Tensor x)
     {
         using var c1 = _conv1.Forward(x);
-        using var b1 = _bn1.Forward(c1);
-        using var r1 = Ops.Relu(b1);
+        using var r1 = _bn1.ForwardRelu(c1);
         using var c2 = _conv2.Forward(r1);
         using var b2 = _bn2.Forward(c2);
         using var shortcut = _downsample?.Forward(x);
@@ -74,11 +73,9 @@ public sealed class Bottleneck : Module
     public override Tensor Forward(Tensor x)
     {
         using var c1 = _conv1.Forward(x);
-        using var b1 = _bn1.Forward(c1);
-        using var r1 = Ops.Relu(b1);
+        using var r1 = _bn1.ForwardRelu(c1);
         using var c2 = _conv2.Forward(r1);
-        using var b2 = _bn2.Forward(c2);
-        using var r2 = Ops.Relu(b2);
+        using var r2 = _bn2.ForwardRelu(c2);
         using var c3 = _conv3.Forward(r2);
         using var b3 = _bn3.Forward(c3);
         using var shortcut = _downsample?.Forward(x);

@@ -36,8 +36,7 @@ public sealed class LocalizationHead : Module
         if (features.Rank != 4 || features.Shape[2] != MapH || features.Shape[3] != MapW)
             throw new ShapeException($"localization head: expected a feature map [N, C, {MapH}, {MapW}], got {Shapes.Format(features.Shape)}");
         using var r = _reduce.Forward(features);
-        using var b = _bn.Forward(r);
-        using var a = Ops.Relu(b);
+        using var a = _bn.ForwardRelu(r);
         using var flat = a.Flatten(1);
         using var h = _fc1.Forward(flat);
         using var ha = Ops.Relu(h);
