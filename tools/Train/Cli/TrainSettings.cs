@@ -22,7 +22,7 @@ public sealed record TrainSettings
     /// <summary>head (an MLP classifier per expert) or layer4 (each expert owns a copy of the last residual stage).</summary>
     public string ExpertDepth { get; init; } = "head";
     /// <summary>Training epochs.</summary>
-    public int Epochs { get; init; } = 30;
+    public int Epochs { get; init; } = 60;
     /// <summary>Images per batch.</summary>
     public int Batch { get; init; } = 32;
     /// <summary>Peak learning rate.</summary>
@@ -30,11 +30,11 @@ public sealed record TrainSettings
     /// <summary>sgd (momentum 0.9) or adamw.</summary>
     public string Optimizer { get; init; } = "sgd";
     /// <summary>Weight decay.</summary>
-    public double WeightDecay { get; init; } = 5e-4;
+    public double WeightDecay { get; init; } = 1e-4;
     /// <summary>Warm-up epochs before the cosine decay.</summary>
     public double WarmupEpochs { get; init; } = 1;
     /// <summary>Training crop size (square); images are resized to about 8/7 of it first.</summary>
-    public int Res { get; init; } = 112;
+    public int Res { get; init; } = 128;
     /// <summary>Resize before cropping (0: derived from Res).</summary>
     public int Resize { get; init; }
     /// <summary>Seed of every random choice.</summary>
@@ -50,7 +50,7 @@ public sealed record TrainSettings
     /// <summary>cub448 or none.</summary>
     public string? Preset { get; init; }
     /// <summary>Label smoothing ε for the cross-entropy.</summary>
-    public double LabelSmoothing { get; init; } = 0.1;
+    public double LabelSmoothing { get; init; } = 0.05;
     /// <summary>λ_loc, the weight of the box loss (fixed weighting).</summary>
     public double LambdaLoc { get; init; } = 1.0;
     /// <summary>Learned uncertainty weighting of the task losses instead of a fixed λ.</summary>
@@ -70,7 +70,7 @@ public sealed record TrainSettings
     /// <summary>Synthetic set: images per class (three quarters train, one quarter test).</summary>
     public int SyntheticImagesPerClass { get; init; } = 120;
     /// <summary>Synthetic set: image size in pixels.</summary>
-    public int SyntheticSize { get; init; } = 128;
+    public int SyntheticSize { get; init; } = 160;
     /// <summary>Drop bad CUB images (counted) instead of stopping.</summary>
     public bool SkipBad { get; init; }
     /// <summary>Limit on training batches per epoch (0: all) — for smoke tests.</summary>
