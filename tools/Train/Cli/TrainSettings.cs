@@ -30,7 +30,7 @@ public sealed record TrainSettings
     /// <summary>sgd (momentum 0.9) or adamw.</summary>
     public string Optimizer { get; init; } = "sgd";
     /// <summary>Weight decay.</summary>
-    public double WeightDecay { get; init; } = 1e-4;
+    public double WeightDecay { get; init; } = 5e-4;
     /// <summary>Warm-up epochs before the cosine decay.</summary>
     public double WarmupEpochs { get; init; } = 1;
     /// <summary>Training crop size (square); images are resized to about 8/7 of it first.</summary>
@@ -50,7 +50,7 @@ public sealed record TrainSettings
     /// <summary>cub448 or none.</summary>
     public string? Preset { get; init; }
     /// <summary>Label smoothing ε for the cross-entropy.</summary>
-    public double LabelSmoothing { get; init; } = 0.05;
+    public double LabelSmoothing { get; init; } = 0.1;
     /// <summary>λ_loc, the weight of the box loss (fixed weighting).</summary>
     public double LambdaLoc { get; init; } = 1.0;
     /// <summary>Learned uncertainty weighting of the task losses instead of a fixed λ.</summary>
