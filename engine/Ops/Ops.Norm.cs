@@ -48,16 +48,22 @@ public static partial class Ops
         {
             var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(g.Storage, g.Layout, x.Storage, x.Layout,
                 mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, training);
-            var dx = Tensor.FromStorage(dxs, x.Shape);
-            var dw = Tensor.FromStorage(dws, [x.Shape[1]]);
-            var db = Tensor.FromStorage(dbs, [x.Shape[1]]);
-            var grads = new List<Tensor?> { dx };
-            if (weight is not null) grads.Add(dw); else dw.Dispose();
-            if (bias is not null) grads.Add(db); else db.Dispose();
-            return [.. grads];
+            return BatchNormInputGrads(x, weight, bias, dxs, dws, dbs);
         }, saved: [mean, invStd]);
         mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run
         return y;
+    }
+
+    // One gradient per recorded input of a batch-norm (x, then weight and bias when given) from the backend's storages.
+    private static Tensor?[] BatchNormInputGrads(Tensor x, Tensor? weight, Tensor? bias, Storage dxs, Storage dws, Storage dbs)
+    {
+        var dx = Tensor.FromStorage(dxs, x.Shape);
+        var dw = Tensor.FromStorage(dws, [x.Shape[1]]);
+        var db = Tensor.FromStorage(dbs, [x.Shape[1]]);
+        var grads = new List<Tensor?> { dx };
+        if (weight is not null) grads.Add(dw); else dw.Dispose();
+        if (bias is not null) grads.Add(db); else db.Dispose();
+        return [.. grads];
     }
 
     private static void CheckBatchNorm2d(Tensor x, Tensor? w, Tensor? b, Tensor rm, Tensor rv, bool training)

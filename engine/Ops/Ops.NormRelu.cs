@@ -33,13 +33,7 @@ public static partial class Ops
         {
             var (dxs, dws, dbs) = g.Backend.BatchNorm2dReluBackward(g.Storage, g.Layout, y.Storage, y.Layout, x.Storage, x.Layout,
                 mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, batchStats: true);
-            var dx = Tensor.FromStorage(dxs, x.Shape);
-            var dw = Tensor.FromStorage(dws, [x.Shape[1]]);
-            var db = Tensor.FromStorage(dbs, [x.Shape[1]]);
-            var grads = new List<Tensor?> { dx };
-            if (weight is not null) grads.Add(dw); else dw.Dispose();
-            if (bias is not null) grads.Add(db); else db.Dispose();
-            return [.. grads];
+            return BatchNormInputGrads(x, weight, bias, dxs, dws, dbs);
         }, saved: [mean, invStd]);
         mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run
         return y;
