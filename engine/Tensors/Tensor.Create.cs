@@ -61,7 +61,7 @@ public sealed partial class Tensor
         }
         var f = new float[n];
         for (int i = 0; i < n; i++) f[i] = (float)rng.NextGaussian();
-        return FromArray(f, shape, device).To(dtype);
+        return FromSamples(f, shape, dtype, device);
     }
 
     /// <summary>Uniform samples in [lo, hi).</summary>
@@ -77,7 +77,15 @@ public sealed partial class Tensor
         }
         var f = new float[n];
         for (int i = 0; i < n; i++) f[i] = (float)rng.Uniform(lo, hi);
-        return FromArray(f, shape, device).To(dtype);
+        return FromSamples(f, shape, dtype, device);
+    }
+
+    // Float32 samples as a tensor of dtype, without leaving the float32 staging tensor behind.
+    private static Tensor FromSamples(float[] samples, int[] shape, DType dtype, Device? device)
+    {
+        if (dtype == DType.Float32) return FromArray(samples, shape, device);
+        using var staged = FromArray(samples, shape, device);
+        return staged.To(dtype);
     }
 
     // ---------------- reading values back ----------------

@@ -177,6 +177,19 @@ public class TensorViewTests
     }
 
     [Test]
+    public void RandomTensorsLeaveNoStagingTensorBehind()
+    {
+        long tensors = MemoryStats.LiveTensors, bytes = MemoryStats.LiveBytes;
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+        {
+            Tensor.RandN([64, 32], new Rng(1), dtype).Dispose();
+            Tensor.Rand([64, 32], new Rng(2), dtype: dtype).Dispose();
+        }
+        Assert.That(MemoryStats.LiveTensors, Is.EqualTo(tensors));
+        Assert.That(MemoryStats.LiveBytes, Is.EqualTo(bytes));
+    }
+
+    [Test]
     public void UseAfterDisposeIsAClearError()
     {
         var x = Tensor.Zeros([2]);
