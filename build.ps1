@@ -3,7 +3,7 @@
 #   build       Release build of the solution
 #   test        CPU test suite (extra arguments go to `dotnet test`, e.g. --filter "TestCategory=Cuda")
 #   bench       run a benchmark workload (extra arguments go to tools/Bench, e.g. gemm --device cuda)
-#   gpu-bundle  artifacts/gpu-bundle/: tests as an executable, bench, a .NET runtime tar.xz and run-gpu.sh, for a
+#   gpu-bundle  artifacts/gpu-bundle/: tests as an executable, bench, train, a .NET runtime tar.xz and run-gpu.sh, for a
 #               Linux GPU machine that has only the NVIDIA driver and CUDA libraries (no SDK); see README.
 param(
     [Parameter(Position = 0)][ValidateSet('build', 'test', 'bench', 'gpu-bundle')][string]$Target = 'build',
@@ -29,6 +29,7 @@ function Build-GpuBundle {
     # It compiles into its own intermediate folder (obj/gpu-bundle/), so the VSTest build of `dotnet test` is untouched.
     Invoke-Native dotnet (@('build', "$root/tests/MtlMoe.Engine.Tests", '-p:GpuBundle=true', '-o', "$out/tests") + $common)
     Invoke-Native dotnet (@('publish', "$root/tools/Bench", '--no-self-contained', '-o', "$out/bench") + $common)
+    Invoke-Native dotnet (@('publish', "$root/tools/Train", '-r', 'linux-x64', '--no-self-contained', '-o', "$out/train") + $common)
 
     # The .NET runtime the apps were built for: dotnet host, host/fxr and shared/Microsoft.NETCore.App/<version>.
     $dotnetRoot = Split-Path -Parent (Get-Command dotnet).Source

@@ -14,6 +14,8 @@
 #define MOE_ROWS_PER_BLOCK 8
 // Threads per gating block: one warp per row.
 #define MOE_GATING_THREADS (32 * MOE_ROWS_PER_BLOCK)
+// Threads per block of moe_gating_reduce_f32 (a power of two; one block per importance/load column).
+#define MOE_REDUCE_THREADS 256
 // Largest top-(k+1) list kept in registers by the warp path (k ≤ 8).
 #define MOE_MAX_TOP 9
 

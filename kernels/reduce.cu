@@ -2,6 +2,8 @@
 // The input is viewed as contiguous [outer, len, inner]; the output is [outer, inner].
 //   <op>_<dtype>(i64 outer, i64 len, i64 inner, const T* x, T* y)   one thread per output, sequential over len
 //   <op>_rows_<dtype>(i64 rows, i64 len, const T* x, T* y)          inner == 1: one block of BLOCK threads per row
+//   <op>_chunks_<dtype>(i64 outer, i64 len, i64 inner, i64 chunk, const T* x, T* y)   y: [outer, ceil(len/chunk), inner],
+//       one thread per (output, chunk): the first pass when few outputs share a long dim (the host then reduces y)
 // ops: sum, max, min (NaN propagates), argmax/argmin (int64 index of the first extreme; a NaN counts as extreme).
 #include "common.cuh"
 
@@ -27,6 +29,22 @@ DEVINLINE void reduce_rows(i64 rows, i64 len, const T* __restrict__ x, T* __rest
     for (i64 j = tid_x(); j < len; j += BLOCK) acc = op(acc, p[j]);
     acc = block_reduce(acc, scratch, op);
     if (tid_x() == 0) y[r] = acc;
+  }
+}
+
+// Partial results over fixed chunks of the reduced dim: y[b, c, i] = op over x[b, c·chunk .. min(len, (c+1)·chunk), i].
+// Gives a few outputs over a long dim thousands of threads instead of a handful of long serial chains.
+template <typename T, typename Op>
+DEVINLINE void reduce_chunks(i64 outer, i64 len, i64 inner, i64 chunk, const T* __restrict__ x, T* __restrict__ y, Op op) {
+  i64 nch = (len + chunk - 1) / chunk;
+  GRID_LOOP(o, outer * nch * inner) {
+    i64 i = o % inner, bc = o / inner;
+    i64 c = bc % nch, b = bc / nch;
+    i64 j0 = c * chunk, j1 = j0 + chunk < len ? j0 + chunk : len;
+    const T* p = x + b * len * inner + i;  // x: [outer, len, inner]
+    T acc = p[j0 * inner];
+    for (i64 j = j0 + 1; j < j1; ++j) acc = op(acc, p[j * inner]);
+    y[o] = acc;
   }
 }
 
@@ -82,6 +100,12 @@ DEVINLINE void arg_rows(i64 rows, i64 len, const T* __restrict__ x, i64* __restr
   KERNEL void min_##sfx(i64 outer, i64 len, i64 inner, const T* x, T* y) { reduce_dim(outer, len, inner, x, y, MinOp()); } \
   KERNEL void argmax_##sfx(i64 outer, i64 len, i64 inner, const T* x, i64* y) { arg_dim<T, true>(outer, len, inner, x, y); } \
   KERNEL void argmin_##sfx(i64 outer, i64 len, i64 inner, const T* x, i64* y) { arg_dim<T, false>(outer, len, inner, x, y); } \
+  KERNEL void sum_chunks_##sfx(i64 outer, i64 len, i64 inner, i64 chunk, const T* x, T* y) {               \
+    reduce_chunks(outer, len, inner, chunk, x, y, AddOp()); }                                                 \
+  KERNEL void max_chunks_##sfx(i64 outer, i64 len, i64 inner, i64 chunk, const T* x, T* y) {               \
+    reduce_chunks(outer, len, inner, chunk, x, y, MaxOp()); }                                                 \
+  KERNEL void min_chunks_##sfx(i64 outer, i64 len, i64 inner, i64 chunk, const T* x, T* y) {               \
+    reduce_chunks(outer, len, inner, chunk, x, y, MinOp()); }                                                 \
   KERNEL void sum_rows_##sfx(i64 rows, i64 len, const T* x, T* y) {                                          \
     __shared__ T s[BLOCK]; reduce_rows(rows, len, x, y, (T)0, AddOp(), s); }                                  \
   KERNEL void max_rows_##sfx(i64 rows, i64 len, const T* x, T* y) {                                          \

@@ -17,7 +17,7 @@ public partial interface IBackend
     /// logits' dtype, rows 0..B-1 the gates (softmax over the top k, zero elsewhere), row B the importance
     /// (Σ_batch gates), row B+1 the load (Σ_batch Φ((clean − threshold)/σ) with noise and k &lt; E, else the
     /// routed count); sums go over fixed blocks of <see cref="MoeKernelConstants.GatingRowsPerBlock"/> rows, then over blocks
-    /// in order. <c>TopIndices</c>: Int32 [B, k], the chosen experts by decreasing noisy logit.
+    /// in a fixed order (the CPU in block order; CUDA strided per thread, then a tree): deterministic, no atomics. <c>TopIndices</c>: Int32 [B, k], the chosen experts by decreasing noisy logit.
     /// </summary>
     (Storage Packed, Storage TopIndices) MoeGating(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
         Storage? noise, Layout noiseLayout, int k, double noiseFloor);

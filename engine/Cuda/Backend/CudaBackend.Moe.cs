@@ -9,6 +9,7 @@ public sealed partial class CudaBackend
 {
     const int MoeRows = MoeKernelConstants.GatingRowsPerBlock;   // rows per gating block (one warp each)
     const int MoeThreads = 32 * MoeRows;
+    const int MoeReduceThreads = 256;   // MOE_REDUCE_THREADS in kernels/moe_common.cuh: one block per importance/load column
     const int RouteChunk = 256;                                  // MOE_ROUTE_CHUNK
 
     static bool MoeWarpPath(int e, int k) => e <= 64 && k <= 8;
@@ -38,7 +39,7 @@ public sealed partial class CudaBackend
                 int m = Math.Min(k + 1, e);
                 Context.Launch("moe_gating", "moe_gating_block_f32", nblk, MoeThreads, args, sharedBytes: (5 * e + 2 * m) * 4 + m * 4);
             }
-            Context.Launch("moe_gating", "moe_gating_reduce_f32", (2L * e + 255) / 256, 256,
+            Context.Launch("moe_gating", "moe_gating_reduce_f32", 2L * e, MoeReduceThreads,
                 new KernelArgs().Add(part.Ptr).Add(packed.Ptr).Add(b).Add(e).Add(nblk));
             return (packed, top);
         }

@@ -56,6 +56,12 @@ public class CudaOpParityTests
         new("var", [[6, 33]], x => Ops.Var(x[0], [1], unbiased: true), 1e-5),
         new("max_dim", [[6, 9]], x => Ops.Max(x[0], [0])),
         new("min_last", [[6, 9]], x => Ops.Min(x[0], [1])),
+        // Long reduced dims with few outputs take the chunked first pass; adjacent reduced dims merge into one pass.
+        new("sum_all_long", [[300, 700]], x => Ops.Sum(Pos(x[0]))),
+        new("sum_dim0_long", [[5000, 3]], x => Ops.Sum(Pos(x[0]), [0])),
+        new("sum_adjacent_dims_long", [[3, 40, 50, 2]], x => Ops.Sum(Pos(x[0]), [1, 2])),
+        new("max_last_long", [[2, 3001]], x => Ops.Max(x[0], [1])),
+        new("min_middle_long", [[2, 1000, 3]], x => Ops.Min(x[0], [1])),
         new("argmax", [[6, 9]], x => Ops.ArgMax(x[0], 1), Backward: false),
         new("argmin_dim0", [[6, 9]], x => Ops.ArgMin(x[0], 0), Backward: false),
         new("logsumexp", [[5, 12]], x => Ops.LogSumExp(x[0], 1), 1e-5),
@@ -148,11 +154,21 @@ public class CudaOpParityTests
     }
 
     [Test]
+    public void LongReductionsRepeatBitForBit()
+    {
+        using var x = Tensor.RandN([1 << 20], new Rng(77), device: CudaParity.Gpu);
+        using var cols = Tensor.RandN([65536, 16], new Rng(78), device: CudaParity.Gpu);
+        CudaParity.AssertSameBits("sum of 2^20", Ops.Sum(x), Ops.Sum(x));
+        CudaParity.AssertSameBits("column sums of [65536, 16]", Ops.Sum(cols, [0]), Ops.Sum(cols, [0]));
+        CudaParity.AssertClose("column sums of [65536, 16]", Ops.Sum(cols.To(Device.Cpu), [0]), Ops.Sum(cols, [0]), 1e-4);
+    }
+
+    [Test]
     public void MixingDevicesInOneOpIsAClearError()
     {
         var a = Tensor.Ones([2]);
         var b = Tensor.Ones([2], device: CudaParity.Gpu);
-        Assert.That(() => Ops.Add(a, b), Throws.InvalidOperationException.With.Message.Contains("different devices").And.Contains("cuda:0"));
+        Assert.That(() => Ops.Add(a, b), Throws.InvalidOperationException.With.Message.Contains("different devices").And.Message.Contains("cuda:0"));
     }
 
     [Test]
