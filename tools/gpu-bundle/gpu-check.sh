@@ -4,7 +4,8 @@
 # Each stage has its own time limit so one hang cannot eat the lease; logs go to $OUT (or ./results).
 # Usage: bash tools/gpu-bundle/gpu-check.sh [stages...]
 #   stages: env tests train bench (the default), sanitize (memcheck + racecheck over the CUDA tests),
-#           full (the default training command on the GPU, report and gallery kept), cub448 (ResNet-50 448-px throughput)
+#           full (the default training command on the GPU, report and gallery kept), ablate (the four variants at the
+#           default budget), cub448 (ResNet-50 448-px throughput, TF32 as the preset sets it, then full FP32)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bundle="$root/artifacts/gpu-bundle"
@@ -104,11 +105,25 @@ stage_full() {
 }
 
 stage_cub448() {
-  echo "== --preset cub448 throughput (ResNet-50, 448 px, batch 16) on synthetic 500-px birds (limit ${TRAIN_LIMIT}s)"
-  ( cd "$root" && timeout -k 5 "$TRAIN_LIMIT" "$dotnet" "$bundle/train/MtlMoe.Train.dll" --preset cub448 --device cuda \
-      --plain --workers 14 --epochs 1 --max-batches 60 --synthetic-size 500 --out /tmp/gpu-cub448 ) >"$out/cub448.log" 2>&1
-  echo "cub448 exit code $?"
-  tail -6 "$out/cub448.log"
+  echo "== ResNet-50 448-px throughput (batch 16) on synthetic 500-px birds, limit ${TRAIN_LIMIT}s per run"
+  local common=(--device cuda --plain --workers 14 --epochs 1 --max-batches "${CUB_BATCHES:-60}" --synthetic-size 500)
+  ( cd "$root" && timeout -k 5 "$TRAIN_LIMIT" "$dotnet" "$bundle/train/MtlMoe.Train.dll" --preset cub448 "${common[@]}" \
+      --out /tmp/gpu-cub448-tf32 ) >"$out/cub448.log" 2>&1
+  echo "cub448 (TF32) exit code $?"; grep -E '^device|batch [0-9]+/|done in' "$out/cub448.log" | tail -4
+  ( cd "$root" && timeout -k 5 "$TRAIN_LIMIT" "$dotnet" "$bundle/train/MtlMoe.Train.dll" --backbone resnet50 --width 1 \
+      --res 448 --resize 512 --lr 0.01 --batch 16 "${common[@]}" --out /tmp/gpu-cub448-fp32 ) >>"$out/cub448.log" 2>&1
+  echo "cub448 settings in FP32 exit code $?"; grep -E 'batch [0-9]+/|done in' "$out/cub448.log" | tail -3
+}
+
+stage_ablate() {
+  echo "== ablate on the GPU (limit ${ABLATE_LIMIT:-400}s)"
+  local t0=$SECONDS
+  ( cd "$root" && timeout -k 5 "${ABLATE_LIMIT:-400}" "$dotnet" "$bundle/train/MtlMoe.Train.dll" ablate --device cuda --plain \
+      --workers 12 --out /tmp/gpu-ablate ) >"$out/ablate.log" 2>&1
+  echo "ablate exit code $?, wall $((SECONDS - t0)) s"
+  grep -E '^done in|ablate:' "$out/ablate.log" | tail -8
+  [[ -f /tmp/gpu-ablate/ablation.md ]] && cp /tmp/gpu-ablate/ablation.md "$out/ablation.md" && cat "$out/ablation.md"
+  [[ -f /tmp/gpu-ablate/ablation.png ]] && cp /tmp/gpu-ablate/ablation.png "$out/ablation.png"
 }
 
 for s in "${stages[@]}"; do "stage_$s"; done

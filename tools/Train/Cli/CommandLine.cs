@@ -9,7 +9,7 @@ public sealed class UsageException(string message) : Exception(message);
 public static class CommandLine
 {
     private static readonly string[] Commands = ["train", "eval", "predict", "ablate"];
-    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "help"];
+    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "tf32", "help"];
 
     /// <summary>The usage text.</summary>
     public const string Usage = """
@@ -27,7 +27,7 @@ public static class CommandLine
                   --init-experts-from CHECKPOINT
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
                   --res PX  --resize PX  --label-smoothing X  --lambda-loc X  --learned-weighting
-                  --seed N  --threads N  --workers N  --device auto|cpu|cuda  --preset cub448
+                  --seed N  --threads N  --workers N  --device auto|cpu|cuda  --tf32 (GPU)  --preset cub448
         output    --out DIR  --resume RUN_DIR  --checkpoint FILE  --annotate DIR  --plain
         """;
 
@@ -73,7 +73,7 @@ public static class CommandLine
     /// </summary>
     private static TrainSettings ApplyPreset(TrainSettings s, string preset) => preset switch
     {
-        "cub448" => s with { Backbone = "resnet50", Width = 1.0, Res = 448, Resize = 512, Optimizer = "sgd", Lr = 0.01, WeightDecay = 5e-4, Batch = 16, Epochs = 50, WarmupEpochs = 2 },
+        "cub448" => s with { Backbone = "resnet50", Width = 1.0, Res = 448, Resize = 512, Optimizer = "sgd", Lr = 0.01, WeightDecay = 5e-4, Batch = 16, Epochs = 50, WarmupEpochs = 2, Tf32 = true },
         "none" => s,
         _ => throw new UsageException($"unknown preset '{preset}' (expected cub448)"),
     };
@@ -115,6 +115,7 @@ public static class CommandLine
         "skip-bad" => s with { SkipBad = true },
         "max-batches" => s with { MaxBatches = Int(name, v) },
         "plain" => s with { Plain = true },
+        "tf32" => s with { Tf32 = true },
         _ => throw new UsageException($"unknown option --{name}"),
     };
 

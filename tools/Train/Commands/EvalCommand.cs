@@ -31,6 +31,7 @@ public static class EvalCommand
             s = RunSetup.ReadSettings(sibling) with { Threads = settings.Threads, Device = settings.Device, Workers = settings.Workers };
         RunSetup.ApplyThreads(s);
         var (device, why) = RunSetup.ResolveDevice(s.Device);
+        RunSetup.ApplyMath(s, device);
         output.WriteLine($"device: {device} ({why})");
         var (net, classes, epoch) = RunFiles.LoadModel(ckpt, device);
         using var _ = net;

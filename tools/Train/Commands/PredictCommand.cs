@@ -39,6 +39,7 @@ public static class PredictCommand
     {
         RunSetup.ApplyThreads(s);
         var (device, _) = RunSetup.ResolveDevice(s.Device);
+        RunSetup.ApplyMath(s, device);
         var files = new List<string>();
         foreach (var input in s.Inputs)
         {

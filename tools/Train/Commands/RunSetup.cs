@@ -29,6 +29,12 @@ public static class RunSetup
         return (Device.Parse(requested), "requested");
     }
 
+    /// <summary>Applies --tf32 to the CUDA backend when the run is on a GPU (the CPU always computes in full FP32).</summary>
+    public static void ApplyMath(TrainSettings s, Device device)
+    {
+        if (device.Type == DeviceType.Cuda) CudaBackend.AllowTf32 = s.Tf32;
+    }
+
     /// <summary>Applies --threads to the CPU backend.</summary>
     public static void ApplyThreads(TrainSettings s)
     {

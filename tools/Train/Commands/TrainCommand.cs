@@ -39,7 +39,8 @@ public static class TrainCommand
             s = RunSetup.ReadSettings(settings.Resume) with { Resume = settings.Resume, Out = settings.Resume, Command = "train" };
         RunSetup.ApplyThreads(s);
         var (device, why) = RunSetup.ResolveDevice(s.Device);
-        progress.Message($"device: {device} ({why})");
+        RunSetup.ApplyMath(s, device);
+        progress.Message($"device: {device} ({why}){(device.Type == MtlMoe.Engine.DeviceType.Cuda && s.Tf32 ? ", TF32 tensor cores on" : "")}");
         var data = RunSetup.LoadData(s, progress.Message);
         progress.Message($"data: {data.Root ?? "(in memory)"} — {data.NumClasses} classes, {data.Train.Count} train / {data.Test.Count} test images");
         var config = RunSetup.ModelConfigOf(s, data.NumClasses);
