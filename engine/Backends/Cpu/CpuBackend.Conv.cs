@@ -29,7 +29,15 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry) => x.DType switch
+    public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry)
+    {
+        long t0 = ConvProfileStart();
+        var r = Conv2dForwardCore(x, lx, w, lw, geometry);
+        ConvProfileEnd("fwd", t0, lx.Shape, lw.Shape, geometry);
+        return r;
+    }
+
+    private Storage Conv2dForwardCore(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry) => x.DType switch
     {
         DType.Float32 => ConvForwardT<float>(x, lx, w, lw, new ConvPlan(lx.Shape, lw.Shape, geometry)),
         DType.Float64 => ConvForwardT<double>(x, lx, w, lw, new ConvPlan(lx.Shape, lw.Shape, geometry)),
@@ -37,7 +45,15 @@ public sealed partial class CpuBackend
     };
 
     /// <inheritdoc />
-    public Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape) => dy.DType switch
+    public Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape)
+    {
+        long t0 = ConvProfileStart();
+        var r = Conv2dBackwardDataCore(dy, ldy, w, lw, geometry, inputShape);
+        ConvProfileEnd("bwd-data", t0, inputShape, lw.Shape, geometry);
+        return r;
+    }
+
+    private Storage Conv2dBackwardDataCore(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape) => dy.DType switch
     {
         DType.Float32 => ConvBackwardDataT<float>(dy, ldy, w, lw, new ConvPlan(inputShape, lw.Shape, geometry)),
         DType.Float64 => ConvBackwardDataT<double>(dy, ldy, w, lw, new ConvPlan(inputShape, lw.Shape, geometry)),
@@ -45,12 +61,30 @@ public sealed partial class CpuBackend
     };
 
     /// <inheritdoc />
-    public Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape) => x.DType switch
+    public Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape)
+    {
+        long t0 = ConvProfileStart();
+        var r = Conv2dBackwardWeightCore(x, lx, dy, ldy, geometry, weightShape);
+        ConvProfileEnd("bwd-weights", t0, lx.Shape, weightShape, geometry);
+        return r;
+    }
+
+    private Storage Conv2dBackwardWeightCore(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape) => x.DType switch
     {
         DType.Float32 => ConvBackwardWeightT<float>(x, lx, dy, ldy, new ConvPlan(lx.Shape, weightShape, geometry)),
         DType.Float64 => ConvBackwardWeightT<double>(x, lx, dy, ldy, new ConvPlan(lx.Shape, weightShape, geometry)),
         _ => throw new NotSupportedException($"conv2d backward: float tensors only, got {x.DType.Name()}"),
     };
+
+    private static long ConvProfileStart() => Autograd.OpProfile.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+
+    // With the op profile on, each conv call is also charged to a per-shape key, e.g. "conv bwd-data 3x3/s2 64→128 56²".
+    private static void ConvProfileEnd(string phase, long t0, int[] xShape, int[] wShape, Conv2dGeometry g)
+    {
+        if (!Autograd.OpProfile.Enabled) return;
+        Autograd.OpProfile.Add($"  conv {phase} {wShape[2]}x{wShape[3]}/s{g.StrideH} {xShape[1]}→{wShape[0]} {xShape[2]}²",
+            System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+    }
 
     // col [K, cnt·P] ← unfold of images [n0, n0+cnt) of group g.
     private static void ConvUnfold<T>(T[] x, int xOff, int cnt, ConvPlan p, T[] col) where T : unmanaged, INumber<T>
@@ -120,13 +154,22 @@ public sealed partial class CpuBackend
         var wf = wfs.Array<T>();                // w′: [C, Og, kh, kw]
         try
         {
-            for (int g = 0; g < p.G; g++)
-                for (int ol = 0; ol < p.Og; ol++)
-                    for (int c = 0; c < p.Cg; c++)
-                    {
-                        int src = wo + ((g * p.Og + ol) * p.Cg + c) * kk, dst = ((g * p.Cg + c) * p.Og + ol) * kk;
-                        for (int q = 0; q < kk; q++) wf[dst + q] = w[src + kk - 1 - q];
-                    }
+            // Blocks of 16 input channels: each source read is then 16·kh·kw contiguous values, not kh·kw scattered.
+            const int cb = 16;
+            int cBlocks = (p.Cg + cb - 1) / cb;
+            StridedIter.ParallelChunks((long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
+            {
+                for (long item = lo; item < hi; item++)
+                {
+                    int g = (int)(item / cBlocks), c0 = (int)(item % cBlocks) * cb, c1 = Math.Min(p.Cg, c0 + cb);
+                    for (int ol = 0; ol < p.Og; ol++)
+                        for (int c = c0; c < c1; c++)
+                        {
+                            int src = wo + ((g * p.Og + ol) * p.Cg + c) * kk, dst = ((g * p.Cg + c) * p.Og + ol) * kk;
+                            for (int q = 0; q < kk; q++) wf[dst + q] = w[src + kk - 1 - q];
+                        }
+                }
+            });
             var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
             int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
             var plan = new ConvPlan(ldy.Shape, wShape, geo);
