@@ -89,15 +89,19 @@ public sealed partial class CpuBackend
     // col [K, cnt·P] ← unfold of images [n0, n0+cnt) of group g.
     private static void ConvUnfold<T>(T[] x, int xOff, int cnt, ConvPlan p, T[] col) where T : unmanaged, INumber<T>
     {
+        long t0 = ConvProfileStart();
         int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
         StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2Col.Unfold(x, xOff, imageStride, cnt, p, col, ld, (int)lo, (int)hi, 0, p.Ho));
+        if (t0 != 0) Autograd.OpProfile.Add("    unfold (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
     }
 
     // Moves rows [Og] of images [n0, n0+cnt) between [N, O, P] (at off) and the chunk matrix [Og, cnt·P].
     private static void ConvRegroup<T>(T[] images, int off, int cnt, ConvPlan p, T[] chunk, bool toChunk) where T : unmanaged
     {
+        long t0 = ConvProfileStart();
         int imageStride = p.O * p.OutPlane, ld = cnt * p.OutPlane;
         StridedIter.ParallelChunks(p.Og, ld, (lo, hi) => Im2Col.Regroup(images, off, imageStride, p.OutPlane, cnt, chunk, ld, toChunk, (int)lo, (int)hi));
+        if (t0 != 0) Autograd.OpProfile.Add("    regroup (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
     }
 
     private static Storage ConvForwardT<T>(Storage xs, Layout lx, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
@@ -205,8 +209,10 @@ public sealed partial class CpuBackend
                     CpuGemm.Gemm(true, false, p.K, cols, p.Og, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
                         b, cols, T.Zero, c, cols);
                     if (col is null) continue;
+                    long t0 = ConvProfileStart();
                     StridedIter.ParallelChunks(cnt * p.Cg, p.Kh * p.Kw * plane,
                         (lo, hi) => Im2Col.Fold(col, cols, p, dx, dxOff, imageStride, (int)lo, (int)hi, 0, p.Ho));
+                    if (t0 != 0) Autograd.OpProfile.Add("    fold (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
                 }
             }
         }
