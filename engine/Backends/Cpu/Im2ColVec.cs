@@ -6,7 +6,7 @@ namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>
 /// AVX-512 im2col for float32 at column strides 1 and 2: each output row segment is written 16 columns at a time
-/// with masked loads and stores (the padding lanes come out as zeros, lanes past the segment are not touched), so
+/// with masked loads (the padding lanes come out as zeros) and full-width stores in address order, so
 /// the short rows of small planes (Wo of 4..28) cost one load and one store instead of a block copy and two
 /// zero-fill loops, and stride 2 is two loads and a lane permute instead of a scalar gather. Same output as
 /// <see cref="Im2Col.Unfold{T}"/>.
@@ -39,6 +39,7 @@ internal static unsafe class Im2ColVec
                 for (int t = 0; t < nb; t++)
                 {
                     float* dst = pc + (long)r * ld + (long)t * plane;
+                    float* rowEnd = pc + (long)r * ld + (long)nb * plane;
                     // src[q·sw] is input column q·sw + wOff of the row (may point before the row: those lanes are masked).
                     float* src0 = px + xOff + (long)t * imageStride + (long)c * p.InPlane + wOff;
                     for (int oh = ohLo; oh < ohHi; oh++, dst += wo)
@@ -46,11 +47,20 @@ internal static unsafe class Im2ColVec
                         int ih = oh * sh + hOff;
                         bool inside = (uint)ih < (uint)p.H;
                         float* src = src0 + (long)ih * p.W;
+                        // Segments of row r are written in address order up to rowEnd, so a full-width store that stays
+                        // below rowEnd only writes what later segments overwrite; stores reaching past it are masked
+                        // (masked stores are slow on some cores, e.g. AMD Zen 4, so they are kept to the row's tail).
                         for (int q0 = 0; q0 < wo; q0 += L)
                         {
                             var q = lane + Vector512.Create(q0);
                             var store = Vector512.LessThan(q, Vector512.Create(wo)).AsSingle();
-                            if (!inside) { Avx512F.MaskStore(dst + q0, store, Vector512<float>.Zero); continue; }
+                            bool masked = dst + q0 + L > rowEnd;
+                            if (!inside)
+                            {
+                                if (masked) Avx512F.MaskStore(dst + q0, store, Vector512<float>.Zero);
+                                else Vector512<float>.Zero.Store(dst + q0);
+                                continue;
+                            }
                             // input column of lane q: q·sw + wOff ∈ [0, W)
                             var colIn = q * sw + Vector512.Create(wOff);
                             Vector512<float> v;
@@ -71,7 +81,8 @@ internal static unsafe class Im2ColVec
                                 var hi = Avx512F.MaskLoad(src + 2 * q0 + L, ok1.AsSingle(), Vector512<float>.Zero);
                                 v = Avx512F.PermuteVar16x32x2(lo, even, hi);
                             }
-                            Avx512F.MaskStore(dst + q0, store, v);
+                            if (masked) Avx512F.MaskStore(dst + q0, store, v);
+                            else v.Store(dst + q0);
                         }
                     }
                 }
