@@ -6,22 +6,21 @@ namespace MtlMoe.Bench;
 /// <summary>
 /// In-process A/B of the CPU backend's fast paths (<c>--ab KNOB</c>): runs alternate between the knob off and on,
 /// so both sides see the same machine load at a fine grain; the medians of each side are reported.
-/// Knobs: wholek (GEMM whole-K items), unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), all.
+/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), all.
 /// </summary>
 public static class AbKnobs
 {
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["wholek", "unfold", "maxpool", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
     {
         switch (knob)
         {
-            case "wholek": CpuGemm.WholeKItems = on; break;
             case "unfold": Im2ColVec.Enabled = on; break;
             case "maxpool": MaxPoolVec.Enabled = on; break;
-            case "all": CpuGemm.WholeKItems = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; break;
+            case "all": Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }
     }

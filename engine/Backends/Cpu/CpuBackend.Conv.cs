@@ -158,28 +158,42 @@ public sealed partial class CpuBackend
         var wf = wfs.Array<T>();                // w′: [C, Og, kh, kw]
         try
         {
-            // Blocks of 16 input channels: each source read is then 16·kh·kw contiguous values, not kh·kw scattered.
-            const int cb = 16;
-            int cBlocks = (p.Cg + cb - 1) / cb;
-            StridedIter.ParallelChunks((long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
-            {
-                for (long item = lo; item < hi; item++)
-                {
-                    int g = (int)(item / cBlocks), c0 = (int)(item % cBlocks) * cb, c1 = Math.Min(p.Cg, c0 + cb);
-                    for (int ol = 0; ol < p.Og; ol++)
-                        for (int c = c0; c < c1; c++)
-                        {
-                            int src = wo + ((g * p.Og + ol) * p.Cg + c) * kk, dst = ((g * p.Cg + c) * p.Og + ol) * kk;
-                            for (int q = 0; q < kk; q++) wf[dst + q] = w[src + kk - 1 - q];
-                        }
-                }
-            });
+            long t0 = ConvProfileStart();
+            FlipKernel(w, wo, wf, p);
+            if (t0 != 0) Autograd.OpProfile.Add("    weight flip", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
             int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
             var plan = new ConvPlan(ldy.Shape, wShape, geo);
             return ConvForwardT<T>(dys, ldy, wfs, Layout.Contiguous(wShape), plan);
         }
         finally { wfs.Release(); }
+    }
+
+    // w′[g·Cg + c, o, i, j] = w[g·Og + o, c, kh−1−i, kw−1−j], blocks of 16 input channels over the threads.
+    private static unsafe void FlipKernel<T>(T[] w, int wo, T[] wf, ConvPlan p) where T : unmanaged
+    {
+        const int cb = 16;
+        int kk = p.Kh * p.Kw, cBlocks = (p.Cg + cb - 1) / cb;
+        StridedIter.ParallelChunks((long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
+        {
+            fixed (T* pw = w, pf = wf)
+                for (long item = lo; item < hi; item++)
+                {
+                    int g = (int)(item / cBlocks), c0 = (int)(item % cBlocks) * cb, c1 = Math.Min(p.Cg, c0 + cb);
+                    // 16 × 16 (o, c) tiles: both sides then move runs of 16·kh·kw contiguous values.
+                    for (int o0 = 0; o0 < p.Og; o0 += cb)
+                    {
+                        int o1 = Math.Min(p.Og, o0 + cb);
+                        for (int c = c0; c < c1; c++)
+                        {
+                            T* dst = pf + ((long)(g * p.Cg + c) * p.Og + o0) * kk;
+                            T* src = pw + wo + ((long)(g * p.Og + o0) * p.Cg + c) * kk + kk - 1;
+                            for (int ol = o0; ol < o1; ol++, dst += kk, src += (long)p.Cg * kk)
+                                for (int q = 0; q < kk; q++) dst[q] = src[-q];
+                        }
+                    }
+                }
+        });
     }
 
     private static Storage ConvBackwardDataT<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>

@@ -23,9 +23,6 @@ internal enum GemmPath
 /// </summary>
 public static unsafe class CpuGemm
 {
-    /// <summary>Whether mid-sized parallel products with several K blocks run as whole-K items (tests turn it off to compare).</summary>
-    internal static bool WholeKItems { get; set; } = true;
-
     /// <summary>Forces a kernel family (tests); null picks the best one the CPU supports.</summary>
     internal static GemmPath? ForcedPath { get; set; }
 

@@ -125,55 +125,6 @@ public class GemmTests
         }
     }
 
-    // The whole-K schedule (several K blocks, more than MC rows, B packed at once) against the blocked loop on one
-    // thread: bit-identical for 2 and 3 threads, every transpose combination, β zero and not, float32 and float64.
-    [TestCase("Avx512")]
-    [TestCase("Avx2")]
-    [TestCase("Scalar")]
-    public void WholeKScheduleMatchesBlockedLoopBitForBit(string path)
-    {
-        Force(path);
-        bool saved = CpuGemm.WholeKItems;
-        try
-        {
-            foreach (var (m, n, k, ta, tb) in new[] { (300, 200, 600, false, false), (257, 70, 530, true, false), (140, 101, 300, false, true), (200, 33, 513, true, true) })
-            {
-                Check<float>(m, n, k, ta, tb);
-                Check<double>(m, n, k, ta, tb);
-            }
-        }
-        finally { SetWholeK(saved); }
-
-        static void Check<T>(int m, int n, int k, bool ta, bool tb) where T : unmanaged, INumber<T>, IFloatingPointIeee754<T>
-        {
-            var rng = new Random(m + n + k);
-            int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 7;
-            var a = Random<T>(rng, (long)(ta ? k : m) * lda); var b = Random<T>(rng, (long)(tb ? n : k) * ldb);
-            var c0 = Random<T>(rng, (long)m * ldc);
-            foreach (bool betaZero in new[] { true, false })
-            {
-                T beta = betaZero ? T.Zero : T.CreateChecked(0.5), alpha = T.CreateChecked(-1.25);
-                T[] Run(int threads, bool wholeK)
-                {
-                    SetWholeK(wholeK);
-                    CpuBackend.Threads = threads;
-                    var c = (T[])c0.Clone();
-                    CpuGemm.Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-                    return c;
-                }
-                var blocked = Run(1, false);
-                Assert.That(Run(2, true), Is.EqualTo(blocked).AsCollection, $"{typeof(T).Name} {m}x{n}x{k} ta={ta} tb={tb} β0={betaZero}, 2 threads");
-                Assert.That(Run(3, true), Is.EqualTo(blocked).AsCollection, $"{typeof(T).Name} {m}x{n}x{k} ta={ta} tb={tb} β0={betaZero}, 3 threads");
-                var refc = (T[])c0.Clone();
-                CpuGemm.Reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, refc, ldc);
-                for (int i = 0; i < refc.Length; i++)
-                    Assert.That(double.CreateChecked(blocked[i]), Is.EqualTo(double.CreateChecked(refc[i])).Within(1e-3));
-            }
-        }
-    }
-
-    private static void SetWholeK(bool on) => CpuGemm.WholeKItems = on;
-
     [Test]
     public void ZeroDepthOrZeroAlphaScalesCByBeta()
     {

@@ -72,11 +72,6 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             });
             return;
         }
-        if (parallel && CpuGemm.WholeKItems && !inPlaceB && k > KC && n <= NC && (long)((n + NR - 1) / NR * NR) * k <= WholeKMaxB)
-        {
-            WholeK(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, cTrans, options!);
-            return;
-        }
         // The B block is packed once per (jc, pc) into the calling thread's buffer and read by all workers.
         var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
         fixed (T* bp = bBuf)
@@ -119,49 +114,6 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                                 alpha, a, lda, b, ldb, bEff, betaZero, c, ldc, bpp, inPlaceB, cTrans);
                 }
             }
-        }
-    }
-
-    /// <summary>Largest packed B (elements) the whole-K schedule packs at once (8 MiB of float32).</summary>
-    internal const long WholeKMaxB = 1L << 21;
-
-    /// <summary>
-    /// The conv-sized products (e.g. 256 × 784 × 2304): all of op(B) is packed once (one parallel pass), then each work
-    /// item (MC rows × a sliver range) runs every K block itself, packing its own A block per K block. Two barriers in
-    /// all instead of two per K block, which under load (a worker descheduled at each barrier) is most of the cost.
-    /// Tiles, K blocks and kernel steps are those of the blocked loop, so the bits are the same.
-    /// </summary>
-    private static void WholeK(bool transA, bool transB, int m, int n, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans, ParallelOptions options)
-    {
-        int NR = TK.NR, KC = TK.KC, MC = TK.MC;
-        int nPad = (n + NR - 1) / NR * NR, slivers = nPad / NR, kBlocks = (k + KC - 1) / KC;
-        int mBlocks = (m + MC - 1) / MC;
-        var bBuf = Buffer(ref _bBuf, nPad * k);
-        fixed (T* bp = bBuf)
-        {
-            // Packed B: K block q (rows q·KC..) at q·KC·nPad, laid out as the blocked loop's [nPad × kc] block.
-            T* bpp = bp;
-            int packParts = Math.Min(slivers, 4 * threads);
-            Parallel.For(0, kBlocks * packParts, options, item =>
-            {
-                int q = item / packParts, part = item % packParts, pc = q * KC, kc = Math.Min(KC, k - pc);
-                int s0 = (int)((long)slivers * part / packParts), s1 = (int)((long)slivers * (part + 1) / packParts);
-                int c0 = s0 * NR, c1 = Math.Min(n, s1 * NR);
-                if (c1 > c0) PackB(transB, b, ldb, pc, kc, c0, c1 - c0, NR, bpp + (nint)pc * nPad + (nint)c0 * kc);
-            });
-            int nBlocks = Math.Clamp((4 * threads + mBlocks - 1) / mBlocks, 1, slivers);
-            bool betaZero0 = beta == T.Zero;
-            Parallel.For(0, mBlocks * nBlocks, options, item =>
-            {
-                for (int pc = 0; pc < k; pc += KC)
-                {
-                    int kc = Math.Min(KC, k - pc);
-                    bool first = pc == 0;
-                    Block(item, nBlocks, slivers, transA, transB, m, n, 0, pc, kc, alpha, a, lda, b, ldb,
-                        first ? beta : T.One, first && betaZero0, c, ldc, bpp + (nint)pc * nPad, false, cTrans);
-                }
-            });
         }
     }
 
