@@ -4,7 +4,7 @@ using MtlMoe.Engine.Backends.Cpu;
 
 namespace MtlMoe.Tests.CpuPerf;
 
-/// <summary>The AVX-512 float32 im2col against the scalar one, bit for bit, over kernels, strides, padding, dilation, bands and leading dimensions.</summary>
+/// <summary>The AVX-512 float32 im2col (column stride 2) against the scalar one, bit for bit, over kernels, padding, dilation, bands and leading dimensions.</summary>
 [NonParallelizable]
 public class Im2ColVecTests
 {
@@ -13,7 +13,9 @@ public class Im2ColVecTests
     [TestCase(2, 3, 13, 15, 7, 7, 2, 2, 3, 3, 1)]
     [TestCase(3, 5, 11, 9, 3, 3, 2, 2, 1, 1, 1)]
     [TestCase(2, 6, 9, 9, 1, 1, 2, 2, 0, 0, 1)]
-    [TestCase(2, 2, 7, 40, 3, 3, 1, 1, 1, 1, 1)]   // Wo = 40: two full 16-lane steps and a partial one
+    [TestCase(2, 2, 7, 40, 3, 3, 1, 1, 1, 1, 1)]   // stride 1: the scalar unfold either way
+    [TestCase(2, 2, 7, 81, 3, 3, 2, 2, 1, 1, 1)]   // Wo = 41: two full 16-lane steps and a partial one
+    [TestCase(3, 2, 8, 13, 3, 3, 2, 2, 1, 1, 1)]   // Wo = 7 < 16: one store spans several segments
     [TestCase(2, 2, 9, 70, 5, 3, 2, 2, 2, 1, 1)]   // stride 2, Wo = 35
     [TestCase(2, 3, 10, 11, 3, 3, 1, 1, 2, 2, 2)]  // dilation 2
     [TestCase(2, 3, 9, 12, 3, 2, 1, 2, 1, 0, 1)]   // stride (1, 2), non-square kernel
