@@ -51,7 +51,7 @@ public static class Graph
             var t = order[i];
             if (!grads.Remove(t, out var g)) continue;
             var node = t.GradFn;
-            if (node is null) { AccumulateLeaf(t, g); continue; }
+            if (node is null) { AccumulateLeaf(t, g, temporaries); continue; }
             if (node.BackwardFn is null)
                 throw new InvalidOperationException(
                     $"backward: trying to go through the graph a second time (op '{node.Op}'); its saved tensors were freed by the first Backward(). Call Backward(retainGraph: true) the first time.");
@@ -75,12 +75,21 @@ public static class Graph
         OpProfile.Mark();
     }
 
-    private static void AccumulateLeaf(Tensor leaf, Tensor g)
+    private static void AccumulateLeaf(Tensor leaf, Tensor g, DisposeScope temporaries)
     {
         if (!leaf.RequiresGrad) return;
         if (leaf.Grad is null)
         {
-            leaf.Grad = DisposeScope.Outside(() => g.To(g.DType, copy: true));
+            // A gradient made during this pass whose memory nobody else shares (one reference, no view, the whole
+            // storage) is handed to the leaf instead of copied; the pass's own tensor object still goes with the
+            // scope, so an entry elsewhere in the pass that holds the same object sees two references and copies.
+            var s = g.Storage;
+            if (g.OwningScope == temporaries && s.RefCount == 1 && g.IsContiguous && g.Layout.Offset == 0 && g.Count == s.Length)
+            {
+                s.AddRef();
+                leaf.Grad = DisposeScope.Outside(() => Tensor.FromStorage(s, (int[])g.Shape.Clone()));
+            }
+            else leaf.Grad = DisposeScope.Outside(() => g.To(g.DType, copy: true));
         }
         else
         {

@@ -27,6 +27,9 @@ public abstract class Storage
 
     internal void AddRef() => Interlocked.Increment(ref _refCount);
 
+    /// <summary>References held now (1: a single tensor owns the memory and no view shares it).</summary>
+    internal int RefCount => Volatile.Read(ref _refCount);
+
     internal void Release()
     {
         int n = Interlocked.Decrement(ref _refCount);

@@ -29,7 +29,15 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry) => x.DType switch
+    public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry)
+    {
+        long t0 = ConvProfileStart();
+        var r = Conv2dForwardCore(x, lx, w, lw, geometry);
+        ConvProfileEnd("fwd", t0, lx.Shape, lw.Shape, geometry);
+        return r;
+    }
+
+    private Storage Conv2dForwardCore(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry) => x.DType switch
     {
         DType.Float32 => ConvForwardT<float>(x, lx, w, lw, new ConvPlan(lx.Shape, lw.Shape, geometry)),
         DType.Float64 => ConvForwardT<double>(x, lx, w, lw, new ConvPlan(lx.Shape, lw.Shape, geometry)),
@@ -37,7 +45,15 @@ public sealed partial class CpuBackend
     };
 
     /// <inheritdoc />
-    public Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape) => dy.DType switch
+    public Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape)
+    {
+        long t0 = ConvProfileStart();
+        var r = Conv2dBackwardDataCore(dy, ldy, w, lw, geometry, inputShape);
+        ConvProfileEnd("bwd-data", t0, inputShape, lw.Shape, geometry);
+        return r;
+    }
+
+    private Storage Conv2dBackwardDataCore(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape) => dy.DType switch
     {
         DType.Float32 => ConvBackwardDataT<float>(dy, ldy, w, lw, new ConvPlan(inputShape, lw.Shape, geometry)),
         DType.Float64 => ConvBackwardDataT<double>(dy, ldy, w, lw, new ConvPlan(inputShape, lw.Shape, geometry)),
@@ -45,25 +61,47 @@ public sealed partial class CpuBackend
     };
 
     /// <inheritdoc />
-    public Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape) => x.DType switch
+    public Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape)
+    {
+        long t0 = ConvProfileStart();
+        var r = Conv2dBackwardWeightCore(x, lx, dy, ldy, geometry, weightShape);
+        ConvProfileEnd("bwd-weights", t0, lx.Shape, weightShape, geometry);
+        return r;
+    }
+
+    private Storage Conv2dBackwardWeightCore(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape) => x.DType switch
     {
         DType.Float32 => ConvBackwardWeightT<float>(x, lx, dy, ldy, new ConvPlan(lx.Shape, weightShape, geometry)),
         DType.Float64 => ConvBackwardWeightT<double>(x, lx, dy, ldy, new ConvPlan(lx.Shape, weightShape, geometry)),
         _ => throw new NotSupportedException($"conv2d backward: float tensors only, got {x.DType.Name()}"),
     };
 
+    private static long ConvProfileStart() => Autograd.OpProfile.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+
+    // With the op profile on, each conv call is also charged to a per-shape key, e.g. "conv bwd-data 3x3/s2 64→128 56²".
+    private static void ConvProfileEnd(string phase, long t0, int[] xShape, int[] wShape, Conv2dGeometry g)
+    {
+        if (!Autograd.OpProfile.Enabled) return;
+        Autograd.OpProfile.Add($"  conv {phase} {wShape[2]}x{wShape[3]}/s{g.StrideH} {xShape[1]}→{wShape[0]} {xShape[2]}²",
+            System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+    }
+
     // col [K, cnt·P] ← unfold of images [n0, n0+cnt) of group g.
     private static void ConvUnfold<T>(T[] x, int xOff, int cnt, ConvPlan p, T[] col) where T : unmanaged, INumber<T>
     {
+        long t0 = ConvProfileStart();
         int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
         StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2Col.Unfold(x, xOff, imageStride, cnt, p, col, ld, (int)lo, (int)hi, 0, p.Ho));
+        if (t0 != 0) Autograd.OpProfile.Add("    unfold (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
     }
 
     // Moves rows [Og] of images [n0, n0+cnt) between [N, O, P] (at off) and the chunk matrix [Og, cnt·P].
     private static void ConvRegroup<T>(T[] images, int off, int cnt, ConvPlan p, T[] chunk, bool toChunk) where T : unmanaged
     {
+        long t0 = ConvProfileStart();
         int imageStride = p.O * p.OutPlane, ld = cnt * p.OutPlane;
         StridedIter.ParallelChunks(p.Og, ld, (lo, hi) => Im2Col.Regroup(images, off, imageStride, p.OutPlane, cnt, chunk, ld, toChunk, (int)lo, (int)hi));
+        if (t0 != 0) Autograd.OpProfile.Add("    regroup (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
     }
 
     private static Storage ConvForwardT<T>(Storage xs, Layout lx, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
@@ -120,19 +158,42 @@ public sealed partial class CpuBackend
         var wf = wfs.Array<T>();                // w′: [C, Og, kh, kw]
         try
         {
-            for (int g = 0; g < p.G; g++)
-                for (int ol = 0; ol < p.Og; ol++)
-                    for (int c = 0; c < p.Cg; c++)
-                    {
-                        int src = wo + ((g * p.Og + ol) * p.Cg + c) * kk, dst = ((g * p.Cg + c) * p.Og + ol) * kk;
-                        for (int q = 0; q < kk; q++) wf[dst + q] = w[src + kk - 1 - q];
-                    }
+            long t0 = ConvProfileStart();
+            FlipKernel(w, wo, wf, p);
+            if (t0 != 0) Autograd.OpProfile.Add("    weight flip", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
             int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
             var plan = new ConvPlan(ldy.Shape, wShape, geo);
             return ConvForwardT<T>(dys, ldy, wfs, Layout.Contiguous(wShape), plan);
         }
         finally { wfs.Release(); }
+    }
+
+    // w′[g·Cg + c, o, i, j] = w[g·Og + o, c, kh−1−i, kw−1−j], blocks of 16 input channels over the threads.
+    private static unsafe void FlipKernel<T>(T[] w, int wo, T[] wf, ConvPlan p) where T : unmanaged
+    {
+        const int cb = 16;
+        int kk = p.Kh * p.Kw, cBlocks = (p.Cg + cb - 1) / cb;
+        StridedIter.ParallelChunks((long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
+        {
+            fixed (T* pw = w, pf = wf)
+                for (long item = lo; item < hi; item++)
+                {
+                    int g = (int)(item / cBlocks), c0 = (int)(item % cBlocks) * cb, c1 = Math.Min(p.Cg, c0 + cb);
+                    // 16 × 16 (o, c) tiles: both sides then move runs of 16·kh·kw contiguous values.
+                    for (int o0 = 0; o0 < p.Og; o0 += cb)
+                    {
+                        int o1 = Math.Min(p.Og, o0 + cb);
+                        for (int c = c0; c < c1; c++)
+                        {
+                            T* dst = pf + ((long)(g * p.Cg + c) * p.Og + o0) * kk;
+                            T* src = pw + wo + ((long)(g * p.Og + o0) * p.Cg + c) * kk + kk - 1;
+                            for (int ol = o0; ol < o1; ol++, dst += kk, src += (long)p.Cg * kk)
+                                for (int q = 0; q < kk; q++) dst[q] = src[-q];
+                        }
+                    }
+                }
+        });
     }
 
     private static Storage ConvBackwardDataT<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
@@ -162,8 +223,10 @@ public sealed partial class CpuBackend
                     CpuGemm.Gemm(true, false, p.K, cols, p.Og, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
                         b, cols, T.Zero, c, cols);
                     if (col is null) continue;
+                    long t0 = ConvProfileStart();
                     StridedIter.ParallelChunks(cnt * p.Cg, p.Kh * p.Kw * plane,
                         (lo, hi) => Im2Col.Fold(col, cols, p, dx, dxOff, imageStride, (int)lo, (int)hi, 0, p.Ho));
+                    if (t0 != 0) Autograd.OpProfile.Add("    fold (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
                 }
             }
         }

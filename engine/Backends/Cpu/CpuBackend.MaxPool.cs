@@ -14,8 +14,12 @@ public sealed partial class CpuBackend
         var y = ys.Array<T>();                 // y: [N, C, Ho, Wo]
         var ix = ixs.Array<long>();            // indices: [N, C, Ho, Wo], flat h·W + w in the plane
         if (ys.Length == 0) return (ys, ixs);
-        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW,
-            (lo, hi) => MaxPoolPlanes(x, xo, y, ix, (int)lo, (int)hi, h, w, ho, wo, g));
+        if (typeof(T) == typeof(float) && MaxPoolVec.Applies(g))
+            StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW,
+                (lo, hi) => MaxPoolVec.Planes((float[])(object)x, xo, (float[])(object)y, ix, (int)lo, (int)hi, h, w, ho, wo, g));
+        else
+            StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW,
+                (lo, hi) => MaxPoolPlanes(x, xo, y, ix, (int)lo, (int)hi, h, w, ho, wo, g));
         return (ys, ixs);
     }
 

@@ -29,6 +29,11 @@ internal static unsafe class Im2Col
     public static void Unfold<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, T[] col, int ld, int rowLo, int rowHi,
         int ohLo, int ohHi) where T : unmanaged, INumber<T>
     {
+        if (typeof(T) == typeof(float) && Im2ColVec.Applies(p))
+        {
+            Im2ColVec.Unfold((float[])(object)x, xOff, imageStride, nb, p, (float[])(object)col, ld, rowLo, rowHi, ohLo, ohHi);
+            return;
+        }
         var g = p.Geo;
         int wo = p.Wo, sh = g.StrideH, sw = g.StrideW, plane = (ohHi - ohLo) * wo, kk = p.Kh * p.Kw;
         fixed (T* px = x, pc = col)

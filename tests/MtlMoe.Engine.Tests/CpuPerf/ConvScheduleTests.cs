@@ -54,6 +54,8 @@ public class ConvScheduleTests
             ("Groups2Dil2", [3, 4, 10, 11], [6, 2, 3, 3], Conv2dGeometry.Square(1, 2, 2, 2)),
             ("Groups2NonSquare", [3, 4, 9, 10], [6, 2, 3, 2], new Conv2dGeometry(1, 1, 1, 0, 1, 1, 2)),
             ("5x5Pad1", [2, 3, 9, 8], [4, 3, 5, 5], Conv2dGeometry.Square(1, 1)),
+            // more than one 16 × 16 (o, c) tile of the kernel flip, partial at both edges; groups of 19 × 11 channels
+            ("Wide3x3Groups", [2, 38, 5, 6], [22, 19, 3, 3], Conv2dGeometry.Square(1, 1, 1, 2)),
         };
         foreach (var s in Enum.GetValues<Schedule>())
             foreach (var (name, x, w, g) in shapes)
@@ -77,6 +79,29 @@ public class ConvScheduleTests
         var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-11), "dx");
         Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-11), "dw");
+        x.ZeroGrad(); w.ZeroGrad();
+    });
+
+    // float32 takes the AVX-512 unfold where the machine has it; the answer is the float64 direct convolution's.
+    private static IEnumerable<TestCaseData> Float32Cases() =>
+        Cases().Where(c => (Schedule)c.Arguments[0] is Schedule.Tiled or Schedule.BatchedSmallChunks or Schedule.TiledCol2Im)
+            .Select(c => new TestCaseData(c.Arguments).SetName("Float32_" + c.TestName));
+
+    [TestCaseSource(nameof(Float32Cases))]
+    public void Float32AllPassesMatchNaive(Schedule s, int[] xs, int[] ws, Conv2dGeometry g) => With(s, () =>
+    {
+        var rng = new Rng(22);
+        using var stored = Tensor.Rand([xs[0], xs[2], xs[1], xs[3]], rng, -1, 1);
+        using var x = stored.Permute(0, 2, 1, 3).RequireGrad();
+        using var w = Tensor.Rand(ws, rng, -1, 1).RequireGrad();
+        using var y = Ops.Conv2d(x, w, null, g);
+        var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out _);
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), "y");
+        using var dy = Tensor.Rand(y.Shape, rng, -1, 1);
+        y.Backward(dy);
+        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4), "dx");
+        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-4), "dw");
         x.ZeroGrad(); w.ZeroGrad();
     });
 

@@ -54,4 +54,46 @@ public class MaxPoolTests
             Assert.That(it.ToArray<long>(), Is.EqualTo(ref_ix), dtype.Name());
         }
     }
+
+    // Vector kernel vs scalar kernel on rows wider than one 16-wide step (and a partial last step), many ties
+    // (values rounded to a few levels, zeros as after a ReLU), NaN and −∞ scattered: values and indices identical.
+    [TestCase(3, 3, 2, 2, 1, 1, 57, 45)]
+    [TestCase(3, 3, 1, 1, 1, 1, 19, 37)]
+    [TestCase(2, 2, 2, 2, 0, 0, 16, 64)]
+    [TestCase(3, 2, 2, 1, 1, 0, 11, 35)]
+    [TestCase(1, 1, 2, 2, 0, 0, 9, 33)]
+    [TestCase(3, 3, 3, 3, 1, 1, 20, 40)] // stride 3: the scalar kernel either way
+    public void VectorKernelMatchesScalar(int kh, int kw, int sh, int sw, int ph, int pw, int h, int w)
+    {
+        var g = new Pool2dGeometry(kh, kw, sh, sw, ph, pw);
+        var rng = new Rng(31);
+        using var r = Tensor.Rand([2, 3, h, w], rng, -1, 1);
+        var vals = r.ToFloatArray();
+        for (int i = 0; i < vals.Length; i++) vals[i] = MathF.Max(0, MathF.Round(vals[i] * 3));
+        for (int i = 7; i < vals.Length; i += 97) vals[i] = float.NaN;
+        for (int i = 11; i < vals.Length; i += 53) vals[i] = float.NegativeInfinity;
+        // a plane of −∞ only: indices fall back to each window's first element
+        for (int i = 0; i < h * w; i++) vals[h * w + i] = float.NegativeInfinity;
+        using var stored = Tensor.FromArray(vals, [2, 3, h, w]);
+        (float[], long[]) Run(bool vector)
+        {
+            bool saved = MaxPoolVec.Enabled;
+            try
+            {
+                MaxPoolVec.Enabled = vector;
+                var (ys, ixs) = CpuBackend.Instance.MaxPool2dForward(stored.Storage, stored.Layout, g);
+                using var yt = Tensor.FromStorage(ys, [2, 3, g.OutH(h), g.OutW(w)]);
+                using var it = Tensor.FromStorage(ixs, yt.Shape);
+                return (yt.ToFloatArray(), it.ToArray<long>());
+            }
+            finally { MaxPoolVec.Enabled = saved; }
+        }
+        var (vy, vi) = Run(true);
+        var (sy, si) = Run(false);
+        Assert.That(vy, Is.EqualTo(sy), "values");
+        Assert.That(vi, Is.EqualTo(si), "indices");
+        var (ry, rix) = Reference(stored.ToDoubleArray(), 6, h, w, g);
+        Assert.That(si, Is.EqualTo(rix), "scalar indices vs reference");
+        Assert.That(sy.Select(v => (double)v), Is.EqualTo(ry), "scalar values vs reference");
+    }
 }

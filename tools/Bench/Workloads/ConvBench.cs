@@ -16,7 +16,7 @@ public sealed class ConvBench : IWorkload
     public string Name => "conv";
 
     /// <inheritdoc />
-    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32]";
+    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32] [--ab unfold|maxpool|all: alternate runs with that fast path off/on]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -32,6 +32,7 @@ public sealed class ConvBench : IWorkload
 
         var device = Device.Parse(options.Str("device", "cpu"));
         bool tf32 = options.Flag("tf32");
+        string? ab = options.Flag("ab") ? options.Str("ab", "all") : null;
         int saved = CpuBackend.Threads;
         bool savedTf32 = CudaBackend.AllowTf32;
         try
@@ -51,7 +52,19 @@ public sealed class ConvBench : IWorkload
             foreach (var (phase, body, shape) in phases)
             {
                 Console.Error.WriteLine($"conv {phase}: [{n}, {c}, {res}, {res}] * [{k}, {c / groups}, {kernel}, {kernel}] {geo}, {threads} threads, {device}");
-                double ms = Timing.MedianMs(() => { using var t = Tensor.FromStorage(body(), shape); CudaProfiler.Synchronize(device); }, warmup: 1, runs: runs);
+                Action run = () => { using var t = Tensor.FromStorage(body(), shape); CudaProfiler.Synchronize(device); };
+                if (ab is not null)
+                {
+                    var (off, on) = AbKnobs.MedianMs(ab, run, runs);
+                    output.Write(new Dictionary<string, object?>
+                    {
+                        ["workload"] = "conv-ab", ["knob"] = ab, ["phase"] = phase, ["n"] = n, ["c"] = c, ["h"] = res, ["k"] = k, ["kernel"] = kernel,
+                        ["stride"] = stride, ["threads"] = threads, ["ms_off"] = Timing.R(off), ["ms_on"] = Timing.R(on), ["speedup"] = Timing.R(off / on),
+                        ["gflops_on"] = Timing.R(flops / (on * 1e6)),
+                    });
+                    continue;
+                }
+                double ms = Timing.MedianMs(run, warmup: 1, runs: runs);
                 output.Write(new Dictionary<string, object?>
                 {
                     ["workload"] = "conv", ["phase"] = phase, ["n"] = n, ["c"] = c, ["h"] = res, ["w"] = res, ["k"] = k,

@@ -16,7 +16,7 @@ public sealed class ResNetStepBench : IWorkload
     public string Name => "resnet18-step";
 
     /// <inheritdoc />
-    public string Description => "ResNet-18 training step (SGD momentum): --batch 16 --res 112 --classes 200 [--threads t] [--runs r] [--device cpu|cuda]";
+    public string Description => "ResNet-18 training step (SGD momentum): --batch 16 --res 112 --classes 200 [--threads t] [--runs r] [--device cpu|cuda] [--ab unfold|maxpool|all]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -53,6 +53,17 @@ public sealed class ResNetStepBench : IWorkload
             Step(); Step();
             OpProfile.Reset();
             OpProfile.Mark();
+            string? ab = options.Flag("ab") ? options.Str("ab", "all") : null;
+            if (ab is not null)
+            {
+                var (off, on) = AbKnobs.MedianMs(ab, Step, runs);
+                output.Write(new Dictionary<string, object?>
+                {
+                    ["workload"] = "resnet18-step-ab", ["knob"] = ab, ["batch"] = batch, ["res"] = res, ["threads"] = threads,
+                    ["ms_off"] = Timing.R(off), ["ms_on"] = Timing.R(on), ["speedup"] = Timing.R(off / on),
+                });
+                return;
+            }
             double ms = Timing.MedianMs(Step, warmup: 0, runs: runs);
             if (OpProfile.Enabled) Console.Error.WriteLine($"op profile: totals over {Math.Max(runs, 5)} timed steps");
             output.Write(new Dictionary<string, object?>

@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using MtlMoe.Engine.Backends.Cpu;
+
+namespace MtlMoe.Bench;
+
+/// <summary>
+/// In-process A/B of the CPU backend's fast paths (<c>--ab KNOB</c>): runs alternate between the knob off and on,
+/// so both sides see the same machine load at a fine grain; the medians of each side are reported.
+/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), all.
+/// </summary>
+public static class AbKnobs
+{
+    /// <summary>Knob names accepted by <c>--ab</c>.</summary>
+    public static readonly string[] Names = ["unfold", "maxpool", "all"];
+
+    /// <summary>Turns <paramref name="knob"/> on or off.</summary>
+    public static void Set(string knob, bool on)
+    {
+        switch (knob)
+        {
+            case "unfold": Im2ColVec.Enabled = on; break;
+            case "maxpool": MaxPoolVec.Enabled = on; break;
+            case "all": Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; break;
+            default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
+        }
+    }
+
+    /// <summary>Median ms with the knob off and on, over <paramref name="runs"/> alternating pairs (after one warm-up each); leaves it on.</summary>
+    public static (double Off, double On) MedianMs(string knob, Action body, int runs)
+    {
+        runs = Math.Max(runs, 5);
+        Set(knob, false); body();
+        Set(knob, true); body();
+        var off = new double[runs]; var on = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            // Alternate which side goes first, so neither always follows the other.
+            for (int side = 0; side < 2; side++)
+            {
+                bool isOn = (side == 0) == (i % 2 == 0);
+                Set(knob, isOn);
+                var sw = Stopwatch.StartNew();
+                body();
+                (isOn ? on : off)[i] = sw.Elapsed.TotalMilliseconds;
+            }
+        }
+        Set(knob, true);
+        Array.Sort(off); Array.Sort(on);
+        return (Median(off), Median(on));
+    }
+
+    private static double Median(double[] s) => s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
+}
