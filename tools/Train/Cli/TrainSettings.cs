@@ -37,6 +37,12 @@ public sealed record TrainSettings
     public int Res { get; init; } = 128;
     /// <summary>Resize before cropping (0: derived from Res).</summary>
     public int Resize { get; init; }
+    /// <summary>Colour jitter strength j of the training augmentation (brightness, contrast, saturation each in [1 − j, 1 + j]; 0: none).</summary>
+    public double Jitter { get; init; } = 0.4;
+    /// <summary>Hidden units of each expert's MLP head.</summary>
+    public int Hidden { get; init; } = 256;
+    /// <summary>Dropout inside the expert heads.</summary>
+    public double Dropout { get; init; } = 0.2;
     /// <summary>Seed of every random choice.</summary>
     public ulong Seed { get; init; } = 1;
     /// <summary>CPU threads for compute (0: all cores).</summary>
