@@ -74,6 +74,23 @@ public class NetShapeTests
         Assert.That(net.ExpertModules.All(m => m.Training), Is.True);
     }
 
+    [TestCase("resnet18", "bn2")]
+    [TestCase("resnet50", "bn3")]
+    public void ZeroInitResidualZeroesOnlyTheLastNormOfEachBlock(string backbone, string lastNorm)
+    {
+        var config = TrainingFixtures.TinyConfig("mtl-moe", backbone) with { Width = 0.0625, ZeroInitResidual = true };
+        using var net = new MtlMoeNet(config, seed: 2);
+        var gammas = net.NamedParameters().Where(p => p.Name.StartsWith("backbone.", StringComparison.Ordinal) && p.Name.EndsWith(".weight", StringComparison.Ordinal) && p.Name.Contains(".bn"))
+            .ToDictionary(p => p.Name, p => p.Tensor.ToArray<float>());
+        var zeroed = gammas.Where(kv => kv.Value.All(v => v == 0)).Select(kv => kv.Key).ToList();
+        int blocks = backbone == "resnet18" ? 8 : 16;
+        Assert.That(zeroed, Has.Count.EqualTo(blocks));
+        Assert.That(zeroed, Is.All.Match($@"^backbone\.layer\d\.\d+\.{lastNorm}\.weight$"));
+        Assert.That(gammas.Where(kv => !zeroed.Contains(kv.Key)).SelectMany(kv => kv.Value), Is.All.EqualTo(1f));
+        using var plain = new MtlMoeNet(config with { ZeroInitResidual = false }, seed: 2);
+        Assert.That(plain.NamedParameters().Where(p => p.Name.EndsWith($"{lastNorm}.weight", StringComparison.Ordinal)).SelectMany(p => p.Tensor.ToArray<float>()), Is.All.EqualTo(1f));
+    }
+
     [Test]
     public void ParameterNamesFollowTorchvisionUnderBackbone()
     {

@@ -25,6 +25,7 @@ public static class CommandLine
         model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50  --width X
                   --experts E  --k K  --expert-depth head|layer4  --pretrained FILE.safetensors
                   --init-experts-from CHECKPOINT  --hidden N (expert MLP)  --dropout X
+                  --zero-init-residual on|off
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
                   --res PX  --resize PX  --jitter X (colour)  --label-smoothing X  --lambda-loc X  --learned-weighting
                   --seed N  --threads N  --workers N  --device auto|cpu|cuda  --preset cub448
@@ -100,6 +101,7 @@ public static class CommandLine
         "jitter" => s with { Jitter = Double(name, v) },
         "hidden" => s with { Hidden = Int(name, v) },
         "dropout" => s with { Dropout = Double(name, v) },
+        "zero-init-residual" => s with { ZeroInitResidual = Bool(name, v) },
         "seed" => s with { Seed = ulong.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var seed) ? seed : throw new UsageException($"--seed expects a non-negative integer, got '{v}'") },
         "threads" => s with { Threads = Int(name, v) },
         "workers" => s with { Workers = Int(name, v) },
@@ -119,6 +121,13 @@ public static class CommandLine
         "max-batches" => s with { MaxBatches = Int(name, v) },
         "plain" => s with { Plain = true },
         _ => throw new UsageException($"unknown option --{name}"),
+    };
+
+    private static bool Bool(string name, string? v) => v switch
+    {
+        "on" or "true" => true,
+        "off" or "false" => false,
+        _ => throw new UsageException($"--{name} expects on or off, got '{v}'"),
     };
 
     private static int Int(string name, string? v) =>

@@ -39,6 +39,8 @@ public sealed record TrainSettings
     public int Resize { get; init; }
     /// <summary>Colour jitter strength j of the training augmentation (brightness, contrast, saturation each in [1 − j, 1 + j]; 0: none).</summary>
     public double Jitter { get; init; } = 0.4;
+    /// <summary>Zero-initialise the last batch-norm of every residual block (each block starts as the identity).</summary>
+    public bool ZeroInitResidual { get; init; }
     /// <summary>Hidden units of each expert's MLP head.</summary>
     public int Hidden { get; init; } = 256;
     /// <summary>Dropout inside the expert heads.</summary>

@@ -60,7 +60,7 @@ public static class RunSetup
     public static ModelConfig ModelConfigOf(TrainSettings s, int classes) => new()
     {
         Variant = s.Variant, Backbone = s.Backbone, Width = s.Width, Classes = classes, Experts = s.Experts, K = s.K,
-        ExpertDepth = s.ExpertDepth, Resolution = s.Res, LearnedWeighting = s.LearnedWeighting, Hidden = s.Hidden, Dropout = s.Dropout,
+        ExpertDepth = s.ExpertDepth, Resolution = s.Res, LearnedWeighting = s.LearnedWeighting, Hidden = s.Hidden, Dropout = s.Dropout, ZeroInitResidual = s.ZeroInitResidual,
     };
 
     /// <summary>The trainer's options for these settings on <paramref name="device"/>.</summary>
