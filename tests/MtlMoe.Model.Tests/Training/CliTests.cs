@@ -44,6 +44,9 @@ public class CliTests
         var model = RunSetup.ModelConfigOf(s, 7);
         var trainer = RunSetup.TrainerOptionsOf(s, MtlMoe.Engine.Device.Cpu);
         Assert.That((model.Hidden, model.Dropout, model.ZeroInitResidual, trainer.ColorJitter), Is.EqualTo((64, 0.1, false, 0.25)));
+        // The synthetic default trains without colour jitter; the CUB preset keeps the standard 0.4.
+        Assert.That(RunSetup.TrainerOptionsOf(CommandLine.Parse([]), MtlMoe.Engine.Device.Cpu).ColorJitter, Is.EqualTo(0));
+        Assert.That(RunSetup.TrainerOptionsOf(CommandLine.Parse(["--preset", "cub448"]), MtlMoe.Engine.Device.Cpu).ColorJitter, Is.EqualTo(0.4));
     }
 
     [Test]

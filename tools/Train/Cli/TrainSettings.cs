@@ -25,8 +25,8 @@ public sealed record TrainSettings
     public int Epochs { get; init; } = 60;
     /// <summary>Images per batch.</summary>
     public int Batch { get; init; } = 32;
-    /// <summary>Peak learning rate.</summary>
-    public double Lr { get; init; } = 0.05;
+    /// <summary>Peak learning rate (0.1 at batch 32: the from-scratch default learns the sibling species' small attributes much sooner than 0.05).</summary>
+    public double Lr { get; init; } = 0.1;
     /// <summary>sgd (momentum 0.9) or adamw.</summary>
     public string Optimizer { get; init; } = "sgd";
     /// <summary>Weight decay.</summary>
@@ -37,8 +37,11 @@ public sealed record TrainSettings
     public int Res { get; init; } = 128;
     /// <summary>Resize before cropping (0: derived from Res).</summary>
     public int Resize { get; init; }
-    /// <summary>Colour jitter strength j of the training augmentation (brightness, contrast, saturation each in [1 − j, 1 + j]; 0: none).</summary>
-    public double Jitter { get; init; } = 0.4;
+    /// <summary>
+    /// Colour jitter strength j of the training augmentation (brightness, contrast, saturation each in [1 − j, 1 + j]);
+    /// 0 (none) by default: the synthetic set already varies exposure and white balance, and colour is a species cue.
+    /// </summary>
+    public double Jitter { get; init; }
     /// <summary>Zero-initialise the last batch-norm of every residual block (each block starts as the identity).</summary>
     public bool ZeroInitResidual { get; init; }
     /// <summary>Hidden units of each expert's MLP head.</summary>
