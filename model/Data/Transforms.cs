@@ -242,9 +242,14 @@ public sealed class Compose(params IBoxTransform[] steps) : IBoxTransform
 /// <summary>The standard CUB-200 fine-grained recipes.</summary>
 public static class CubTransforms
 {
-    /// <summary>Train: resize shorter side to <paramref name="resize"/>, random <paramref name="crop"/>² crop, flip p = 0.5, colour jitter 0.4/0.4/0.4.</summary>
-    public static IBoxTransform Train(int crop = 448, int resize = 512)
-        => new Compose(new Resize(resize), new RandomCrop(crop), new HorizontalFlip(0.5), new ColorJitter(0.4, 0.4, 0.4));
+    /// <summary>
+    /// Train: resize shorter side to <paramref name="resize"/>, random <paramref name="crop"/>² crop, flip p = 0.5,
+    /// colour jitter <paramref name="jitter"/> on brightness, contrast and saturation (none when 0).
+    /// </summary>
+    public static IBoxTransform Train(int crop = 448, int resize = 512, double jitter = 0.4)
+        => jitter > 0
+            ? new Compose(new Resize(resize), new RandomCrop(crop), new HorizontalFlip(0.5), new ColorJitter(jitter, jitter, jitter))
+            : new Compose(new Resize(resize), new RandomCrop(crop), new HorizontalFlip(0.5));
 
     /// <summary>Test: resize shorter side to <paramref name="resize"/>, central <paramref name="crop"/>² crop.</summary>
     public static IBoxTransform Test(int crop = 448, int resize = 512)

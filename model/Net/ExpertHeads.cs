@@ -38,12 +38,12 @@ public sealed class Layer4Expert : Module
     private readonly Sequential _layer4;
     private readonly Dropout _drop;
     private readonly Linear _fc;
-    private readonly int _c3, _h3;
+    private readonly int _c3, _h3, _h4;
 
     /// <summary>A layer4 stage for <paramref name="depth"/> and <paramref name="width"/>, over a [C3, h3, h3] map.</summary>
     public Layer4Expert(ResNetDepth depth, double width, int c3, int h3, int classes, double dropout, Rng initRng, Rng dropoutRng)
     {
-        _c3 = c3; _h3 = h3;
+        _c3 = c3; _h3 = h3; _h4 = (h3 + 1) / 2;   // the stage's first block has stride 2
         (_layer4, int outChannels) = BuildLayer4(depth, width, c3, initRng);
         _layer4 = RegisterModule("layer4", _layer4);
         _drop = RegisterModule("drop", new Dropout(dropout, dropoutRng));
@@ -57,10 +57,22 @@ public sealed class Layer4Expert : Module
     public override Tensor Forward(Tensor x)
     {
         using var map = x.Reshape(x.Shape[0], _c3, _h3, _h3);  // [n, C3, h3, h3]
-        using var f = _layer4.Forward(map);                     // [n, C4, h4, h4]
+        using var f = ForwardStage(map);                        // [n, C4, h4, h4]
         using var p = Ops.Mean(f, [2, 3]);                      // [n, C4]
         using var d = _drop.Forward(p);
         return _fc.Forward(d);
+    }
+
+    // The router may send this expert a single row; with a 1×1 output map (inputs of 32 px) its batch-norms would
+    // then see one value per channel, which has no batch statistics. Such a call normalises with the running
+    // statistics instead (gradients still reach the weights, the running statistics stay as they are).
+    private Tensor ForwardStage(Tensor map)
+    {
+        bool oneValue = Training && map.Shape[0] * _h4 * _h4 == 1;
+        if (!oneValue) return _layer4.Forward(map);
+        _layer4.Eval();
+        try { return _layer4.Forward(map); }
+        finally { _layer4.Train(); }
     }
 
     /// <summary>The last stage exactly as <see cref="ResNet"/> builds it (same widths, rounding and block names).</summary>

@@ -30,6 +30,11 @@ public sealed record ModelConfig
     public int Hidden { get; init; } = 256;
     /// <summary>Dropout inside the expert heads.</summary>
     public double Dropout { get; init; } = 0.2;
+    /// <summary>
+    /// Start the last batch-norm of every residual block at γ = 0, so each block begins as the identity (Goyal et al.
+    /// 2017); helps a small network trained from scratch. Pretrained weights overwrite it.
+    /// </summary>
+    public bool ZeroInitResidual { get; init; }
     /// <summary>Learned uncertainty weighting (adds the registered log-variances "task_weights.s_cls/s_box").</summary>
     public bool LearnedWeighting { get; init; }
 

@@ -56,6 +56,7 @@ public sealed class MtlMoeNet : Module
         DropoutRng = new Rng(seed ^ 0xD20B_0D20B_0D20BUL);
         NoiseRng = new Rng(seed ^ 0x0015_E0015_E0015UL);
         Backbone = RegisterModule("backbone", new ResNet(config.Depth, null, config.Width, init));
+        if (config.ZeroInitResidual) ZeroLastNorms(Backbone, config.Depth);
         int f = Backbone.FeatureChannels;
 
         int inputDim;
@@ -81,6 +82,15 @@ public sealed class MtlMoeNet : Module
         if (config.LearnedWeighting)
             TaskWeights = RegisterModule("task_weights", new TaskWeights());
         if (config.ExpertDepth == "layer4") CopyBackboneLayer4IntoExperts();
+    }
+
+    // γ of each block's last batch-norm (layerS.B.bn2 in basic blocks, bn3 in bottlenecks) to 0.
+    private static void ZeroLastNorms(ResNet backbone, ResNetDepth depth)
+    {
+        string last = depth == ResNetDepth.ResNet50 ? ".bn3.weight" : ".bn2.weight";
+        foreach (var (name, t) in backbone.NamedParameters())
+            if (name.StartsWith("layer", StringComparison.Ordinal) && name.EndsWith(last, StringComparison.Ordinal) && name.Count(c => c == '.') == 3)
+                t.Fill(0);
     }
 
     private static int Layer3MapSize(int res) { int s = res; for (int i = 0; i < 4; i++) s = (s + 1) / 2; return s; }

@@ -61,7 +61,7 @@ public sealed class Trainer : IDisposable
         _device = Device.Parse(options.Device);
         if (data.Train.Count == 0 || data.Test.Count == 0) throw new ArgumentException("trainer: the data set needs both train and test images");
         var batch = Math.Min(options.BatchSize, data.Train.Count);
-        _train = new CubLoader(data.Train, CubTransforms.Train(options.Crop, options.Resize),
+        _train = new CubLoader(data.Train, CubTransforms.Train(options.Crop, options.Resize, options.ColorJitter),
             new CubLoaderOptions { BatchSize = batch, Shuffle = true, DropLast = true, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
         _test = new CubLoader(data.Test, CubTransforms.Test(options.Crop, options.Resize),
             new CubLoaderOptions { BatchSize = options.BatchSize, Shuffle = false, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });

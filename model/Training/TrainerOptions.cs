@@ -29,6 +29,8 @@ public sealed record TrainerOptions
     public int Crop { get; init; } = 96;
     /// <summary>Resize of the shorter side before cropping.</summary>
     public int Resize { get; init; } = 110;
+    /// <summary>Colour jitter strength of the training augmentation (0: none).</summary>
+    public double ColorJitter { get; init; } = 0.4;
     /// <summary>Compute device (cpu, cuda, cuda:N).</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>Keep decoded images in memory between epochs.</summary>

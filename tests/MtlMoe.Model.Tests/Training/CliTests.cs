@@ -25,6 +25,8 @@ public class CliTests
     [TestCase(new[] { "fly" }, "error: unknown command 'fly' (expected train, eval, predict, ablate)")]
     [TestCase(new[] { "predict", "x.jpg" }, "error: predict needs IMAGE|DIR arguments and --checkpoint FILE")]
     [TestCase(new[] { "--lr" }, "error: option --lr needs a value")]
+    [TestCase(new[] { "--jitter", "1.5" }, "error: --jitter must be in [0, 1), got 1.5")]
+    [TestCase(new[] { "--zero-init-residual", "maybe" }, "error: --zero-init-residual expects on or off, got 'maybe'")]
     public void OptionErrorsPrintOneLineAndUsageAndExitTwo(string[] args, string expected)
     {
         var (code, output, err) = Run(args);
@@ -42,6 +44,18 @@ public class CliTests
         Assert.That(CommandLine.Parse(["--tf32"]).Tf32, Is.True);
         var cub = CommandLine.Parse(["--preset", "cub448"]);
         Assert.That((cub.Backbone, cub.Res, cub.Resize, cub.Batch, cub.Tf32), Is.EqualTo(("resnet50", 448, 512, 16, true)));
+    }
+
+    [Test]
+    public void RecipeOptionsReachTheModelAndTrainerConfigs()
+    {
+        var s = CommandLine.Parse(["--jitter", "0.25", "--hidden", "64", "--dropout", "0.1", "--zero-init-residual", "off"]);
+        var model = RunSetup.ModelConfigOf(s, 7);
+        var trainer = RunSetup.TrainerOptionsOf(s, MtlMoe.Engine.Device.Cpu);
+        Assert.That((model.Hidden, model.Dropout, model.ZeroInitResidual, trainer.ColorJitter), Is.EqualTo((64, 0.1, false, 0.25)));
+        // The synthetic default trains without colour jitter; the CUB preset keeps the standard 0.4.
+        Assert.That(RunSetup.TrainerOptionsOf(CommandLine.Parse([]), MtlMoe.Engine.Device.Cpu).ColorJitter, Is.EqualTo(0));
+        Assert.That(RunSetup.TrainerOptionsOf(CommandLine.Parse(["--preset", "cub448"]), MtlMoe.Engine.Device.Cpu).ColorJitter, Is.EqualTo(0.4));
     }
 
     [Test]

@@ -19,8 +19,7 @@ public class NetShapeTests
     [TestCaseSource(nameof(Cases))]
     public void ForwardAndBackwardShapes(string variant, string backbone, string expertDepth)
     {
-        // Layer4 experts run BatchNorm on the rows routed to them: 64 px keeps their 2×2 maps trainable with one row.
-        int res = expertDepth == "layer4" ? 64 : 32;
+        const int res = 32;
         var config = TrainingFixtures.TinyConfig(variant, backbone, expertDepth, classes: 5) with { Width = 0.0625, Resolution = res };
         using var net = new MtlMoeNet(config, seed: 2);
         using var scope = DisposeScope.Begin();
@@ -43,6 +42,53 @@ public class NetShapeTests
         if (config.HasBox) Assert.That(named["loc.fc2.weight"].Grad, Is.Not.Null);
         if (config.HasMoe) Assert.That(named["moe.gate.w_gate"].Grad, Is.Not.Null);
         else Assert.That(named.Keys.Where(k => k.StartsWith("head.")).Select(k => named[k].Grad), Is.All.Not.Null);
+    }
+
+    [Test]
+    public void Layer4ExpertsTrainOnASingleRoutedRowWithAOneByOneMap()
+    {
+        // 32 px: the layer3 map is 2×2 and each expert's layer4 map 1×1; one image routed to k = 2 experts gives
+        // each a single row — one value per channel in its batch-norms, which have no batch statistics then.
+        var config = TrainingFixtures.TinyConfig("moe", "resnet18", "layer4", classes: 5) with { Width = 0.0625, Resolution = 32 };
+        using var net = new MtlMoeNet(config, seed: 3);
+        using var scope = DisposeScope.Begin();
+        var running = net.NamedBuffers().Where(b => b.Name.Contains("experts.") && b.Name.EndsWith("running_mean", StringComparison.Ordinal))
+            .ToDictionary(b => b.Name, b => b.Tensor.ToArray<float>());
+        var o = net.Run(Tensor.RandN([1, 3, 32, 32], rng: new Rng(5)));
+        Assert.That(o.RoutedRows.Count(r => r == 1), Is.EqualTo(2));
+        Assert.That(o.Logits.ToArray<float>(), Is.All.Matches<float>(float.IsFinite));
+
+        var loss = MultiTaskLoss.Compute(net, o, Tensor.FromArray(new long[] { 3 }), Tensor.FromArray(new float[] { 0.1f, 0.1f, 0.6f, 0.7f }, [1, 4]), new LossOptions());
+        loss.Total.Backward();
+        var used = o.ExpertIndices.Distinct().ToArray();
+        var named = net.NamedParameters().ToDictionary(p => p.Name, p => p.Tensor);
+        foreach (int e in used)
+        {
+            var g = named[$"moe.experts.{e}.layer4.1.bn2.weight"].Grad;
+            Assert.That(g, Is.Not.Null, $"expert {e}'s last batch-norm got no gradient");
+            Assert.That(g!.ToArray<float>().Any(v => v != 0), Is.True, $"expert {e}'s last batch-norm gradient is all zero");
+        }
+        // The running statistics cannot learn from a single value; they stay as they were, and training mode is kept.
+        foreach (var (name, before) in running)
+            Assert.That(net.NamedBuffers().Single(b => b.Name == name).Tensor.ToArray<float>(), Is.EqualTo(before), name);
+        Assert.That(net.ExpertModules.All(m => m.Training), Is.True);
+    }
+
+    [TestCase("resnet18", "bn2")]
+    [TestCase("resnet50", "bn3")]
+    public void ZeroInitResidualZeroesOnlyTheLastNormOfEachBlock(string backbone, string lastNorm)
+    {
+        var config = TrainingFixtures.TinyConfig("mtl-moe", backbone) with { Width = 0.0625, ZeroInitResidual = true };
+        using var net = new MtlMoeNet(config, seed: 2);
+        var gammas = net.NamedParameters().Where(p => p.Name.StartsWith("backbone.", StringComparison.Ordinal) && p.Name.EndsWith(".weight", StringComparison.Ordinal) && p.Name.Contains(".bn"))
+            .ToDictionary(p => p.Name, p => p.Tensor.ToArray<float>());
+        var zeroed = gammas.Where(kv => kv.Value.All(v => v == 0)).Select(kv => kv.Key).ToList();
+        int blocks = backbone == "resnet18" ? 8 : 16;
+        Assert.That(zeroed, Has.Count.EqualTo(blocks));
+        Assert.That(zeroed, Is.All.Match($@"^backbone\.layer\d\.\d+\.{lastNorm}\.weight$"));
+        Assert.That(gammas.Where(kv => !zeroed.Contains(kv.Key)).SelectMany(kv => kv.Value), Is.All.EqualTo(1f));
+        using var plain = new MtlMoeNet(config with { ZeroInitResidual = false }, seed: 2);
+        Assert.That(plain.NamedParameters().Where(p => p.Name.EndsWith($"{lastNorm}.weight", StringComparison.Ordinal)).SelectMany(p => p.Tensor.ToArray<float>()), Is.All.EqualTo(1f));
     }
 
     [Test]

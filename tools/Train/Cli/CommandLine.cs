@@ -24,9 +24,10 @@ public static class CommandLine
                   --synthetic-images N (per class)  --synthetic-size PX
         model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50  --width X
                   --experts E  --k K  --expert-depth head|layer4  --pretrained FILE.safetensors
-                  --init-experts-from CHECKPOINT
+                  --init-experts-from CHECKPOINT  --hidden N (expert MLP)  --dropout X
+                  --zero-init-residual on|off
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
-                  --res PX  --resize PX  --label-smoothing X  --lambda-loc X  --learned-weighting
+                  --res PX  --resize PX  --jitter X (colour)  --label-smoothing X  --lambda-loc X  --learned-weighting
                   --seed N  --threads N  --workers N  --device auto|cpu|cuda  --tf32 (GPU)  --preset cub448
         output    --out DIR  --resume RUN_DIR  --checkpoint FILE  --annotate DIR  --plain
         """;
@@ -68,12 +69,12 @@ public static class CommandLine
     }
 
     /// <summary>
-    /// The standard CUB recipe: ResNet-50, resize 512, crop 448, SGD momentum 0.9, lr 0.01 with warm-up and
-    /// cosine, weight decay 5e-4, batch 16.
+    /// The standard CUB recipe: ResNet-50, resize 512, crop 448, flip and colour jitter 0.4, SGD momentum 0.9,
+    /// lr 0.01 with warm-up and cosine, weight decay 5e-4, batch 16.
     /// </summary>
     private static TrainSettings ApplyPreset(TrainSettings s, string preset) => preset switch
     {
-        "cub448" => s with { Backbone = "resnet50", Width = 1.0, Res = 448, Resize = 512, Optimizer = "sgd", Lr = 0.01, WeightDecay = 5e-4, Batch = 16, Epochs = 50, WarmupEpochs = 2, Tf32 = true },
+        "cub448" => s with { Backbone = "resnet50", Width = 1.0, Res = 448, Resize = 512, Optimizer = "sgd", Lr = 0.01, WeightDecay = 5e-4, Batch = 16, Epochs = 50, WarmupEpochs = 2, Jitter = 0.4, Tf32 = true },
         "none" => s,
         _ => throw new UsageException($"unknown preset '{preset}' (expected cub448)"),
     };
@@ -97,6 +98,10 @@ public static class CommandLine
         "warmup" => s with { WarmupEpochs = Double(name, v) },
         "res" => s with { Res = Int(name, v) },
         "resize" => s with { Resize = Int(name, v) },
+        "jitter" => s with { Jitter = Double(name, v) },
+        "hidden" => s with { Hidden = Int(name, v) },
+        "dropout" => s with { Dropout = Double(name, v) },
+        "zero-init-residual" => s with { ZeroInitResidual = Bool(name, v) },
         "seed" => s with { Seed = ulong.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var seed) ? seed : throw new UsageException($"--seed expects a non-negative integer, got '{v}'") },
         "threads" => s with { Threads = Int(name, v) },
         "workers" => s with { Workers = Int(name, v) },
@@ -117,6 +122,13 @@ public static class CommandLine
         "plain" => s with { Plain = true },
         "tf32" => s with { Tf32 = true },
         _ => throw new UsageException($"unknown option --{name}"),
+    };
+
+    private static bool Bool(string name, string? v) => v switch
+    {
+        "on" or "true" => true,
+        "off" or "false" => false,
+        _ => throw new UsageException($"--{name} expects on or off, got '{v}'"),
     };
 
     private static int Int(string name, string? v) =>
@@ -141,6 +153,9 @@ public static class CommandLine
         if (s.Lr <= 0) throw new UsageException($"--lr must be positive, got {s.Lr}");
         if (s.Res < 32) throw new UsageException($"--res must be at least 32, got {s.Res}");
         if (s.Width <= 0 || s.Width > 4) throw new UsageException($"--width must be in (0, 4], got {s.Width}");
+        if (s.Jitter is < 0 or >= 1) throw new UsageException($"--jitter must be in [0, 1), got {s.Jitter}");
+        if (s.Hidden < 1) throw new UsageException($"--hidden must be at least 1, got {s.Hidden}");
+        if (s.Dropout is < 0 or >= 1) throw new UsageException($"--dropout must be in [0, 1), got {s.Dropout}");
         if (s.LabelSmoothing is < 0 or >= 1) throw new UsageException($"--label-smoothing must be in [0, 1), got {s.LabelSmoothing}");
         if (s.Threads < 0 || s.Workers < 0) throw new UsageException("--threads and --workers must not be negative");
         if (s.Command == "predict" && (s.Inputs.Count == 0 || s.Checkpoint is null)) throw new UsageException("predict needs IMAGE|DIR arguments and --checkpoint FILE");

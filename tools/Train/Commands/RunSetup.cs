@@ -66,7 +66,7 @@ public static class RunSetup
     public static ModelConfig ModelConfigOf(TrainSettings s, int classes) => new()
     {
         Variant = s.Variant, Backbone = s.Backbone, Width = s.Width, Classes = classes, Experts = s.Experts, K = s.K,
-        ExpertDepth = s.ExpertDepth, Resolution = s.Res, LearnedWeighting = s.LearnedWeighting,
+        ExpertDepth = s.ExpertDepth, Resolution = s.Res, LearnedWeighting = s.LearnedWeighting, Hidden = s.Hidden, Dropout = s.Dropout, ZeroInitResidual = s.ZeroInitResidual,
     };
 
     /// <summary>The trainer's options for these settings on <paramref name="device"/>.</summary>
@@ -74,7 +74,7 @@ public static class RunSetup
     {
         Epochs = s.Epochs, BatchSize = s.Batch, Lr = s.Lr, Optimizer = s.Optimizer, WeightDecay = s.WeightDecay,
         WarmupEpochs = s.WarmupEpochs, LabelSmoothing = s.LabelSmoothing, LambdaLoc = s.LambdaLoc, Seed = s.Seed,
-        Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), Device = device.ToString(),
+        Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), ColorJitter = s.Jitter, Device = device.ToString(),
     };
 
     /// <summary>A new run folder name: runs/&lt;timestamp&gt;-&lt;variant&gt;.</summary>
