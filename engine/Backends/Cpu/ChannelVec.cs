@@ -59,6 +59,15 @@ internal static class ChannelVec
         for (; i < a.Length; i++) { T v = a[i] * scale + shift; dst[i] = v > T.Zero ? v : T.Zero; }
     }
 
+    /// <summary>dst = max(a·scale + shift + r, 0) (the residual tail; same rounding as the three separate ops).</summary>
+    public static void AffineAddRelu<T>(ReadOnlySpan<T> a, T scale, T shift, ReadOnlySpan<T> r, Span<T> dst) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var vs = new Vector<T>(scale); var vb = new Vector<T>(shift);
+        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+            Vector.Max((new Vector<T>(a[i..]) * vs + vb) + new Vector<T>(r[i..]), Vector<T>.Zero).CopyTo(dst[i..]);
+        for (; i < a.Length; i++) { T v = (a[i] * scale + shift) + r[i]; dst[i] = v > T.Zero ? v : T.Zero; }
+    }
+
     /// <summary>(Σ dz, Σ dz·(x − m)) with dz = y &gt; 0 ? dy : 0.</summary>
     public static (double Sum, double SumProdDev) MaskedSums<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, ReadOnlySpan<T> x, T m) where T : unmanaged, INumber<T>
     {

@@ -26,6 +26,16 @@ public sealed partial class CpuBackend
     };
 
     /// <inheritdoc />
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    {
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+        _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
     public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
         Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
     {
@@ -57,9 +67,12 @@ public sealed partial class CpuBackend
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
 
     private static (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu) where T : unmanaged, INumber<T>
+        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu,
+        Storage? resS = null, Layout lres = default) where T : unmanaged, INumber<T>
     {
         var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        // With a residual (added before the ReLU): res: [N, C, H, W] like x.
+        var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(resS, lres);
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
         var ys = NewStorage(xs.DType, n * c * plane);
@@ -84,7 +97,8 @@ public sealed partial class CpuBackend
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * c + ch) * plane;
-                    if (relu) ChannelVec.AffineRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
+                    if (res is not null) ChannelVec.AffineAddRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), res.AsSpan(reso + o, plane), y.AsSpan(o, plane));
+                    else if (relu) ChannelVec.AffineRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
                     else ChannelVec.Affine<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
                 }
                 int ri = NchwDense.At(lrm, ch), vi = NchwDense.At(lrv, ch);
