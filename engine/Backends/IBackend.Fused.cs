@@ -49,8 +49,8 @@ public partial interface IBackend
     /// <summary>
     /// relu(batch_norm2d(x) + residual) in training mode — a residual block's tail: as
     /// <see cref="BatchNorm2dTrainForward"/> (same statistics and running-stat update), then the residual
-    /// (same shape as x, any layout) added and ReLU applied. The backward is <see cref="BatchNorm2dReluBackward"/>
-    /// with this y (its mask y &gt; 0 is the tail's ReLU mask) for x, and <see cref="ReluBackward"/> for the residual.
+    /// (same shape as x, any layout) added and ReLU applied. The backward is <see cref="ReluBackward"/> with
+    /// this y (y &gt; 0 is the tail's ReLU mask), whose result is the residual's gradient and <see cref="BatchNorm2dBackward"/>'s dy.
     /// The default composes the primitives; a backend fuses them into one pass.
     /// </summary>
     (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,

@@ -40,8 +40,8 @@ public static partial class Ops
     }
     /// <summary>
     /// relu(<see cref="BatchNorm2d"/>(x, …) + residual) as one op — a residual block's tail: in training the backend
-    /// normalises, adds and clamps in one pass; the backward masks dy by y &gt; 0 inside batch-norm's own passes and
-    /// gives the residual the masked dy. <paramref name="residual"/> must have x's shape (no broadcasting), any layout.
+    /// normalises, adds and clamps in one pass; the backward masks dy by y &gt; 0 once and hands that to both
+    /// the batch-norm backward and the residual. <paramref name="residual"/> must have x's shape (no broadcasting), any layout.
     /// Same statistics and running-stat update as <see cref="BatchNorm2d"/>; eval mode composes the three ops.
     /// </summary>
     public static Tensor BatchNormAddRelu(Tensor x, Tensor residual, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
@@ -71,10 +71,12 @@ public static partial class Ops
         if (!Graph.ShouldRecord(inputs.ToArray())) { mean.Dispose(); invStd.Dispose(); return y; }
         Graph.Record(y, "batch_norm2d_add_relu", [.. inputs], g =>
         {
-            // dz = dy·[y > 0] is both the residual's gradient and the masked dy of the batch-norm.
-            var dres = Tensor.FromStorage(g.Backend.ReluBackward(g.Storage, g.Layout, y.Storage, y.Layout), x.Shape);
-            var (dxs, dws, dbs) = g.Backend.BatchNorm2dReluBackward(g.Storage, g.Layout, y.Storage, y.Layout, x.Storage, x.Layout,
+            // dz = dy·[y > 0] is both the residual's gradient and the batch-norm's dy (computed once; the
+            // batch-norm backward then streams dz and x only, not dy, y and x).
+            var dz = g.Backend.ReluBackward(g.Storage, g.Layout, y.Storage, y.Layout); // dz: contiguous, like x
+            var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(dz, Layout.Contiguous(x.Shape), x.Storage, x.Layout,
                 mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, batchStats: true);
+            var dres = Tensor.FromStorage(dz, x.Shape);
             return [.. BatchNormInputGrads(x, weight, bias, dxs, dws, dbs), dres];
         }, saved: [mean, invStd]);
         mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.InteropServices;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
@@ -11,7 +12,11 @@ internal static class ChannelVec
     public static double Sum<T>(ReadOnlySpan<T> a) where T : unmanaged, INumber<T>
     {
         int i = 0; var acc = Vector<T>.Zero; T tail = T.Zero;
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) acc += new Vector<T>(a[i..]);
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) acc += Vector.LoadUnsafe(ref ra, (nuint)i);
+        }
         for (; i < a.Length; i++) tail += a[i];
         return double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(tail);
     }
@@ -20,9 +25,26 @@ internal static class ChannelVec
     public static double SumSqDev<T>(ReadOnlySpan<T> a, T m) where T : unmanaged, INumber<T>
     {
         int i = 0; var acc = Vector<T>.Zero; var vm = new Vector<T>(m); T tail = T.Zero;
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) { var d = new Vector<T>(a[i..]) - vm; acc += d * d; }
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) { var d = Vector.LoadUnsafe(ref ra, (nuint)i) - vm; acc += d * d; }
+        }
         for (; i < a.Length; i++) { T d = a[i] - m; tail += d * d; }
         return double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(tail);
+    }
+
+    /// <summary>(Σ (a − m), Σ (a − m)²): deviations about a nearby m, so both sums stay well conditioned.</summary>
+    public static (double Dev, double SqDev) SumDevSq<T>(ReadOnlySpan<T> a, T m) where T : unmanaged, INumber<T>
+    {
+        int i = 0; var acc = Vector<T>.Zero; var acc2 = Vector<T>.Zero; var vm = new Vector<T>(m); T t = T.Zero, t2 = T.Zero;
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) { var d = Vector.LoadUnsafe(ref ra, (nuint)i) - vm; acc += d; acc2 += d * d; }
+        }
+        for (; i < a.Length; i++) { T d = a[i] - m; t += d; t2 += d * d; }
+        return (double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(t), double.CreateTruncating(Vector.Sum(acc2)) + double.CreateTruncating(t2));
     }
 
     /// <summary>Σ b·(a − m).</summary>
@@ -37,8 +59,13 @@ internal static class ChannelVec
     /// <summary>dst = a·scale + shift.</summary>
     public static void Affine<T>(ReadOnlySpan<T> a, T scale, T shift, Span<T> dst) where T : unmanaged, INumber<T>
     {
+        if (dst.Length < a.Length) throw new ArgumentException("ChannelVec: destination shorter than the source");
         int i = 0; var vs = new Vector<T>(scale); var vb = new Vector<T>(shift);
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) (new Vector<T>(a[i..]) * vs + vb).CopyTo(dst[i..]);
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a), rd = ref MemoryMarshal.GetReference(dst);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) (Vector.LoadUnsafe(ref ra, (nuint)i) * vs + vb).StoreUnsafe(ref rd, (nuint)i);
+        }
         for (; i < a.Length; i++) dst[i] = a[i] * scale + shift;
     }
 
@@ -54,17 +81,27 @@ internal static class ChannelVec
     /// <summary>dst = max(a·scale + shift, 0).</summary>
     public static void AffineRelu<T>(ReadOnlySpan<T> a, T scale, T shift, Span<T> dst) where T : unmanaged, INumber<T>
     {
+        if (dst.Length < a.Length) throw new ArgumentException("ChannelVec: destination shorter than the source");
         int i = 0; var vs = new Vector<T>(scale); var vb = new Vector<T>(shift);
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) Vector.Max(new Vector<T>(a[i..]) * vs + vb, Vector<T>.Zero).CopyTo(dst[i..]);
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a), rd = ref MemoryMarshal.GetReference(dst);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) Vector.Max(Vector.LoadUnsafe(ref ra, (nuint)i) * vs + vb, Vector<T>.Zero).StoreUnsafe(ref rd, (nuint)i);
+        }
         for (; i < a.Length; i++) { T v = a[i] * scale + shift; dst[i] = v > T.Zero ? v : T.Zero; }
     }
 
     /// <summary>dst = max(a·scale + shift + r, 0) (the residual tail; same rounding as the three separate ops).</summary>
     public static void AffineAddRelu<T>(ReadOnlySpan<T> a, T scale, T shift, ReadOnlySpan<T> r, Span<T> dst) where T : unmanaged, INumber<T>
     {
+        if (dst.Length < a.Length || r.Length < a.Length) throw new ArgumentException("ChannelVec: residual or destination shorter than the source");
         int i = 0; var vs = new Vector<T>(scale); var vb = new Vector<T>(shift);
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
-            Vector.Max((new Vector<T>(a[i..]) * vs + vb) + new Vector<T>(r[i..]), Vector<T>.Zero).CopyTo(dst[i..]);
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a), rr = ref MemoryMarshal.GetReference(r), rd = ref MemoryMarshal.GetReference(dst);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+                Vector.Max((Vector.LoadUnsafe(ref ra, (nuint)i) * vs + vb) + Vector.LoadUnsafe(ref rr, (nuint)i), Vector<T>.Zero).StoreUnsafe(ref rd, (nuint)i);
+        }
         for (; i < a.Length; i++) { T v = (a[i] * scale + shift) + r[i]; dst[i] = v > T.Zero ? v : T.Zero; }
     }
 

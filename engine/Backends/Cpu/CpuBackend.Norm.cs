@@ -62,6 +62,12 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
     };
 
+    /// <summary>
+    /// Batch-norm training statistics in one sweep over memory (sums of deviations and of their squares about a
+    /// shift near the mean) rather than a sum pass then a squared-deviation pass. On by default; a switch for tests and A/B benchmarks.
+    /// </summary>
+    internal static bool BnStatsOnePass { get; set; } = true;
+
     // Per-channel value of an optional [C] tensor (fallback when absent).
     private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
@@ -84,12 +90,30 @@ public sealed partial class CpuBackend
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
-                double s = 0;
-                for (int i = 0; i < n; i++) s += ChannelVec.Sum<T>(x.AsSpan(xo + (i * c + ch) * plane, plane));
-                double mu = s / m;
+                double s = 0, ss = 0, mu;
+                if (BnStatsOnePass)
+                {
+                    // One sweep: deviations about a shift k near the mean (the mean of the channel's first plane,
+                    // a 1/N extra read from cache), D = Σ(x − k) and Q = Σ(x − k)², so μ = k + D/m and
+                    // Σ(x − μ)² = Q − D²/m stay well conditioned whatever the offset of the data.
+                    T k = T.CreateTruncating(ChannelVec.Sum<T>(x.AsSpan(xo + ch * plane, plane)) / plane);
+                    double d = 0, q = 0;
+                    for (int i = 0; i < n; i++)
+                    {
+                        var (di, qi) = ChannelVec.SumDevSq(x.AsSpan(xo + (i * c + ch) * plane, plane), k);
+                        d += di; q += qi;
+                    }
+                    mu = double.CreateTruncating(k) + d / m;
+                    ss = Math.Max(q - d * d / m, 0);
+                }
+                else
+                {
+                    for (int i = 0; i < n; i++) s += ChannelVec.Sum<T>(x.AsSpan(xo + (i * c + ch) * plane, plane));
+                    mu = s / m;
+                    T muT0 = T.CreateTruncating(mu);
+                    for (int i = 0; i < n; i++) ss += ChannelVec.SumSqDev(x.AsSpan(xo + (i * c + ch) * plane, plane), muT0);
+                }
                 T muT = T.CreateTruncating(mu);
-                double ss = 0;
-                for (int i = 0; i < n; i++) ss += ChannelVec.SumSqDev(x.AsSpan(xo + (i * c + ch) * plane, plane), muT);
                 double var = ss / m, istd = 1 / Math.Sqrt(var + eps);
                 mean[ch] = muT; inv[ch] = T.CreateTruncating(istd);
                 double scale = ChannelValue<T>(ws, lw, ch, 1) * istd;
