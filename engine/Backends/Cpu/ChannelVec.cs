@@ -3,7 +3,10 @@ using System.Runtime.InteropServices;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
-/// <summary>Vectorised per-plane sums and affine maps for the per-channel loops of batch-norm.</summary>
+/// <summary>
+/// Vectorised per-plane sums and affine maps for the per-channel loops of batch-norm. The vector loops load through
+/// refs after one length check (slicing a span per vector measured up to 2× slower in these memory-bound loops).
+/// </summary>
 internal static class ChannelVec
 {
     private static bool Simd<T>() where T : unmanaged => Vector.IsHardwareAccelerated && Vector<T>.IsSupported;
@@ -51,7 +54,12 @@ internal static class ChannelVec
     public static double SumProdDev<T>(ReadOnlySpan<T> a, T m, ReadOnlySpan<T> b) where T : unmanaged, INumber<T>
     {
         int i = 0; var acc = Vector<T>.Zero; var vm = new Vector<T>(m); T tail = T.Zero;
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) acc += (new Vector<T>(a[i..]) - vm) * new Vector<T>(b[i..]);
+        if (b.Length < a.Length) throw new ArgumentException("ChannelVec: second operand shorter than the first");
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a), rb = ref MemoryMarshal.GetReference(b);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) acc += (Vector.LoadUnsafe(ref ra, (nuint)i) - vm) * Vector.LoadUnsafe(ref rb, (nuint)i);
+        }
         for (; i < a.Length; i++) tail += (a[i] - m) * b[i];
         return double.CreateTruncating(Vector.Sum(acc)) + double.CreateTruncating(tail);
     }
@@ -73,8 +81,13 @@ internal static class ChannelVec
     public static void Affine2<T>(ReadOnlySpan<T> a, T sa, ReadOnlySpan<T> b, T sb, T shift, Span<T> dst) where T : unmanaged, INumber<T>
     {
         int i = 0; var va = new Vector<T>(sa); var vb = new Vector<T>(sb); var vc = new Vector<T>(shift);
-        if (Simd<T>()) for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
-            (new Vector<T>(a[i..]) * va + new Vector<T>(b[i..]) * vb + vc).CopyTo(dst[i..]);
+        if (b.Length < a.Length || dst.Length < a.Length) throw new ArgumentException("ChannelVec: operand or destination shorter than the source");
+        if (Simd<T>())
+        {
+            ref T ra = ref MemoryMarshal.GetReference(a), rb = ref MemoryMarshal.GetReference(b), rd = ref MemoryMarshal.GetReference(dst);
+            for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
+                (Vector.LoadUnsafe(ref ra, (nuint)i) * va + Vector.LoadUnsafe(ref rb, (nuint)i) * vb + vc).StoreUnsafe(ref rd, (nuint)i);
+        }
         for (; i < a.Length; i++) dst[i] = a[i] * sa + b[i] * sb + shift;
     }
 
@@ -109,12 +122,16 @@ internal static class ChannelVec
     public static (double Sum, double SumProdDev) MaskedSums<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, ReadOnlySpan<T> x, T m) where T : unmanaged, INumber<T>
     {
         int i = 0; var s = Vector<T>.Zero; var sp = Vector<T>.Zero; var vm = new Vector<T>(m); T ts = T.Zero, tp = T.Zero;
+        if (y.Length < dy.Length || x.Length < dy.Length) throw new ArgumentException("ChannelVec: y or x shorter than dy");
         if (Simd<T>())
+        {
+            ref T rdy = ref MemoryMarshal.GetReference(dy), ry = ref MemoryMarshal.GetReference(y), rx = ref MemoryMarshal.GetReference(x);
             for (; i <= dy.Length - Vector<T>.Count; i += Vector<T>.Count)
             {
-                var dz = Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(y[i..]), Vector<T>.Zero), new Vector<T>(dy[i..]), Vector<T>.Zero);
-                s += dz; sp += dz * (new Vector<T>(x[i..]) - vm);
+                var dz = Vector.ConditionalSelect(Vector.GreaterThan(Vector.LoadUnsafe(ref ry, (nuint)i), Vector<T>.Zero), Vector.LoadUnsafe(ref rdy, (nuint)i), Vector<T>.Zero);
+                s += dz; sp += dz * (Vector.LoadUnsafe(ref rx, (nuint)i) - vm);
             }
+        }
         for (; i < dy.Length; i++) { T dz = y[i] > T.Zero ? dy[i] : T.Zero; ts += dz; tp += dz * (x[i] - m); }
         return (double.CreateTruncating(Vector.Sum(s)) + double.CreateTruncating(ts), double.CreateTruncating(Vector.Sum(sp)) + double.CreateTruncating(tp));
     }
@@ -123,12 +140,16 @@ internal static class ChannelVec
     public static void MaskedAffine2<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, T sa, ReadOnlySpan<T> b, T sb, T shift, Span<T> dst) where T : unmanaged, INumber<T>
     {
         int i = 0; var va = new Vector<T>(sa); var vb = new Vector<T>(sb); var vc = new Vector<T>(shift);
+        if (y.Length < dy.Length || b.Length < dy.Length || dst.Length < dy.Length) throw new ArgumentException("ChannelVec: operand or destination shorter than dy");
         if (Simd<T>())
+        {
+            ref T rdy = ref MemoryMarshal.GetReference(dy), ry = ref MemoryMarshal.GetReference(y), rb = ref MemoryMarshal.GetReference(b), rd = ref MemoryMarshal.GetReference(dst);
             for (; i <= dy.Length - Vector<T>.Count; i += Vector<T>.Count)
             {
-                var dz = Vector.ConditionalSelect(Vector.GreaterThan(new Vector<T>(y[i..]), Vector<T>.Zero), new Vector<T>(dy[i..]), Vector<T>.Zero);
-                (dz * va + new Vector<T>(b[i..]) * vb + vc).CopyTo(dst[i..]);
+                var dz = Vector.ConditionalSelect(Vector.GreaterThan(Vector.LoadUnsafe(ref ry, (nuint)i), Vector<T>.Zero), Vector.LoadUnsafe(ref rdy, (nuint)i), Vector<T>.Zero);
+                (dz * va + Vector.LoadUnsafe(ref rb, (nuint)i) * vb + vc).StoreUnsafe(ref rd, (nuint)i);
             }
+        }
         for (; i < dy.Length; i++) { T dz = y[i] > T.Zero ? dy[i] : T.Zero; dst[i] = dz * sa + b[i] * sb + shift; }
     }
 }
