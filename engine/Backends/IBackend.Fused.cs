@@ -43,3 +43,28 @@ public partial interface IBackend
         finally { dz.Release(); }
     }
 }
+
+public partial interface IBackend
+{
+    /// <summary>
+    /// relu(batch_norm2d(x) + residual) in training mode — a residual block's tail: as
+    /// <see cref="BatchNorm2dTrainForward"/> (same statistics and running-stat update), then the residual
+    /// (same shape as x, any layout) added and ReLU applied. The backward is <see cref="ReluBackward"/> with
+    /// this y (y &gt; 0 is the tail's ReLU mask), whose result is the residual's gradient and <see cref="BatchNorm2dBackward"/>'s dy.
+    /// The default composes the primitives; a backend fuses them into one pass.
+    /// </summary>
+    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
+    {
+        var (y, mean, invStd) = BatchNorm2dTrainForward(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps);
+        var dense = Layout.Contiguous(lx.Shape);
+        Storage? sum = null;
+        try
+        {
+            sum = Binary(BinaryOp.Add, y, dense, residual, lresidual); // sum: contiguous, like x
+            return (Unary(UnaryOp.Relu, sum, dense), mean, invStd);
+        }
+        finally { y.Release(); sum?.Release(); }
+    }
+}

@@ -49,4 +49,11 @@ public sealed class BatchNorm2d : Module
         if (Training) NumBatchesTracked.Fill(NumBatchesTracked.Item() + 1);
         return y;
     }
+    /// <summary>relu(batch_norm(x) + residual) in one fused pass (a residual block's tail); residual: x's shape.</summary>
+    public Tensor ForwardAddRelu(Tensor x, Tensor residual)
+    {
+        var y = Ops.BatchNormAddRelu(x, residual, Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        if (Training) NumBatchesTracked.Fill(NumBatchesTracked.Item() + 1);
+        return y;
+    }
 }

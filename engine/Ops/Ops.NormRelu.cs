@@ -38,4 +38,48 @@ public static partial class Ops
         mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run
         return y;
     }
+    /// <summary>
+    /// relu(<see cref="BatchNorm2d"/>(x, …) + residual) as one op — a residual block's tail: in training the backend
+    /// normalises, adds and clamps in one pass; the backward masks dy by y &gt; 0 once and hands that to both
+    /// the batch-norm backward and the residual. <paramref name="residual"/> must have x's shape (no broadcasting), any layout.
+    /// Same statistics and running-stat update as <see cref="BatchNorm2d"/>; eval mode composes the three ops.
+    /// </summary>
+    public static Tensor BatchNormAddRelu(Tensor x, Tensor residual, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
+        bool training, double momentum = 0.1, double eps = 1e-5)
+    {
+        CheckBatchNorm2d(x, weight, bias, runningMean, runningVar, training);
+        SameDevice("batch_norm2d_add_relu", x, residual); SameDType("batch_norm2d_add_relu", x, residual);
+        if (!residual.Shape.SequenceEqual(x.Shape))
+            throw new ShapeException($"batch_norm2d_add_relu: residual {Shapes.Format(residual.Shape)} must have the input's shape {Shapes.Format(x.Shape)}");
+        if (!training)
+        {
+            using var b = BatchNorm2d(x, weight, bias, runningMean, runningVar, training: false, momentum, eps);
+            using var s = Add(b, residual);
+            return Relu(s);
+        }
+        var be = x.Backend;
+        var lw = weight?.Layout ?? default; var lb = bias?.Layout ?? default;
+        var inputs = new List<Tensor> { x };
+        if (weight is not null) inputs.Add(weight);
+        if (bias is not null) inputs.Add(bias);
+        inputs.Add(residual);
+        var (ys, ms, iss) = be.BatchNorm2dAddReluTrainForward(x.Storage, x.Layout, residual.Storage, residual.Layout,
+            weight?.Storage, lw, bias?.Storage, lb, runningMean.Storage, runningMean.Layout, runningVar.Storage, runningVar.Layout, momentum, eps);
+        var y = Tensor.FromStorage(ys, x.Shape);                // y: [N, C, H, W], ≥ 0
+        var mean = Tensor.FromStorage(ms, [x.Shape[1]]);        // [C]
+        var invStd = Tensor.FromStorage(iss, [x.Shape[1]]);     // [C]
+        if (!Graph.ShouldRecord(inputs.ToArray())) { mean.Dispose(); invStd.Dispose(); return y; }
+        Graph.Record(y, "batch_norm2d_add_relu", [.. inputs], g =>
+        {
+            // dz = dy·[y > 0] is both the residual's gradient and the batch-norm's dy (computed once; the
+            // batch-norm backward then streams dz and x only, not dy, y and x).
+            var dz = g.Backend.ReluBackward(g.Storage, g.Layout, y.Storage, y.Layout); // dz: contiguous, like x
+            var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(dz, Layout.Contiguous(x.Shape), x.Storage, x.Layout,
+                mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, batchStats: true);
+            var dres = Tensor.FromStorage(dz, x.Shape);
+            return [.. BatchNormInputGrads(x, weight, bias, dxs, dws, dbs), dres];
+        }, saved: [mean, invStd]);
+        mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run
+        return y;
+    }
 }

@@ -9,6 +9,21 @@ public sealed class BasicBlock : Module
     /// <summary>Output channels per input "plane".</summary>
     public const int Expansion = 1;
 
+    /// <summary>
+    /// Whether block tails use the fused <see cref="BatchNorm2d.ForwardAddRelu"/> (default) rather than
+    /// relu(bn(x) + shortcut) as three ops; both give the same values. A switch for A/B benchmarks (tools/Bench --ab tail).
+    /// </summary>
+    public static bool FusedTail { get; set; } = true;
+
+    // relu(bn(c) + shortcut): the tail of both block kinds.
+    internal static Tensor Tail(BatchNorm2d bn, Tensor c, Tensor shortcut)
+    {
+        if (FusedTail) return bn.ForwardAddRelu(c, shortcut);
+        using var b = bn.Forward(c);
+        using var sum = Ops.Add(b, shortcut);
+        return Ops.Relu(sum);
+    }
+
     private readonly Conv2d _conv1, _conv2;
     private readonly BatchNorm2d _bn1, _bn2;
     private readonly Sequential? _downsample;
@@ -34,10 +49,8 @@ public sealed class BasicBlock : Module
         using var c1 = _conv1.Forward(x);
         using var r1 = _bn1.ForwardRelu(c1);
         using var c2 = _conv2.Forward(r1);
-        using var b2 = _bn2.Forward(c2);
         using var shortcut = _downsample?.Forward(x);
-        using var sum = Ops.Add(b2, shortcut ?? x);
-        return Ops.Relu(sum);
+        return Tail(_bn2, c2, shortcut ?? x);
     }
 }
 
@@ -77,9 +90,7 @@ public sealed class Bottleneck : Module
         using var c2 = _conv2.Forward(r1);
         using var r2 = _bn2.ForwardRelu(c2);
         using var c3 = _conv3.Forward(r2);
-        using var b3 = _bn3.Forward(c3);
         using var shortcut = _downsample?.Forward(x);
-        using var sum = Ops.Add(b3, shortcut ?? x);
-        return Ops.Relu(sum);
+        return BasicBlock.Tail(_bn3, c3, shortcut ?? x);
     }
 }

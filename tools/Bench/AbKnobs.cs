@@ -6,12 +6,12 @@ namespace MtlMoe.Bench;
 /// <summary>
 /// In-process A/B of the CPU backend's fast paths (<c>--ab KNOB</c>): runs alternate between the knob off and on,
 /// so both sides see the same machine load at a fine grain; the medians of each side are reported.
-/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), all.
+/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), tail (fused batch-norm + add + ReLU block tail), bnstats (one-sweep batch-norm statistics), fold (AVX-512 stride-2 col2im), all.
 /// </summary>
 public static class AbKnobs
 {
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -20,7 +20,10 @@ public static class AbKnobs
         {
             case "unfold": Im2ColVec.Enabled = on; break;
             case "maxpool": MaxPoolVec.Enabled = on; break;
-            case "all": Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; break;
+            case "tail": MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
+            case "bnstats": CpuBackend.BnStatsOnePass = on; break;
+            case "fold": Col2ImVec.Enabled = on; break;
+            case "all": Col2ImVec.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }
     }

@@ -26,6 +26,16 @@ public sealed partial class CpuBackend
     };
 
     /// <inheritdoc />
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    {
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+        _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
     public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
         Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
     {
@@ -52,14 +62,23 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
     };
 
+    /// <summary>
+    /// Batch-norm training statistics in one sweep over memory (sums of deviations and of their squares about a
+    /// shift near the mean) rather than a sum pass then a squared-deviation pass. On by default; a switch for tests and A/B benchmarks.
+    /// </summary>
+    internal static bool BnStatsOnePass { get; set; } = true;
+
     // Per-channel value of an optional [C] tensor (fallback when absent).
     private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
 
     private static (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu) where T : unmanaged, INumber<T>
+        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu,
+        Storage? resS = null, Layout lres = default) where T : unmanaged, INumber<T>
     {
         var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        // With a residual (added before the ReLU): res: [N, C, H, W] like x.
+        var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(resS, lres);
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
         var ys = NewStorage(xs.DType, n * c * plane);
@@ -71,12 +90,30 @@ public sealed partial class CpuBackend
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
-                double s = 0;
-                for (int i = 0; i < n; i++) s += ChannelVec.Sum<T>(x.AsSpan(xo + (i * c + ch) * plane, plane));
-                double mu = s / m;
+                double s = 0, ss = 0, mu;
+                if (BnStatsOnePass)
+                {
+                    // One sweep: deviations about a shift k near the mean (the mean of the channel's first plane,
+                    // a 1/N extra read from cache), D = Σ(x − k) and Q = Σ(x − k)², so μ = k + D/m and
+                    // Σ(x − μ)² = Q − D²/m stay well conditioned whatever the offset of the data.
+                    T k = T.CreateTruncating(ChannelVec.Sum<T>(x.AsSpan(xo + ch * plane, plane)) / plane);
+                    double d = 0, q = 0;
+                    for (int i = 0; i < n; i++)
+                    {
+                        var (di, qi) = ChannelVec.SumDevSq(x.AsSpan(xo + (i * c + ch) * plane, plane), k);
+                        d += di; q += qi;
+                    }
+                    mu = double.CreateTruncating(k) + d / m;
+                    ss = Math.Max(q - d * d / m, 0);
+                }
+                else
+                {
+                    for (int i = 0; i < n; i++) s += ChannelVec.Sum<T>(x.AsSpan(xo + (i * c + ch) * plane, plane));
+                    mu = s / m;
+                    T muT0 = T.CreateTruncating(mu);
+                    for (int i = 0; i < n; i++) ss += ChannelVec.SumSqDev(x.AsSpan(xo + (i * c + ch) * plane, plane), muT0);
+                }
                 T muT = T.CreateTruncating(mu);
-                double ss = 0;
-                for (int i = 0; i < n; i++) ss += ChannelVec.SumSqDev(x.AsSpan(xo + (i * c + ch) * plane, plane), muT);
                 double var = ss / m, istd = 1 / Math.Sqrt(var + eps);
                 mean[ch] = muT; inv[ch] = T.CreateTruncating(istd);
                 double scale = ChannelValue<T>(ws, lw, ch, 1) * istd;
@@ -84,7 +121,8 @@ public sealed partial class CpuBackend
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * c + ch) * plane;
-                    if (relu) ChannelVec.AffineRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
+                    if (res is not null) ChannelVec.AffineAddRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), res.AsSpan(reso + o, plane), y.AsSpan(o, plane));
+                    else if (relu) ChannelVec.AffineRelu<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
                     else ChannelVec.Affine<T>(x.AsSpan(xo + o, plane), T.CreateTruncating(scale), T.CreateTruncating(shift), y.AsSpan(o, plane));
                 }
                 int ri = NchwDense.At(lrm, ch), vi = NchwDense.At(lrv, ch);

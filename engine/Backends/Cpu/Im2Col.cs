@@ -85,12 +85,14 @@ internal static unsafe class Im2Col
                         T* src = pc + (long)((c * p.Kh + i) * p.Kw + j) * ld + (long)t * plane;
                         int hOff = i * g.DilationH - g.PadH, wOff = j * g.DilationW - g.PadW;
                         var (qlo, qhi) = Valid(wOff, sw, p.W, wo);
+                        bool vec2 = typeof(T) == typeof(float) && Col2ImVec.Applies(sw);
                         for (int oh = ohLo; oh < ohHi; oh++, src += wo)
                         {
                             int ih = oh * sh + hOff;
                             if ((uint)ih >= (uint)p.H) continue;
                             T* d = dst0 + (long)ih * p.W + wOff;
                             if (sw == 1) AddInto(src + qlo, d + qlo, qhi - qlo);
+                            else if (vec2) Col2ImVec.AddStride2((float*)src, (float*)d, qlo, qhi);
                             else for (int q = qlo; q < qhi; q++) d[q * sw] += src[q];
                         }
                     }
