@@ -110,6 +110,7 @@ stage_cub448() {
   ( cd "$root" && timeout -k 5 "$TRAIN_LIMIT" "$dotnet" "$bundle/train/MtlMoe.Train.dll" --preset cub448 "${common[@]}" \
       --out /tmp/gpu-cub448-tf32 ) >"$out/cub448.log" 2>&1
   echo "cub448 (TF32) exit code $?"; grep -E '^device|batch [0-9]+/|done in' "$out/cub448.log" | tail -4
+  [[ ${CUB_FP32:-1} == 1 ]] || return 0
   ( cd "$root" && timeout -k 5 "$TRAIN_LIMIT" "$dotnet" "$bundle/train/MtlMoe.Train.dll" --backbone resnet50 --width 1 \
       --res 448 --resize 512 --lr 0.01 --batch 16 "${common[@]}" --out /tmp/gpu-cub448-fp32 ) >>"$out/cub448.log" 2>&1
   echo "cub448 settings in FP32 exit code $?"; grep -E 'batch [0-9]+/|done in' "$out/cub448.log" | tail -3

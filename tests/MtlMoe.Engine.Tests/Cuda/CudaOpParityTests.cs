@@ -85,6 +85,12 @@ public class CudaOpParityTests
             Tensor.Zeros([3], device: x[0].Device), Tensor.Ones([3], device: x[0].Device), training: true), 1e-4),
         new("batch_norm2d_eval", [[4, 3, 5, 5], [3], [3]], x => Ops.BatchNorm2d(x[0], x[1], x[2],
             Tensor.Full([3], 0.1, device: x[0].Device), Tensor.Full([3], 2.0, device: x[0].Device), training: false), 1e-5),
+        new("batch_norm_relu_train", [[4, 3, 5, 5], [3], [3]], x => Ops.BatchNormRelu(x[0], x[1], x[2],
+            Tensor.Zeros([3], device: x[0].Device), Tensor.Ones([3], device: x[0].Device), training: true), 1e-4),
+        new("batch_norm_add_relu_train", [[4, 3, 5, 5], [3], [3], [5, 3, 4, 5]], x => Ops.BatchNormAddRelu(x[0], x[3].Permute(2, 1, 3, 0),
+            x[1], x[2], Tensor.Zeros([3], device: x[0].Device), Tensor.Ones([3], device: x[0].Device), training: true), 1e-4),
+        new("batch_norm_add_relu_eval", [[4, 3, 5, 5], [3], [3], [4, 3, 5, 5]], x => Ops.BatchNormAddRelu(x[0], x[3], x[1], x[2],
+            Tensor.Full([3], 0.1, device: x[0].Device), Tensor.Full([3], 2.0, device: x[0].Device), training: false), 1e-5),
         // ---- softmax / losses ----
         new("softmax_last", [[5, 17]], x => Ops.Softmax(x[0], -1), 1e-5),
         new("softmax_dim0", [[5, 17]], x => Ops.Softmax(x[0], 0), 1e-5),
