@@ -101,7 +101,7 @@ internal static class ChannelVec
             ref T ra = ref MemoryMarshal.GetReference(a), rd = ref MemoryMarshal.GetReference(dst);
             for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count) Vector.Max(Vector.LoadUnsafe(ref ra, (nuint)i) * vs + vb, Vector<T>.Zero).StoreUnsafe(ref rd, (nuint)i);
         }
-        for (; i < a.Length; i++) { T v = a[i] * scale + shift; dst[i] = v > T.Zero ? v : T.Zero; }
+        for (; i < a.Length; i++) { T v = a[i] * scale + shift; dst[i] = v > T.Zero || T.IsNaN(v) ? v : T.Zero; }   // relu(NaN) = NaN, as the vector Max gives
     }
 
     /// <summary>dst = max(a·scale + shift + r, 0) (the residual tail; same rounding as the three separate ops).</summary>
@@ -115,7 +115,7 @@ internal static class ChannelVec
             for (; i <= a.Length - Vector<T>.Count; i += Vector<T>.Count)
                 Vector.Max((Vector.LoadUnsafe(ref ra, (nuint)i) * vs + vb) + Vector.LoadUnsafe(ref rr, (nuint)i), Vector<T>.Zero).StoreUnsafe(ref rd, (nuint)i);
         }
-        for (; i < a.Length; i++) { T v = (a[i] * scale + shift) + r[i]; dst[i] = v > T.Zero ? v : T.Zero; }
+        for (; i < a.Length; i++) { T v = (a[i] * scale + shift) + r[i]; dst[i] = v > T.Zero || T.IsNaN(v) ? v : T.Zero; }   // relu(NaN) = NaN, as the vector Max gives
     }
 
     /// <summary>(Σ dz, Σ dz·(x − m)) with dz = y &gt; 0 ? dy : 0.</summary>

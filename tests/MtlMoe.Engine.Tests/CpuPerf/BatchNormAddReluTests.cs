@@ -94,4 +94,29 @@ public class BatchNormAddReluTests
         var ex = Assert.Throws<ShapeException>(() => Ops.BatchNormAddRelu(x, r, null, null, rm, rv, training: true))!;
         Assert.That(ex.Message, Does.Contain("batch_norm2d_add_relu").And.Contain("[2, 3, 4, 5]").And.Contain("[2, 3, 4, 4]"));
     }
+
+    /// <summary>relu(NaN) is NaN, as in Ops.Relu, in the vector body and the scalar tail alike (a swallowed NaN hides divergence).</summary>
+    [Test]
+    public void NaNPropagatesLikeRelu()
+    {
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+        {
+            // planes of 37: a vector body and a scalar tail for both widths
+            using var x = Tensor.Rand([2, 2, 1, 37], new Rng(5), -1, 1, dtype);
+            var rv = new double[2 * 2 * 37];
+            foreach (int at in new[] { 3, 36, 74 + 20, 74 + 36 }) rv[at] = double.NaN;
+            using var r = Tensor.FromArray(rv, [2, 2, 1, 37]).To(dtype);
+            using var rm = Tensor.Zeros([2], dtype); using var rvar = Tensor.Ones([2], dtype);
+            using var y = Ops.BatchNormAddRelu(x, r, null, null, rm, rvar, training: true);
+            var yv = y.ToDoubleArray();
+            for (int i = 0; i < yv.Length; i++)
+                Assert.That(double.IsNaN(yv[i]), Is.EqualTo(double.IsNaN(rv[i])), $"{dtype.Name()} element {i}");
+            using var rm2 = Tensor.Zeros([2], dtype); using var rv2 = Tensor.Ones([2], dtype);
+            using var xn = Tensor.FromArray(rv, [2, 2, 1, 37]).To(dtype);
+            using var y2 = Ops.BatchNormRelu(Ops.Add(x, xn), null, null, rm2, rv2, training: false);
+            var y2v = y2.ToDoubleArray();
+            for (int i = 0; i < y2v.Length; i++)
+                Assert.That(double.IsNaN(y2v[i]), Is.EqualTo(double.IsNaN(rv[i])), $"batch-norm+ReLU {dtype.Name()} element {i}");
+        }
+    }
 }
