@@ -81,9 +81,13 @@ public sealed partial class CpuBackend
     // With the op profile on, each conv call is also charged to a per-shape key, e.g. "conv bwd-data 3x3/s2 64→128 56²".
     private static void ConvProfileEnd(string phase, long t0, int[] xShape, int[] wShape, Conv2dGeometry g)
     {
-        if (!Autograd.OpProfile.Enabled) return;
-        Autograd.OpProfile.Add($"  conv {phase} {wShape[2]}x{wShape[3]}/s{g.StrideH} {xShape[1]}→{wShape[0]} {xShape[2]}²",
-            System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        if (t0 != 0) ConvProfileSince($"  conv {phase} {wShape[2]}x{wShape[3]}/s{g.StrideH} {xShape[1]}→{wShape[0]} {xShape[2]}²", t0);
+    }
+
+    // Charges the time since t0 (from ConvProfileStart; 0 when the profile is off) to key.
+    private static void ConvProfileSince(string key, long t0)
+    {
+        if (t0 != 0) Autograd.OpProfile.Add(key, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
     }
 
     // col [K, cnt·P] ← unfold of images [n0, n0+cnt) of group g.
@@ -92,7 +96,7 @@ public sealed partial class CpuBackend
         long t0 = ConvProfileStart();
         int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
         StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2Col.Unfold(x, xOff, imageStride, cnt, p, col, ld, (int)lo, (int)hi, 0, p.Ho));
-        if (t0 != 0) Autograd.OpProfile.Add("    unfold (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        ConvProfileSince("    unfold (batched)", t0);
     }
 
     // Moves rows [Og] of images [n0, n0+cnt) between [N, O, P] (at off) and the chunk matrix [Og, cnt·P].
@@ -101,7 +105,7 @@ public sealed partial class CpuBackend
         long t0 = ConvProfileStart();
         int imageStride = p.O * p.OutPlane, ld = cnt * p.OutPlane;
         StridedIter.ParallelChunks(p.Og, ld, (lo, hi) => Im2Col.Regroup(images, off, imageStride, p.OutPlane, cnt, chunk, ld, toChunk, (int)lo, (int)hi));
-        if (t0 != 0) Autograd.OpProfile.Add("    regroup (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        ConvProfileSince("    regroup (batched)", t0);
     }
 
     private static Storage ConvForwardT<T>(Storage xs, Layout lx, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
@@ -160,7 +164,7 @@ public sealed partial class CpuBackend
         {
             long t0 = ConvProfileStart();
             FlipKernel(w, wo, wf, p);
-            if (t0 != 0) Autograd.OpProfile.Add("    weight flip", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            ConvProfileSince("    weight flip", t0);
             var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
             int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
             var plan = new ConvPlan(ldy.Shape, wShape, geo);
@@ -226,7 +230,7 @@ public sealed partial class CpuBackend
                     long t0 = ConvProfileStart();
                     StridedIter.ParallelChunks(cnt * p.Cg, p.Kh * p.Kw * plane,
                         (lo, hi) => Im2Col.Fold(col, cols, p, dx, dxOff, imageStride, (int)lo, (int)hi, 0, p.Ho));
-                    if (t0 != 0) Autograd.OpProfile.Add("    fold (batched)", System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+                    ConvProfileSince("    fold (batched)", t0);
                 }
             }
         }

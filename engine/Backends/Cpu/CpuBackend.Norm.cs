@@ -90,7 +90,7 @@ public sealed partial class CpuBackend
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
-                double s = 0, ss = 0, mu;
+                double ss = 0, mu;
                 if (BnStatsOnePass)
                 {
                     // One sweep: deviations about a shift k near the mean (the mean of the channel's first plane,
@@ -108,6 +108,7 @@ public sealed partial class CpuBackend
                 }
                 else
                 {
+                    double s = 0;
                     for (int i = 0; i < n; i++) s += ChannelVec.Sum<T>(x.AsSpan(xo + (i * c + ch) * plane, plane));
                     mu = s / m;
                     T muT0 = T.CreateTruncating(mu);
