@@ -99,6 +99,18 @@ public sealed partial class CpuBackend
         ConvProfileSince("    unfold (batched)", t0);
     }
 
+    // Packed-B twin of ConvUnfold: col ← unfold of images [n0, n0+cnt) in the GEMM's packed layout.
+    private static void ConvUnfoldPacked<T>(T[] x, int xOff, int cnt, ConvPlan p, GemmPackedLayout layout, T[] col) where T : unmanaged, INumber<T>
+    {
+        long t0 = ConvProfileStart();
+        int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
+        StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2ColPacked.Unfold(x, xOff, imageStride, cnt, p, layout, col, (int)lo, (int)hi, 0, p.Ho));
+        ConvProfileSince("    unfold (batched)", t0);
+    }
+
+    // Whether a conv with a column matrix unfolds it in the GEMM's packed-B layout (float32/float64 kernels only).
+    private static bool ConvPacksB<T>() where T : unmanaged => Im2ColPacked.Enabled && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
+
     // Moves rows [Og] of images [n0, n0+cnt) between [N, O, P] (at off) and the chunk matrix [Og, cnt·P].
     private static void ConvRegroup<T>(T[] images, int off, int cnt, ConvPlan p, T[] chunk, bool toChunk) where T : unmanaged
     {
@@ -117,8 +129,11 @@ public sealed partial class CpuBackend
         if (p.OutPlane == 0 || p.N == 0) return ys;
         if (ConvTiled(p)) { ConvForwardTiled(x, xo, w, wo, y, p); return ys; }
         int nb = ConvChunk(p), plane = p.OutPlane;
-        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(p.K * nb * plane);  // col: [K, nb·P]
-        var tmp = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;             // tmp: [Og, nb·P]
+        bool packB = ConvPacksB<T>();
+        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        int colLength = packB ? (int)layout.Length(p.K, nb * plane) : p.K * nb * plane;
+        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(colLength);  // col: [K, nb·P], plain or packed
+        var tmp = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;       // tmp: [Og, nb·P]
         try
         {
             for (int n0 = 0; n0 < p.N; n0 += nb)
@@ -127,12 +142,21 @@ public sealed partial class CpuBackend
                 for (int g = 0; g < p.G; g++)
                 {
                     int xOff = xo + (n0 * p.C + g * p.Cg) * p.InPlane, yOff = (n0 * p.O + g * p.Og) * plane;
-                    if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
-                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
                     // [Og, cnt·P] = W_g · col: [Og, K] · [K, cnt·P]; a single image writes y directly.
                     Span<T> c = tmp is null || cnt == 1 ? y.AsSpan(yOff, p.Og * plane) : tmp.AsSpan(0, p.Og * cols);
-                    CpuGemm.Gemm(false, false, p.Og, cols, p.K, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
-                        b, cols, T.Zero, c, cols);
+                    var wg = w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K);
+                    if (col is not null && packB)
+                    {
+                        ConvUnfoldPacked(x, xOff, cnt, p, layout, col);
+                        CpuGemm.GemmPacked(layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
+                            T.Zero, c, cols, Threads);
+                    }
+                    else
+                    {
+                        if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
+                        ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
+                        CpuGemm.Gemm(false, false, p.Og, cols, p.K, T.One, wg, p.K, b, cols, T.Zero, c, cols);
+                    }
                     if (tmp is not null && cnt > 1) ConvRegroup(y, yOff, cnt, p, tmp, toChunk: false);
                 }
             }

@@ -27,9 +27,12 @@ public sealed partial class CpuBackend
     private static void ConvForwardTiled<T>(T[] x, int xo, T[] w, int wo, T[] y, ConvPlan p) where T : unmanaged, INumber<T>
     {
         int rows = ConvBandRows(p), plane = p.OutPlane;
+        bool packB = ConvPacksB<T>();
+        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        int colLength = packB ? (int)layout.Length(p.K, rows * p.Wo) : p.K * rows * p.Wo;
         StridedIter.ParallelChunks(p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
         {
-            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.K * rows * p.Wo); // col: [K, rows·Wo]
+            var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(colLength); // col: [K, rows·Wo], plain or packed
             try
             {
                 for (int item = (int)lo; item < hi; item++)
@@ -46,10 +49,18 @@ public sealed partial class CpuBackend
                     for (int oh0 = 0; oh0 < p.Ho; oh0 += rows)
                     {
                         int oh1 = Math.Min(p.Ho, oh0 + rows), cols = (oh1 - oh0) * p.Wo;
-                        Im2Col.Unfold(x, xOff, 0, 1, p, col, cols, 0, p.K, oh0, oh1);
                         // y[n, g, :, band] = W_g · col: [Og, K] · [K, cols], ldc = Ho·Wo
+                        var yBand = y.AsSpan(yOff + oh0 * p.Wo, (p.Og - 1) * plane + cols);
+                        if (packB)
+                        {
+                            Im2ColPacked.Unfold(x, xOff, 0, 1, p, layout, col, 0, p.K, oh0, oh1);
+                            CpuGemm.GemmPacked(layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
+                                T.Zero, yBand, plane, threads: 1);
+                            continue;
+                        }
+                        Im2Col.Unfold(x, xOff, 0, 1, p, col, cols, 0, p.K, oh0, oh1);
                         CpuGemm.Gemm(false, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, p.K * cols), cols,
-                            T.Zero, y.AsSpan(yOff + oh0 * p.Wo, (p.Og - 1) * plane + cols), plane, threads: 1);
+                            T.Zero, yBand, plane, threads: 1);
                     }
                 }
             }

@@ -94,6 +94,45 @@ public static unsafe class CpuGemm
         }
     }
 
+    /// <summary>The packed-B layout the micro-kernel of the next call reads (float32/float64 only).</summary>
+    internal static GemmPackedLayout PackedLayout<T>() where T : unmanaged, INumber<T>
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) throw new NotSupportedException($"gemm: no packed layout for {typeof(T).Name}");
+        var path = ActivePath;
+        return path switch
+        {
+            GemmPath.Avx512 => new(path, Avx512Kernel<T>.NR, Avx512Kernel<T>.KC),
+            GemmPath.Avx2 => new(path, Avx2Kernel<T>.NR, Avx2Kernel<T>.KC),
+            _ => new(path, ScalarKernel<T>.NR, ScalarKernel<T>.KC),
+        };
+    }
+
+    /// <summary>
+    /// C[m×n] = α·op(A)·B + β·C where B (k×n) was written in <paramref name="layout"/> (see <see cref="GemmPackedLayout"/>)
+    /// by the caller, e.g. straight from a conv's unfold, so the driver skips its B packing pass.
+    /// </summary>
+    internal static void GemmPacked<T>(in GemmPackedLayout layout, bool transA, int m, int n, int k, T alpha,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> bPacked, T beta, Span<T> c, int ldc, int threads)
+        where T : unmanaged, INumber<T>
+    {
+        if (m <= 0 || n <= 0 || k <= 0) throw new ArgumentException($"gemm (packed B): sizes must be positive, got m={m} n={n} k={k}");
+        CheckOperand("A", transA, m, k, a.Length, lda);
+        CheckOperand("C", false, m, n, c.Length, ldc);
+        if (bPacked.Length < layout.Length(k, n))
+            throw new ArgumentException($"gemm (packed B): B holds {bPacked.Length} elements, the packed {k}×{n} needs {layout.Length(k, n)}");
+        if (layout.Path != ActivePath || layout != PackedLayout<T>())
+            throw new InvalidOperationException($"gemm (packed B): B was packed for {layout.Path} (NR {layout.NR}, KC {layout.KC}), the active kernel is {ActivePath}");
+        fixed (T* pa = a, pb = bPacked, pc = c)
+        {
+            switch (layout.Path)
+            {
+                case GemmPath.Avx512: GemmDriver<T, Avx512Kernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads); break;
+                case GemmPath.Avx2: GemmDriver<T, Avx2Kernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads); break;
+                default: GemmDriver<T, ScalarKernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads); break;
+            }
+        }
+    }
+
     // The fast paths use raw pointers, so every operand's extent is checked up front.
     private static void CheckOperand(string name, bool trans, int rows, int cols, int length, int ld)
     {

@@ -23,15 +23,15 @@ internal static unsafe class Im2Col
     /// <summary>
     /// col[r, t·B + q] ← x image t (at xOff + t·imageStride, channels of one group) for rows [rowLo, rowHi) of
     /// the column matrix and output rows [ohLo, ohHi) (B = (ohHi − ohLo)·Wo columns per image); col has leading
-    /// dimension <paramref name="ld"/> (≥ nb·B).
+    /// dimension <paramref name="ld"/> (≥ nb·B); row r is written at (r − <paramref name="rowBase"/>)·ld.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Unfold<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, T[] col, int ld, int rowLo, int rowHi,
-        int ohLo, int ohHi) where T : unmanaged, INumber<T>
+        int ohLo, int ohHi, int rowBase = 0) where T : unmanaged, INumber<T>
     {
         if (typeof(T) == typeof(float) && Im2ColVec.Applies(p))
         {
-            Im2ColVec.Unfold((float[])(object)x, xOff, imageStride, nb, p, (float[])(object)col, ld, rowLo, rowHi, ohLo, ohHi);
+            Im2ColVec.Unfold((float[])(object)x, xOff, imageStride, nb, p, (float[])(object)col, ld, rowLo, rowHi, ohLo, ohHi, rowBase);
             return;
         }
         var g = p.Geo;
@@ -45,7 +45,7 @@ internal static unsafe class Im2Col
                 var (lo, hi) = Valid(wOff, sw, p.W, wo);
                 for (int t = 0; t < nb; t++)
                 {
-                    T* dst = pc + (long)r * ld + (long)t * plane;
+                    T* dst = pc + (long)(r - rowBase) * ld + (long)t * plane;
                     T* src0 = px + xOff + (long)t * imageStride + (long)c * p.InPlane + wOff;
                     for (int oh = ohLo; oh < ohHi; oh++, dst += wo)
                     {

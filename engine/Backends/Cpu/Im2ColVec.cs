@@ -24,7 +24,7 @@ internal static unsafe class Im2ColVec
     /// <summary>Same contract as <see cref="Im2Col.Unfold{T}"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Unfold(float[] x, int xOff, int imageStride, int nb, in ConvPlan p, float[] col, int ld, int rowLo, int rowHi,
-        int ohLo, int ohHi)
+        int ohLo, int ohHi, int rowBase = 0)
     {
         var g = p.Geo;
         int wo = p.Wo, sh = g.StrideH, plane = (ohHi - ohLo) * wo, kk = p.Kh * p.Kw;
@@ -39,8 +39,8 @@ internal static unsafe class Im2ColVec
                 int limit = Math.Min(p.W, (wo - 1) * 2 + wOff + 1); // past the segment's last column: not read
                 for (int t = 0; t < nb; t++)
                 {
-                    float* dst = pc + (long)r * ld + (long)t * plane;
-                    float* rowEnd = pc + (long)r * ld + (long)nb * plane;
+                    float* dst = pc + (long)(r - rowBase) * ld + (long)t * plane;
+                    float* rowEnd = pc + (long)(r - rowBase) * ld + (long)nb * plane;
                     // src[2q] is input column 2q + wOff of the row (may point before the row: those lanes are masked).
                     float* src0 = px + xOff + (long)t * imageStride + (long)c * p.InPlane + wOff;
                     for (int oh = ohLo; oh < ohHi; oh++, dst += wo)

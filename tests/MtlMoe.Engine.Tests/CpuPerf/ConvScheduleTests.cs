@@ -7,17 +7,18 @@ namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>
 /// Every conv schedule (tiled bands, batched chunks with a partial last chunk, single-image chunks, the direct 1×1
-/// path) forced on shapes that would not normally take it, forward and both backward passes, against the direct
-/// convolution in float64; plus bit-identical results across thread counts.
+/// path; column matrices packed for the GEMM by the unfold or plain) forced on shapes that would not normally take it,
+/// forward and both backward passes, against the direct convolution in float64; plus bit-identical results across
+/// thread counts and between packed and plain column matrices.
 /// </summary>
 [NonParallelizable]
 public class ConvScheduleTests
 {
-    public enum Schedule { Tiled, TiledOneRowBands, Batched, BatchedSmallChunks, OneImagePerChunk, TiledCol2Im, BatchedCol2Im }
+    public enum Schedule { Tiled, TiledOneRowBands, Batched, BatchedSmallChunks, OneImagePerChunk, TiledCol2Im, BatchedCol2Im, TiledPlainColumns, BatchedPlainColumns }
 
     private static void With(Schedule s, Action body)
     {
-        bool asForward = CpuBackend.ConvBackwardDataAsForward;
+        bool asForward = CpuBackend.ConvBackwardDataAsForward, packB = Im2ColPacked.Enabled;
         int minPlane = CpuBackend.ConvTiledMinPlane, tile = CpuBackend.ConvTileElements, cols = CpuBackend.ConvTargetCols, max = CpuBackend.ConvMaxColElements;
         try
         {
@@ -31,13 +32,16 @@ public class ConvScheduleTests
                 // backward-data through col2im even at stride 1
                 case Schedule.TiledCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
                 case Schedule.BatchedCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
+                // the unfold writes a plain column matrix and the GEMM packs it
+                case Schedule.TiledPlainColumns: Im2ColPacked.Enabled = false; CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
+                case Schedule.BatchedPlainColumns: Im2ColPacked.Enabled = false; CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
                 case Schedule.OneImagePerChunk: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1; break;
             }
             body();
         }
         finally
         {
-            CpuBackend.ConvBackwardDataAsForward = asForward;
+            CpuBackend.ConvBackwardDataAsForward = asForward; Im2ColPacked.Enabled = packB;
             CpuBackend.ConvTiledMinPlane = minPlane; CpuBackend.ConvTileElements = tile; CpuBackend.ConvTargetCols = cols; CpuBackend.ConvMaxColElements = max;
         }
     }
@@ -84,7 +88,8 @@ public class ConvScheduleTests
 
     // float32 takes the AVX-512 unfold where the machine has it; the answer is the float64 direct convolution's.
     private static IEnumerable<TestCaseData> Float32Cases() =>
-        Cases().Where(c => (Schedule)c.Arguments[0] is Schedule.Tiled or Schedule.BatchedSmallChunks or Schedule.TiledCol2Im)
+        Cases().Where(c => c.Arguments[0] is Schedule.Tiled or Schedule.BatchedSmallChunks or Schedule.TiledCol2Im
+                or Schedule.TiledPlainColumns or Schedule.BatchedPlainColumns)
             .Select(c => new TestCaseData(c.Arguments).SetName("Float32_" + c.TestName));
 
     [TestCaseSource(nameof(Float32Cases))]
@@ -135,5 +140,32 @@ public class ConvScheduleTests
             Assert.That(two[i], Is.EqualTo(one[i]), $"output {i}, 2 threads");
             Assert.That(three[i], Is.EqualTo(one[i]), $"output {i}, 3 threads");
         }
+    });
+
+    // Packing in the unfold only moves the same values to where the GEMM would have copied them: same kernel steps, same bits.
+    [TestCase(Schedule.Tiled)]
+    [TestCase(Schedule.BatchedSmallChunks)]
+    public void PackedColumnsGiveTheSameBitsAsPlain(Schedule s) => With(s, () =>
+    {
+        float[][] Run(bool packed)
+        {
+            bool saved = Im2ColPacked.Enabled;
+            try
+            {
+                Im2ColPacked.Enabled = packed;
+                using var x = Tensor.Rand([5, 12, 11, 13], new Rng(8), -1, 1).RequireGrad();
+                using var w = Tensor.Rand([40, 12, 3, 3], new Rng(9), -1, 1).RequireGrad();
+                using var y = Ops.Conv2d(x, w, padding: 1);
+                using var dy = Tensor.Rand(y.Shape, new Rng(10), -1, 1);
+                y.Backward(dy);
+                var r = new[] { y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray() };
+                x.ZeroGrad(); w.ZeroGrad();
+                return r;
+            }
+            finally { Im2ColPacked.Enabled = saved; }
+        }
+        var packed = Run(true);
+        var plain = Run(false);
+        for (int i = 0; i < 3; i++) Assert.That(packed[i], Is.EqualTo(plain[i]), $"output {i}");
     });
 }

@@ -26,9 +26,30 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         // A narrow C (n well below NR, e.g. 1000×8) wastes most of each NR-wide tile; computing
         // Cᵀ = op(B)ᵀ·op(A)ᵀ instead puts the narrow side on the MR rows of the tile.
         if (TileUse(n, TK.MR) * TileUse(m, TK.NR) > 1.3 * TileUse(m, TK.MR) * TileUse(n, TK.NR))
-            Split(!transB, !transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, threads, cTrans: true);
+            Split(!transB, !transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, threads, cTrans: true, default);
         else
-            Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, cTrans: false);
+            Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, cTrans: false, default);
+    }
+
+    /// <summary>
+    /// C = α·op(A)·B + β·C with B already in the packed layout (<see cref="PackedB"/>: KC-deep blocks of NR-wide
+    /// slivers over the padded width), as a conv's unfold writes it: no B packing pass.
+    /// </summary>
+    public static void RunPacked(bool transA, int m, int n, int k, T alpha, T* a, int lda, T* bPacked, T beta, T* c, int ldc, int threads)
+        => Split(transA, false, m, n, k, alpha, a, lda, null, 0, beta, c, ldc, threads, cTrans: false,
+            new PackedB(bPacked, (n + TK.NR - 1) / TK.NR * TK.NR, 0));
+
+    /// <summary>
+    /// A B operand packed ahead of time: block (pc, columns from j) starts at Base + pc·PaddedCols + (Col0 + j)·kc,
+    /// where kc is that block's depth; Col0 shifts the view for a column range. Base null: B is packed by the driver.
+    /// </summary>
+    internal readonly struct PackedB(T* basePtr, int paddedCols, int col0)
+    {
+        public readonly T* Base = basePtr;
+        public readonly int PaddedCols = paddedCols, Col0 = col0;
+        public bool Given => Base != null;
+        public T* Block(int pc, int jc, int kc) => Base + (nint)pc * PaddedCols + (nint)(Col0 + jc) * kc;
+        public PackedB Shift(int cols) => new(Base, PaddedCols, Col0 + cols);
     }
 
     // Fraction of tile lanes that hold real data when x is cut into tiles of t.
@@ -47,14 +68,14 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     // Fully optimised from the first call: a one-off large GEMM would otherwise spend its time in tier-0 loops.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Split(bool transA, bool transB, int m, int n, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans)
+        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans, PackedB pre)
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, MC = TK.MC, NC = TK.NC;
         bool parallel = threads > 1 && 2L * m * n * k >= ParallelFlops;
         int kcMax = Math.Min(KC, k);
         int ncMax = Math.Min(NC, (n + NR - 1) / NR * NR);
         // With at most two A slivers per B sliver, packing B costs more than the contiguous reads it buys.
-        bool inPlaceB = !transB && m <= 2 * MR;
+        bool inPlaceB = !pre.Given && !transB && m <= 2 * MR;
         var options = parallel ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
         int mBlocks = (m + MC - 1) / MC;
         if (parallel && mBlocks == 1)
@@ -66,9 +87,9 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             Parallel.For(0, parts, options!, part =>
             {
                 int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
-                T* bOff = transB ? b + (nint)c0 * ldb : b + c0;
+                T* bOff = pre.Given ? null : transB ? b + (nint)c0 * ldb : b + c0;
                 T* cOff = cTrans ? c + (nint)c0 * ldc : c + c0;
-                Split(transA, transB, m, c1 - c0, k, alpha, a, lda, bOff, ldb, beta, cOff, ldc, 1, cTrans);
+                Split(transA, transB, m, c1 - c0, k, alpha, a, lda, bOff, ldb, beta, cOff, ldc, 1, cTrans, pre.Given ? pre.Shift(c0) : pre);
             });
             return;
         }
@@ -91,7 +112,8 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     bool first = pc == 0;
                     T bEff = first ? beta : T.One;
                     bool betaZero = first && beta == T.Zero;
-                    if (!inPlaceB)
+                    if (pre.Given) bpp = pre.Block(pc, jc, kc);
+                    else if (!inPlaceB)
                     {
                         if (parallel && slivers > 1)
                             Parallel.For(0, Math.Min(slivers, 4 * threads), options!, part =>

@@ -1,0 +1,70 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace MtlMoe.Engine.Backends.Cpu;
+
+/// <summary>
+/// Unfolds a conv input straight into the GEMM's packed-B layout (<see cref="GemmPackedLayout"/>) instead of a plain
+/// column matrix the GEMM would then copy into that layout: one pass over the column data instead of two, which pays
+/// most where the column matrix does not fit in cache (the batched deep layers). Each row of the column matrix is
+/// unfolded into a small per-thread buffer (L1) by <see cref="Im2Col.Unfold{T}"/> and scattered sliver by sliver.
+/// </summary>
+internal static unsafe class Im2ColPacked
+{
+    /// <summary>Whether the convs unfold into the packed layout (tests and the bench's A/B turn it off).</summary>
+    internal static bool Enabled { get; set; } = true;
+
+    // Elements of the per-thread row buffer (32 KiB of float32).
+    private const int BufferElements = 8192;
+
+    private static class RowBuffer<T> where T : unmanaged
+    {
+        [ThreadStatic] private static T[]? _row;
+
+        public static T[] Get(int length)
+        {
+            if (_row is null || _row.Length < length) _row = GC.AllocateUninitializedArray<T>(length, pinned: true);
+            return _row;
+        }
+    }
+
+    /// <summary>
+    /// Rows [rowLo, rowHi) of the column matrix [K, nb·B] of images t &lt; nb (at xOff + t·imageStride, one group) and
+    /// output rows [ohLo, ohHi) (B = (ohHi − ohLo)·Wo columns per image), written into <paramref name="packed"/> in
+    /// <paramref name="layout"/>; the padding columns of those rows are written as zeros.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Unfold<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, in GemmPackedLayout layout, T[] packed,
+        int rowLo, int rowHi, int ohLo, int ohHi) where T : unmanaged, INumber<T>
+    {
+        int cols = nb * (ohHi - ohLo) * p.Wo, nr = layout.NR, npad = layout.PaddedCols(cols), slivers = npad / nr;
+        // Rows go through the buffer a few at a time (about 32 KiB), so short rows do not pay the unfold's set-up each.
+        int group = Math.Clamp(BufferElements / npad, 1, Math.Max(1, rowHi - rowLo));
+        var buf = RowBuffer<T>.Get(group * npad);
+        for (int q = 0; q < group; q++) buf.AsSpan(q * npad + cols, npad - cols).Clear(); // the unfold writes [0, cols) of each row
+        bool wide = nr * sizeof(T) == 128 && Vector512.IsHardwareAccelerated;
+        fixed (T* pb = buf, pp = packed)
+        {
+            for (int r0 = rowLo; r0 < rowHi; r0 += group)
+            {
+                int r1 = Math.Min(rowHi, r0 + group);
+                Im2Col.Unfold(x, xOff, imageStride, nb, p, buf, npad, r0, r1, ohLo, ohHi, rowBase: r0);
+                for (int r = r0; r < r1; r++)
+                {
+                    T* d = pp + layout.RowStart(r, p.K, cols, out int kc);
+                    nint step = (nint)nr * kc;
+                    T* s = pb + (nint)(r - r0) * npad;
+                    if (wide)
+                        for (int q = 0; q < slivers; q++, s += nr, d += step)
+                        {
+                            Vector512.Store(Vector512.Load((byte*)s), (byte*)d);
+                            Vector512.Store(Vector512.Load((byte*)s + 64), (byte*)d + 64);
+                        }
+                    else
+                        for (int q = 0; q < slivers; q++, s += nr, d += step) Unsafe.CopyBlockUnaligned(d, s, (uint)(nr * sizeof(T)));
+                }
+            }
+        }
+    }
+}

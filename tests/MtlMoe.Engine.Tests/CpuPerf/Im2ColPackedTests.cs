@@ -1,0 +1,59 @@
+using MtlMoe.Engine;
+using MtlMoe.Engine.Backends;
+using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Tests.Gemm;
+
+namespace MtlMoe.Tests.CpuPerf;
+
+/// <summary>
+/// The unfold into the GEMM's packed-B layout against the plain unfold packed by the layout's formula, bit for bit:
+/// several images, bands of output rows, row subsets, short KC blocks, both vector unfolds, row groups in the buffer.
+/// </summary>
+[NonParallelizable]
+public class Im2ColPackedTests
+{
+    // x [N, C, H, W] (one group), kernel, stride, padding
+    [TestCase(2, 3, 9, 11, 3, 1, 1)]
+    [TestCase(3, 4, 11, 9, 3, 2, 1)]
+    [TestCase(2, 3, 13, 15, 7, 2, 3)]
+    [TestCase(1, 6, 9, 9, 1, 2, 0)]
+    [TestCase(4, 5, 4, 4, 3, 1, 1)]     // a 4×4 plane: columns per row far below one buffer
+    [TestCase(1, 2, 40, 90, 3, 1, 1)]   // 3,600 columns: one row per buffer fill
+    public void MatchesPlainUnfoldPackedByFormula(int n, int c, int h, int w, int kernel, int stride, int pad)
+    {
+        var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
+        using var xt = Tensor.Rand([n * c * h * w + 7], new Rng(4), -1, 1);
+        var x = xt.ToFloatArray();
+        bool savedVec = Im2ColVec.Enabled;
+        try
+        {
+            foreach (bool vec in new[] { true, false })
+                foreach (var layout in new[] { new GemmPackedLayout(GemmPath.Avx512, 32, 256), new GemmPackedLayout(GemmPath.Scalar, 4, 5) })
+                    foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
+                        foreach (var (rowLo, rowHi) in new[] { (0, p.K), (1, Math.Max(1, p.K - 2)) })
+                        {
+                            Im2ColVec.Enabled = vec;
+                            int cols = n * (ohHi - ohLo) * p.Wo;
+                            var plain = new float[p.K * cols];
+                            Im2Col.Unfold(x, 7, c * h * w, n, p, plain, cols, 0, p.K, ohLo, ohHi);
+                            var expect = GemmPackedTests.PackByFormula(plain, cols, p.K, cols, layout);
+                            var packed = new float[layout.Length(p.K, cols)];
+                            packed.AsSpan().Fill(42f); // rows outside [rowLo, rowHi) stay 42
+                            Im2ColPacked.Unfold(x, 7, c * h * w, n, p, layout, packed, rowLo, rowHi, ohLo, ohHi);
+                            for (int r = 0; r < p.K; r++)
+                            {
+                                long start = layout.RowStart(r, p.K, cols, out int kc);
+                                for (int q = 0; q < layout.PaddedCols(cols); q++)
+                                {
+                                    long at = start + (long)(q / layout.NR) * layout.NR * kc + q % layout.NR;
+                                    float want = r >= rowLo && r < rowHi ? expect[at] : 42f;
+                                    if (packed[at] != want)
+                                        Assert.Fail($"vec={vec} NR={layout.NR} KC={layout.KC} oh [{ohLo}, {ohHi}) rows [{rowLo}, {rowHi}): " +
+                                            $"row {r} column {q} is {packed[at]}, expected {want}");
+                                }
+                            }
+                        }
+        }
+        finally { Im2ColVec.Enabled = savedVec; }
+    }
+}
