@@ -34,6 +34,11 @@ internal static unsafe class Im2Col
             Im2ColVec.Unfold((float[])(object)x, xOff, imageStride, nb, p, (float[])(object)col, ld, rowLo, rowHi, ohLo, ohHi, rowBase);
             return;
         }
+        if (typeof(T) == typeof(float) && Im2ColSameVec.Applies(p))
+        {
+            Im2ColSameVec.Unfold((float[])(object)x, xOff, imageStride, nb, p, (float[])(object)col, ld, rowLo, rowHi, ohLo, ohHi, rowBase);
+            return;
+        }
         var g = p.Geo;
         int wo = p.Wo, sh = g.StrideH, sw = g.StrideW, plane = (ohHi - ohLo) * wo, kk = p.Kh * p.Kw;
         fixed (T* px = x, pc = col)

@@ -7,7 +7,7 @@ namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>
 /// The unfold into the GEMM's packed-B layout against the plain unfold packed by the layout's formula, bit for bit:
-/// several images, bands of output rows, row subsets, short KC blocks, both vector unfolds, row groups in the buffer.
+/// several images, bands of output rows, row subsets, short KC blocks, the vector unfolds on and off, row groups in the buffer.
 /// </summary>
 [NonParallelizable]
 public class Im2ColPackedTests
@@ -24,7 +24,7 @@ public class Im2ColPackedTests
         var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
         using var xt = Tensor.Rand([n * c * h * w + 7], new Rng(4), -1, 1);
         var x = xt.ToFloatArray();
-        bool savedVec = Im2ColVec.Enabled;
+        bool savedVec = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
         try
         {
             foreach (bool vec in new[] { true, false })
@@ -32,7 +32,7 @@ public class Im2ColPackedTests
                     foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
                         foreach (var (rowLo, rowHi) in new[] { (0, p.K), (1, Math.Max(1, p.K - 2)) })
                         {
-                            Im2ColVec.Enabled = vec;
+                            Im2ColVec.Enabled = vec; Im2ColSameVec.Enabled = vec;
                             int cols = n * (ohHi - ohLo) * p.Wo;
                             var plain = new float[p.K * cols];
                             Im2Col.Unfold(x, 7, c * h * w, n, p, plain, cols, 0, p.K, ohLo, ohHi);
@@ -54,6 +54,6 @@ public class Im2ColPackedTests
                             }
                         }
         }
-        finally { Im2ColVec.Enabled = savedVec; }
+        finally { Im2ColVec.Enabled = savedVec; Im2ColSameVec.Enabled = savedSame; }
     }
 }

@@ -4,7 +4,10 @@ using MtlMoe.Engine.Backends.Cpu;
 
 namespace MtlMoe.Tests.CpuPerf;
 
-/// <summary>The AVX-512 float32 im2col (column stride 2) against the scalar one, bit for bit, over kernels, padding, dilation, bands and leading dimensions.</summary>
+/// <summary>
+/// The AVX-512 float32 im2cols (column stride 2; stride 1 with same-width rows) against the scalar one, bit for bit,
+/// over kernels, padding, dilation, bands and leading dimensions.
+/// </summary>
 [NonParallelizable]
 public class Im2ColVecTests
 {
@@ -20,7 +23,14 @@ public class Im2ColVecTests
     [TestCase(2, 3, 10, 11, 3, 3, 1, 1, 2, 2, 2)]  // dilation 2
     [TestCase(2, 3, 9, 12, 3, 2, 1, 2, 1, 0, 1)]   // stride (1, 2), non-square kernel
     [TestCase(1, 2, 12, 12, 3, 3, 3, 3, 1, 1, 1)]  // stride 3: not vectorised, same answer
-    [TestCase(2, 3, 4, 4, 3, 3, 1, 1, 1, 1, 1)]    // a 4×4 plane (ResNet layer 4)
+    [TestCase(2, 3, 4, 4, 3, 3, 1, 1, 1, 1, 1)]    // a 4×4 plane (ResNet layer 4): stride 1, same width, one chunk per image
+    [TestCase(3, 2, 7, 7, 3, 3, 1, 1, 1, 1, 1)]    // 7×7: chunks cross output rows and image ends
+    [TestCase(2, 2, 14, 14, 5, 5, 1, 1, 2, 2, 1)]  // 5×5, pad 2
+    [TestCase(2, 2, 9, 16, 3, 3, 1, 1, 2, 2, 2)]   // dilation 2, 16 wide (the widest the same-width path takes)
+    [TestCase(2, 3, 6, 5, 3, 1, 1, 1, 1, 0, 1)]    // 3×1 kernel, width 5
+    [TestCase(2, 3, 8, 9, 3, 3, 1, 1, 0, 1, 1)]    // no padding along the height: Ho = H − 2, Wo = W
+    [TestCase(2, 2, 9, 1, 3, 1, 1, 1, 1, 0, 1)]    // one column wide
+    [TestCase(2, 2, 5, 17, 3, 3, 1, 1, 1, 1, 1)]   // 17 wide: the scalar unfold either way
     public void VectorUnfoldMatchesScalar(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int dil)
     {
         var geo = new Conv2dGeometry(sh, sw, ph, pw, dil, dil, 1);
@@ -35,16 +45,16 @@ public class Im2ColVecTests
                 int plane = (ohHi - ohLo) * p.Wo, ld = n * plane + 3, rowHi = p.K - (p.K > 2 ? 1 : 0);
                 float[] Run(bool vector)
                 {
-                    bool saved = Im2ColVec.Enabled;
+                    bool saved = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
                     try
                     {
-                        Im2ColVec.Enabled = vector;
+                        Im2ColVec.Enabled = vector; Im2ColSameVec.Enabled = vector;
                         var col = new float[p.K * ld + 5];
                         col.AsSpan().Fill(42f); // untouched entries stay 42 in both
                         Im2Col.Unfold(x, 7, c * h * w, n, p, col, ld, rowLo, rowHi, ohLo, ohHi);
                         return col;
                     }
-                    finally { Im2ColVec.Enabled = saved; }
+                    finally { Im2ColVec.Enabled = saved; Im2ColSameVec.Enabled = savedSame; }
                 }
                 Assert.That(Run(true), Is.EqualTo(Run(false)), $"oh [{ohLo}, {ohHi}), rows [{rowLo}, {rowHi})");
             }
