@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
@@ -197,11 +199,18 @@ public sealed partial class CpuBackend
         finally { wfs.Release(); }
     }
 
+    /// <summary>Whether the kernel flip uses AVX-512 lane reversals (tests turn it off to compare with the scalar copy).</summary>
+    internal static bool FlipVec { get; set; } = true;
+
     // w′[g·Cg + c, o, i, j] = w[g·Og + o, c, kh−1−i, kw−1−j], blocks of 16 input channels over the threads.
-    private static unsafe void FlipKernel<T>(T[] w, int wo, T[] wf, ConvPlan p) where T : unmanaged
+    internal static unsafe void FlipKernel<T>(T[] w, int wo, T[] wf, ConvPlan p) where T : unmanaged
     {
         const int cb = 16;
         int kk = p.Kh * p.Kw, cBlocks = (p.Cg + cb - 1) / cb;
+        // float32 kernels of 2..16 taps: lane q of the reversal takes tap kk − 1 − q.
+        bool vec = typeof(T) == typeof(float) && FlipVec && Avx512F.IsSupported && kk is > 1 and <= 16;
+        var reverse = Vector512.Create(kk - 1) - Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        var taps = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(kk)).AsSingle();
         StridedIter.ParallelChunks((long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
         {
             fixed (T* pw = w, pf = wf)
@@ -216,7 +225,17 @@ public sealed partial class CpuBackend
                         {
                             T* dst = pf + ((long)(g * p.Cg + c) * p.Og + o0) * kk;
                             T* src = pw + wo + ((long)(g * p.Og + o0) * p.Cg + c) * kk + kk - 1;
-                            for (int ol = o0; ol < o1; ol++, dst += kk, src += (long)p.Cg * kk)
+                            int ol = o0;
+                            if (vec)
+                            {
+                                // One masked load, a lane reversal and a full 16-lane store per (o, c); each store's spill past its
+                                // kk values is overwritten by the next o's, so only stores that end inside this run go this way.
+                                float* s0 = (float*)(src - (kk - 1));
+                                for (; (o1 - ol) * kk >= 16; ol++, dst += kk, s0 += (long)p.Cg * kk)
+                                    Avx512F.PermuteVar16x32(Avx512F.MaskLoad(s0, taps, Vector512<float>.Zero), reverse).Store((float*)dst);
+                                src += (long)(ol - o0) * p.Cg * kk;
+                            }
+                            for (; ol < o1; ol++, dst += kk, src += (long)p.Cg * kk)
                                 for (int q = 0; q < kk; q++) dst[q] = src[-q];
                         }
                     }
