@@ -106,7 +106,7 @@ public class GemmPackedTests
     }
 
     [Test]
-    public void SameBitsAsTheDriverPackingB()
+    public void SameBitsAsTheDriverPackingBOnAnySchedule()
     {
         // Same kernel steps either way: packing is only a copy, so the two results are identical.
         var rng = new Random(9);
@@ -115,10 +115,23 @@ public class GemmPackedTests
         for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
         var layout = CpuGemm.PackedLayout<float>();
-        var packed = new float[m * n]; var plain = new float[m * n];
-        CpuGemm.GemmPacked(layout, false, m, n, k, 1f, a, k, PackByFormula(b, n, k, n, layout), 0f, packed, n, threads: 2);
+        var bPacked = PackByFormula(b, n, k, n, layout);
+        var plain = new float[m * n];
         CpuGemm.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, plain, n, threads: 2);
-        Assert.That(packed, Is.EqualTo(plain));
+        // Any thread count, and either parallel schedule of the packed product (m > MC: more than one row block).
+        bool saved = GemmSchedule.PackedBlocksAlone;
+        try
+        {
+            foreach (bool alone in new[] { true, false })
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    GemmSchedule.PackedBlocksAlone = alone;
+                    var packed = new float[m * n];
+                    CpuGemm.GemmPacked(layout, false, m, n, k, 1f, a, k, bPacked, 0f, packed, n, threads);
+                    Assert.That(packed, Is.EqualTo(plain), $"blocks alone: {alone}, {threads} threads");
+                }
+        }
+        finally { GemmSchedule.PackedBlocksAlone = saved; }
     }
 
     [Test]

@@ -93,6 +93,20 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             });
             return;
         }
+        if (parallel && pre.Given && GemmSchedule.PackedBlocksAlone)
+        {
+            // B is already packed and shared read-only, so nothing needs a barrier per KC step: each item owns MC rows ×
+            // a range of slivers for the whole K loop (at least two items per thread, for balance).
+            int sl = (n + NR - 1) / NR, parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, sl);
+            Parallel.For(0, mBlocks * parts, options!, item =>
+            {
+                int ib = item / parts, part = item % parts, r0 = ib * MC, r1 = Math.Min(m, r0 + MC);
+                int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
+                T* aOff = transA ? a + r0 : a + (nint)r0 * lda;
+                Split(transA, false, r1 - r0, c1 - c0, k, alpha, aOff, lda, null, 0, beta, c + (nint)r0 * ldc + c0, ldc, 1, false, pre.Shift(c0));
+            });
+            return;
+        }
         // The B block is packed once per (jc, pc) into the calling thread's buffer and read by all workers.
         var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
         fixed (T* bp = bBuf)
