@@ -11,7 +11,7 @@ namespace MtlMoe.Bench;
 public static class AbKnobs
 {
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -27,6 +27,7 @@ public static class AbKnobs
             case "same": Im2ColSameVec.Enabled = on; break;
             case "flip": CpuBackend.FlipVec = on; break;
             case "blocks": GemmSchedule.PackedBlocksAlone = on; break;
+            case "tiled": CpuBackend.ConvTiledMinPlane = on ? 256 : int.MaxValue; break;
             case "all": GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }

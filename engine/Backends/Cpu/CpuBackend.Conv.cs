@@ -110,6 +110,16 @@ public sealed partial class CpuBackend
         ConvProfileSince("    unfold (batched)", t0);
     }
 
+    // Transposed packed twin of ConvUnfold for backward-weights: col ← colᵀ of images [n0, n0+cnt), packed for the GEMM.
+    private static void ConvUnfoldPackedTransposed<T>(T[] x, int xOff, int cnt, ConvPlan p, GemmPackedLayout layout, T[] col) where T : unmanaged, INumber<T>
+    {
+        long t0 = ConvProfileStart();
+        int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane, slivers = layout.PaddedCols(p.K) / layout.NR;
+        StridedIter.ParallelChunks(slivers, (long)layout.NR * ld,
+            (lo, hi) => Im2ColPacked.UnfoldTransposed(x, xOff, imageStride, cnt, p, layout, col, (int)lo, (int)hi, 0, p.Ho));
+        ConvProfileSince("    unfold (batched)", t0);
+    }
+
     // Whether a conv with a column matrix unfolds it in the GEMM's packed-B layout (float32/float64 kernels only).
     private static bool ConvPacksB<T>() where T : unmanaged => Im2ColPacked.Enabled && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
 
@@ -294,8 +304,11 @@ public sealed partial class CpuBackend
         if (p.OutPlane == 0 || p.N == 0) return dws;
         if (ConvTiled(p)) { ConvBackwardWeightTiled(x, xo, dy, dyo, dw, p); return dws; }
         int nb = ConvChunk(p), plane = p.OutPlane;
-        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(p.K * nb * plane); // col: [K, nb·P]
-        var dyb = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;            // dyb: [Og, nb·P]
+        bool packB = ConvPacksB<T>();
+        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        int colLength = packB ? (int)layout.Length(nb * plane, p.K) : p.K * nb * plane;
+        var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(colLength);  // col: [K, nb·P], or colᵀ packed
+        var dyb = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;       // dyb: [Og, nb·P]
         try
         {
             // dW_g += dy · colᵀ: [Og, cnt·P] · [cnt·P, K], chunks in order.
@@ -305,12 +318,20 @@ public sealed partial class CpuBackend
                 for (int g = 0; g < p.G; g++)
                 {
                     int xOff = xo + (n0 * p.C + g * p.Cg) * p.InPlane, dyOff = dyo + (n0 * p.O + g * p.Og) * plane;
-                    if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
-                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
                     ReadOnlySpan<T> a = dy.AsSpan(dyOff, p.Og * plane);
                     if (dyb is not null && cnt > 1) { ConvRegroup(dy, dyOff, cnt, p, dyb, toChunk: true); a = dyb.AsSpan(0, p.Og * cols); }
-                    CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, a, cols, b, cols,
-                        n0 == 0 ? T.Zero : T.One, dw.AsSpan(g * p.Og * p.K, p.Og * p.K), p.K);
+                    T beta = n0 == 0 ? T.Zero : T.One;
+                    var dwg = dw.AsSpan(g * p.Og * p.K, p.Og * p.K);
+                    if (col is not null && packB)
+                    {
+                        ConvUnfoldPackedTransposed(x, xOff, cnt, p, layout, col);
+                        CpuGemm.GemmPacked(layout, false, p.Og, p.K, cols, T.One, a, cols, col.AsSpan(0, (int)layout.Length(cols, p.K)),
+                            beta, dwg, p.K, Threads);
+                        continue;
+                    }
+                    if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
+                    ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
+                    CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, a, cols, b, cols, beta, dwg, p.K);
                 }
             }
         }

@@ -67,4 +67,38 @@ internal static unsafe class Im2ColPacked
             }
         }
     }
+
+    /// <summary>
+    /// The transposed twin for backward-weights, whose GEMM reads B = colᵀ ([nb·B, K]: the spatial positions are the
+    /// reduction): slivers [sliverLo, sliverHi) of NR column-matrix rows each, unfolded into a per-thread buffer
+    /// [NR, nb·B] (L2) and transposed from there into <paramref name="packed"/>, laid out by <paramref name="layout"/> for
+    /// that k = nb·B by n = K operand; rows past K are written as zeros.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void UnfoldTransposed<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, in GemmPackedLayout layout, T[] packed,
+        int sliverLo, int sliverHi, int ohLo, int ohHi) where T : unmanaged, INumber<T>
+    {
+        int cols = nb * (ohHi - ohLo) * p.Wo, nr = layout.NR, kcMax = layout.KC;
+        long npad = layout.PaddedCols(p.K);
+        var buf = RowBuffer<T>.Get(nr * cols); // buf: [NR, cols]
+        bool vec = typeof(T) == typeof(float) && nr % 8 == 0 && GemmTranspose.Supported;
+        fixed (T* pb = buf, pp = packed)
+        {
+            for (int sl = sliverLo; sl < sliverHi; sl++)
+            {
+                int r0 = sl * nr, r1 = Math.Min(p.K, r0 + nr);
+                Im2Col.Unfold(x, xOff, imageStride, nb, p, buf, cols, r0, r1, ohLo, ohHi, rowBase: r0);
+                if (r1 - r0 < nr) buf.AsSpan((r1 - r0) * cols, (nr - (r1 - r0)) * cols).Clear();
+                for (int pc = 0; pc < cols; pc += kcMax)
+                {
+                    int kc = Math.Min(kcMax, cols - pc);
+                    T* dst = pp + pc * npad + (long)r0 * kc; // block pc, sliver sl: kc × NR
+                    if (vec) GemmTranspose.Rows((float*)(pb + pc), cols, nr, kc, (float*)dst, nr);
+                    else
+                        for (int j = 0; j < nr; j++)
+                            for (int q = 0; q < kc; q++) dst[(nint)q * nr + j] = pb[(nint)j * cols + pc + q];
+                }
+            }
+        }
+    }
 }

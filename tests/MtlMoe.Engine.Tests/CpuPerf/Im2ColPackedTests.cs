@@ -56,4 +56,41 @@ public class Im2ColPackedTests
         }
         finally { Im2ColVec.Enabled = savedVec; Im2ColSameVec.Enabled = savedSame; }
     }
+
+    // Backward-weights reads colᵀ [nb·B, K]: the transposed unfold against the plain one, transposed and packed by formula.
+    [TestCase(2, 3, 9, 11, 3, 1, 1)]
+    [TestCase(3, 4, 11, 9, 3, 2, 1)]
+    [TestCase(4, 5, 4, 4, 3, 1, 1)]     // K = 45: a partial last sliver at NR = 32
+    [TestCase(1, 40, 3, 30, 1, 1, 0)]   // K = 40, 90 columns
+    [TestCase(2, 4, 23, 23, 3, 1, 1)]   // 1,058 columns: several KC = 256 blocks of positions
+    public void TransposedMatchesPlainUnfoldTransposedAndPacked(int n, int c, int h, int w, int kernel, int stride, int pad)
+    {
+        var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
+        using var xt = Tensor.Rand([n * c * h * w + 7], new Rng(5), -1, 1);
+        var x = xt.ToFloatArray();
+        bool savedVec = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
+        try
+        {
+            foreach (bool vec in new[] { true, false })
+                foreach (var layout in new[] { new GemmPackedLayout(GemmPath.Avx512, 32, 256), new GemmPackedLayout(GemmPath.Scalar, 4, 5) })
+                    foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
+                    {
+                        Im2ColVec.Enabled = vec; Im2ColSameVec.Enabled = vec;
+                        int cols = n * (ohHi - ohLo) * p.Wo, slivers = layout.PaddedCols(p.K) / layout.NR;
+                        var plain = new float[p.K * cols];
+                        Im2Col.Unfold(x, 7, c * h * w, n, p, plain, cols, 0, p.K, ohLo, ohHi);
+                        var colT = new float[cols * p.K]; // colᵀ [cols, K]
+                        for (int r = 0; r < p.K; r++)
+                            for (int q = 0; q < cols; q++) colT[q * p.K + r] = plain[r * cols + q];
+                        var expect = GemmPackedTests.PackByFormula(colT, p.K, cols, p.K, layout);
+                        var packed = new float[layout.Length(cols, p.K)];
+                        packed.AsSpan().Fill(42f);
+                        // two calls over disjoint sliver ranges, as two threads would make them
+                        Im2ColPacked.UnfoldTransposed(x, 7, c * h * w, n, p, layout, packed, 0, slivers / 2, ohLo, ohHi);
+                        Im2ColPacked.UnfoldTransposed(x, 7, c * h * w, n, p, layout, packed, slivers / 2, slivers, ohLo, ohHi);
+                        Assert.That(packed, Is.EqualTo(expect), $"vec={vec} NR={layout.NR} KC={layout.KC} oh [{ohLo}, {ohHi})");
+                    }
+        }
+        finally { Im2ColVec.Enabled = savedVec; Im2ColSameVec.Enabled = savedSame; }
+    }
 }
