@@ -38,6 +38,11 @@ internal static unsafe class Im2ColPacked
     public static void Unfold<T>(T[] x, int xOff, int imageStride, int nb, in ConvPlan p, in GemmPackedLayout layout, T[] packed,
         int rowLo, int rowHi, int ohLo, int ohHi) where T : unmanaged, INumber<T>
     {
+        if (typeof(T) == typeof(float) && Im2ColSameVec.AppliesPacked(p, ohLo, ohHi, layout.NR))
+        {
+            Im2ColSameVec.UnfoldPacked((float[])(object)x, xOff, imageStride, nb, p, layout, (float[])(object)packed, rowLo, rowHi, ohLo, ohHi);
+            return;
+        }
         int cols = nb * (ohHi - ohLo) * p.Wo, nr = layout.NR, npad = layout.PaddedCols(cols), slivers = npad / nr;
         // Rows go through the buffer a few at a time (about 32 KiB), so short rows do not pay the unfold's set-up each.
         int group = Math.Clamp(BufferElements / npad, 1, Math.Max(1, rowHi - rowLo));

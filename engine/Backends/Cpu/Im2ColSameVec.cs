@@ -26,9 +26,12 @@ internal static unsafe class Im2ColSameVec
     public static bool Applies(in ConvPlan p) =>
         Enabled && Avx512F.IsSupported && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W && p.W <= MaxWidth;
 
-    // The last mask table this thread built, and what it was built for (the packed unfold calls in row groups).
-    [ThreadStatic] private static ushort[]? _masks;
-    [ThreadStatic] private static (int H, int W, int Kh, int Kw, int Ph, int Pw, int Dh, int Dw, int OhLo, int OhHi) _masksKey;
+    // The last few mask tables this thread built, and what for: the packed unfold comes back in row groups, and the tiled
+    // conv cycles through the bands of an image.
+    private const int CachedTables = 8;
+    [ThreadStatic] private static ushort[]?[]? _tables;
+    [ThreadStatic] private static (int H, int W, int Kh, int Kw, int Ph, int Pw, int Dh, int Dw, int OhLo, int OhHi)[]? _keys;
+    [ThreadStatic] private static int _next;
 
     /// <summary>
     /// masks[ij·chunks + u]: the lanes of chunk u (band positions 16u..16u+15) whose input lies inside the plane for
@@ -38,7 +41,10 @@ internal static unsafe class Im2ColSameVec
     {
         var g = p.Geo;
         var key = (p.H, p.W, p.Kh, p.Kw, g.PadH, g.PadW, g.DilationH, g.DilationW, ohLo, ohHi);
-        if (_masks is not null && _masksKey == key) return _masks;
+        _tables ??= new ushort[]?[CachedTables];
+        _keys ??= new (int, int, int, int, int, int, int, int, int, int)[CachedTables];
+        for (int e = 0; e < CachedTables; e++)
+            if (_tables[e] is { } hit && _keys[e] == key) return hit;
         int w = p.W, kk = p.Kh * p.Kw, plane = (ohHi - ohLo) * w;
         var masks = new ushort[kk * chunks];
         for (int ij = 0; ij < kk; ij++)
@@ -50,8 +56,9 @@ internal static unsafe class Im2ColSameVec
                 if (++ow == w) { ow = 0; oh++; }
             }
         }
-        _masksKey = key;
-        return _masks = masks;
+        int slot = _next; _next = (_next + 1) % CachedTables;
+        _keys[slot] = key;
+        return _tables[slot] = masks;
     }
 
     /// <summary>Same contract as <see cref="Im2Col.Unfold{T}"/>.</summary>
@@ -87,6 +94,52 @@ internal static unsafe class Im2ColSameVec
                         else Avx512F.MaskStore(dst + u * L, Vector512.LessThan(Vector512.Create(u * L) + Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(plane)).AsSingle(), v);
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// True when <see cref="UnfoldPacked"/> handles this plan and band: any width, as long as a band's positions fill
+    /// whole 16-lane chunks, so that every chunk lands inside one half of a packed sliver.
+    /// </summary>
+    public static bool AppliesPacked(in ConvPlan p, int ohLo, int ohHi, int nr) =>
+        Enabled && Avx512F.IsSupported && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W
+        && (ohHi - ohLo) * p.W % L == 0 && nr % L == 0;
+
+    /// <summary>
+    /// Same contract as <see cref="Im2ColPacked.Unfold{T}"/>, without the row buffer: each masked load is stored straight
+    /// into its packed sliver. The caller checks <see cref="AppliesPacked"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void UnfoldPacked(float[] x, int xOff, int imageStride, int nb, in ConvPlan p, in GemmPackedLayout layout, float[] packed,
+        int rowLo, int rowHi, int ohLo, int ohHi)
+    {
+        var g = p.Geo;
+        int w = p.W, kk = p.Kh * p.Kw, q0 = ohLo * w, plane = (ohHi - ohLo) * w, chunks = plane / L, nr = layout.NR;
+        int cols = nb * plane, npad = layout.PaddedCols(cols);
+        var masks = Masks(p, ohLo, ohHi, chunks);
+        var laneBit = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+        fixed (float* px = x, pp = packed)
+        fixed (ushort* pm = masks)
+        {
+            for (int r = rowLo; r < rowHi; r++)
+            {
+                int c = r / kk, ij = r % kk;
+                int shift = (ij / p.Kw * g.DilationH - g.PadH) * w + ij % p.Kw * g.DilationW - g.PadW;
+                ushort* m = pm + ij * chunks;
+                float* row = pp + layout.RowStart(r, p.K, cols, out int kc);
+                nint step = (nint)nr * kc;
+                int q = 0; // column of the packed row
+                for (int t = 0; t < nb; t++)
+                {
+                    float* src = px + xOff + (long)t * imageStride + (long)c * p.InPlane + q0 + shift;
+                    for (int u = 0; u < chunks; u++, q += L)
+                    {
+                        var ok = Vector512.Equals(Vector512.Create((int)m[u]) & laneBit, laneBit).AsSingle();
+                        Avx512F.MaskLoad(src + u * L, ok, Vector512<float>.Zero).Store(row + q / nr * step + q % nr);
+                    }
+                }
+                for (; q < npad; q += L) Vector512<float>.Zero.Store(row + q / nr * step + q % nr); // padding columns
             }
         }
     }

@@ -19,6 +19,8 @@ public class Im2ColPackedTests
     [TestCase(1, 6, 9, 9, 1, 2, 0)]
     [TestCase(4, 5, 4, 4, 3, 1, 1)]     // a 4×4 plane: columns per row far below one buffer
     [TestCase(1, 2, 40, 90, 3, 1, 1)]   // 3,600 columns: one row per buffer fill
+    [TestCase(3, 3, 6, 8, 3, 1, 1)]     // stride 1, same width, bands of whole 16-lane chunks: masked loads straight into slivers
+    [TestCase(1, 2, 6, 28, 3, 1, 1)]    // 28 wide: the full plane (168) is not whole chunks, the inner band (112) is
     public void MatchesPlainUnfoldPackedByFormula(int n, int c, int h, int w, int kernel, int stride, int pad)
     {
         var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
