@@ -160,8 +160,10 @@ public sealed partial class CpuBackend
                     if (col is not null && packB)
                     {
                         ConvUnfoldPacked(x, xOff, cnt, p, layout, col);
+                        long t0 = ConvProfileStart();
                         CpuGemm.GemmPacked(layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
                             T.Zero, c, cols, Threads);
+                        ConvProfileSince("    gemm (batched, packed B)", t0);
                     }
                     else
                     {
@@ -325,8 +327,10 @@ public sealed partial class CpuBackend
                     if (col is not null && packB)
                     {
                         ConvUnfoldPackedTransposed(x, xOff, cnt, p, layout, col);
+                        long t0 = ConvProfileStart();
                         CpuGemm.GemmPacked(layout, false, p.Og, p.K, cols, T.One, a, cols, col.AsSpan(0, (int)layout.Length(cols, p.K)),
                             beta, dwg, p.K, Threads);
+                        ConvProfileSince("    gemm (batched, packed colᵀ)", t0);
                         continue;
                     }
                     if (col is not null) ConvUnfold(x, xOff, cnt, p, col);
