@@ -6,12 +6,12 @@ namespace MtlMoe.Bench;
 /// <summary>
 /// In-process A/B of the CPU backend's fast paths (<c>--ab KNOB</c>): runs alternate between the knob off and on,
 /// so both sides see the same machine load at a fine grain; the medians of each side are reported.
-/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), tail (fused batch-norm + add + ReLU block tail), bnstats (one-sweep batch-norm statistics), fold (AVX-512 stride-2 col2im), packb (conv unfold writes the GEMM's packed-B layout), same (AVX-512 stride-1 same-width im2col), flip (AVX-512 kernel flip for backward-data), blocks (packed-B GEMM items without per-step barriers), all.
+/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), tail (fused batch-norm + add + ReLU block tail), bnstats (one-sweep batch-norm statistics), fold (AVX-512 stride-2 col2im), packb (conv unfold writes the GEMM's packed-B layout), same (AVX-512 stride-1 same-width im2col), flip (AVX-512 kernel flip for backward-data), blocks (packed-B GEMM items without per-step barriers), team (spinning worker team instead of Parallel.For), tiled (conv tiled schedule vs batched for large planes), all.
 /// </summary>
 public static class AbKnobs
 {
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -27,8 +27,9 @@ public static class AbKnobs
             case "same": Im2ColSameVec.Enabled = on; break;
             case "flip": CpuBackend.FlipVec = on; break;
             case "blocks": GemmSchedule.PackedBlocksAlone = on; break;
+            case "team": WorkerTeam.Enabled = on; break;
             case "tiled": CpuBackend.ConvTiledMinPlane = on ? 256 : int.MaxValue; break;
-            case "all": GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
+            case "all": WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }
     }

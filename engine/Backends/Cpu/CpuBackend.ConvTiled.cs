@@ -110,7 +110,7 @@ public sealed partial class CpuBackend
         for (int q = 1; q < parts; q++) { partial[q] = ArrayPool<T>.Shared.Rent(wLen); partial[q].AsSpan(0, wLen).Clear(); }
         try
         {
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = Threads }, q =>
+            WorkerTeam.For(parts, Threads, q =>
             {
                 var acc = partial[q];
                 var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.K * rows * p.Wo); // col: [K, rows·Wo]

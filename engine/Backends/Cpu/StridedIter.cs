@@ -77,7 +77,7 @@ internal static class StridedIter
         int threads = CpuBackend.Threads;
         if (threads <= 1 || work < 1 << 15 || n < 2) { body(0, n); return; }
         int chunks = (int)Math.Min(n, Math.Min(threads * 4L, Math.Max(2, work >> 14)));
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
+        WorkerTeam.For(chunks, threads, c =>
         {
             long lo = n * c / chunks, hi = n * (c + 1) / chunks;
             if (hi > lo) body(lo, hi);

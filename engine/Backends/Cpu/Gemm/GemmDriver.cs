@@ -76,7 +76,6 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
         int ncMax = Math.Min(NC, (n + NR - 1) / NR * NR);
         // With at most two A slivers per B sliver, packing B costs more than the contiguous reads it buys.
         bool inPlaceB = !pre.Given && !transB && m <= 2 * MR;
-        var options = parallel ? new ParallelOptions { MaxDegreeOfParallelism = threads } : null;
         int mBlocks = (m + MC - 1) / MC;
         if (parallel && mBlocks == 1)
         {
@@ -84,7 +83,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             // Instead each item owns a range of columns for the whole K loop and packs its own B; only the
             // small A is packed more than once. Ranges start on sliver boundaries, so tiles are unchanged.
             int sl = (n + NR - 1) / NR, parts = Math.Min(sl, 4 * threads);
-            Parallel.For(0, parts, options!, part =>
+            WorkerTeam.For(parts, threads, part =>
             {
                 int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
                 T* bOff = pre.Given ? null : transB ? b + (nint)c0 * ldb : b + c0;
@@ -98,7 +97,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             // B is already packed and shared read-only, so nothing needs a barrier per KC step: each item owns MC rows ×
             // a range of slivers for the whole K loop (at least two items per thread, for balance).
             int sl = (n + NR - 1) / NR, parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, sl);
-            Parallel.For(0, mBlocks * parts, options!, item =>
+            WorkerTeam.For(mBlocks * parts, threads, item =>
             {
                 int ib = item / parts, part = item % parts, r0 = ib * MC, r1 = Math.Min(m, r0 + MC);
                 int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
@@ -130,7 +129,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     else if (!inPlaceB)
                     {
                         if (parallel && slivers > 1)
-                            Parallel.For(0, Math.Min(slivers, 4 * threads), options!, part =>
+                            WorkerTeam.For(Math.Min(slivers, 4 * threads), threads, part =>
                             {
                                 int parts = Math.Min(slivers, 4 * threads);
                                 int s0 = (int)((long)slivers * part / parts), s1 = (int)((long)slivers * (part + 1) / parts);
@@ -142,7 +141,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     // Every element of C is computed by exactly one item with the same packed data and the
                     // same kernel steps whichever thread runs it, so dynamic scheduling keeps results exact.
                     if (parallel)
-                        Parallel.For(0, items, options!, item => Block(item, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
+                        WorkerTeam.For(items, threads, item => Block(item, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
                             alpha, a, lda, b, ldb, bEff, betaZero, c, ldc, bpp, inPlaceB, cTrans));
                     else
                         for (int item = 0; item < items; item++)
