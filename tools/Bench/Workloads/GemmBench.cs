@@ -17,7 +17,7 @@ public sealed class GemmBench : IWorkload
     public string Name => "gemm";
 
     /// <inheritdoc />
-    public string Description => "float32 GEMM GFLOPS: --sizes 256,512 | --m --n --k [--trans none|a|b|ab] [--threads t] [--path avx512|avx2|scalar] [--runs r] [--device cpu|cuda] [--tf32]";
+    public string Description => "float32 GEMM GFLOPS: --sizes 256,512 | --m --n --k [--trans none|a|b|ab] [--threads t] [--path avx512|avx2|scalar] [--runs r] [--device cpu|cuda] [--tf32] [--ab team]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -76,7 +76,10 @@ public sealed class GemmBench : IWorkload
                 "scalar" => GemmPath.Scalar,
                 _ => throw new ArgumentException($"--path expects auto|avx512|avx2|scalar, got '{path}'"),
             };
-            foreach (var (sm, sn, sk, st, label) in shapes) Measure(output, sm, sn, sk, st, label, threads, runs);
+            string? ab = options.Flag("ab") ? options.Str("ab", "team") : null;
+            foreach (var (sm, sn, sk, st, label) in shapes)
+                if (ab is null) Measure(output, sm, sn, sk, st, label, threads, runs);
+                else MeasureAb(output, ab, sm, sn, sk, st, label, threads, runs);
         }
         finally
         {
@@ -119,6 +122,27 @@ public sealed class GemmBench : IWorkload
             ["gflops"] = Timing.R(flops / ms / 1e6, 1),
             ["min_ms"] = Timing.R(minMs, 4),
             ["best_gflops"] = Timing.R(flops / minMs / 1e6, 1),
+        });
+    }
+
+    // Alternating runs with the knob off and on (AbKnobs), same operands.
+    private static void MeasureAb(JsonLines output, string knob, int m, int n, int k, string trans, string label, int threads, int runs)
+    {
+        bool ta = trans.Contains('a'), tb = trans.Contains('b');
+        var rng = new Random(1);
+        var a = new float[(long)m * k]; var b = new float[(long)k * n]; var c = new float[(long)m * n];
+        for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
+        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        double flops = 2.0 * m * n * k;
+        int reps = (int)Math.Clamp(2e8 / flops, 1, 1000);
+        var (off, on) = AbKnobs.MedianMs(knob, () => { for (int r = 0; r < reps; r++) CpuGemm.Gemm<float>(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n); }, runs);
+        off /= reps; on /= reps;
+        output.Write(new Dictionary<string, object?>
+        {
+            ["workload"] = "gemm-ab", ["knob"] = knob, ["shape"] = label, ["m"] = m, ["ncols"] = n, ["k"] = k, ["trans"] = trans,
+            ["threads"] = threads, ["ms_off"] = Timing.R(off, 4), ["ms_on"] = Timing.R(on, 4),
+            ["gflops_off"] = Timing.R(flops / off / 1e6, 1), ["gflops_on"] = Timing.R(flops / on / 1e6, 1), ["speedup"] = Timing.R(off / on, 3),
         });
     }
 
