@@ -108,12 +108,15 @@ public sealed partial class CpuBackend
         var partial = new T[parts][];
         partial[0] = dw;
         for (int q = 1; q < parts; q++) { partial[q] = ArrayPool<T>.Shared.Rent(wLen); partial[q].AsSpan(0, wLen).Clear(); }
+        bool packB = ConvPacksB<T>();
+        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        int colLength = packB ? (int)layout.Length(rows * p.Wo, p.K) : p.K * rows * p.Wo, slivers = packB ? layout.PaddedCols(p.K) / layout.NR : 0;
         try
         {
             WorkerTeam.For(parts, Threads, q =>
             {
                 var acc = partial[q];
-                var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.K * rows * p.Wo); // col: [K, rows·Wo]
+                var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(colLength); // col: [K, rows·Wo], or colᵀ packed
                 try
                 {
                     for (int item = items * q / parts; item < items * (q + 1) / parts; item++)
@@ -130,10 +133,17 @@ public sealed partial class CpuBackend
                         for (int oh0 = 0; oh0 < p.Ho; oh0 += rows)
                         {
                             int oh1 = Math.Min(p.Ho, oh0 + rows), cols = (oh1 - oh0) * p.Wo;
-                            Im2Col.Unfold(x, xOff, 0, 1, p, col, cols, 0, p.K, oh0, oh1);
                             // dW_g += dy[n, g, :, band] · colᵀ: [Og, cols] · [cols, K]
-                            CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, dy.AsSpan(dyOff + oh0 * p.Wo, (p.Og - 1) * plane + cols), plane,
-                                col.AsSpan(0, p.K * cols), cols, T.One, dwg, p.K, threads: 1);
+                            var dyBand = dy.AsSpan(dyOff + oh0 * p.Wo, (p.Og - 1) * plane + cols);
+                            if (packB)
+                            {
+                                Im2ColPacked.UnfoldTransposed(x, xOff, 0, 1, p, layout, col, 0, slivers, oh0, oh1);
+                                CpuGemm.GemmPacked(layout, false, p.Og, p.K, cols, T.One, dyBand, plane, col.AsSpan(0, (int)layout.Length(cols, p.K)),
+                                    T.One, dwg, p.K, threads: 1);
+                                continue;
+                            }
+                            Im2Col.Unfold(x, xOff, 0, 1, p, col, cols, 0, p.K, oh0, oh1);
+                            CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, dyBand, plane, col.AsSpan(0, p.K * cols), cols, T.One, dwg, p.K, threads: 1);
                         }
                     }
                 }
