@@ -5,11 +5,18 @@ namespace MtlMoe.Bench;
 
 /// <summary>
 /// In-process A/B of the CPU backend's fast paths (<c>--ab KNOB</c>): runs alternate between the knob off and on,
-/// so both sides see the same machine load at a fine grain; the medians of each side are reported.
-/// Knobs: unfold (AVX-512 im2col), maxpool (AVX-512 max-pool), tail (fused batch-norm + add + ReLU block tail), bnstats (one-sweep batch-norm statistics), fold (AVX-512 stride-2 col2im), packb (conv unfold writes the GEMM's packed-B layout), same (AVX-512 stride-1 same-width im2col), flip (AVX-512 kernel flip for backward-data), blocks (packed-B GEMM items without per-step barriers), team (spinning worker team instead of Parallel.For), tiled (conv tiled schedule vs batched for large planes), all.
+/// so both sides see the same machine load at a fine grain; the medians of each side are reported. Knobs:
+/// unfold (AVX-512 stride-2 im2col), same (AVX-512 stride-1 same-width im2col), packb (the conv unfold writes the
+/// GEMM's packed-B layout), flip (AVX-512 kernel flip for backward-data), fold (AVX-512 stride-2 col2im),
+/// blocks (packed-B GEMM items without a barrier per KC step), team (spinning worker team instead of Parallel.For;
+/// the A/B understates it, as the helper falls asleep during each "off" run), tiled (the tiled conv schedule for
+/// planes of 256+ outputs, against batching images), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
+/// ReLU block tail), bnstats (one-sweep batch-norm statistics), all (every fast path, not the schedule choice "tiled").
 /// </summary>
 public static class AbKnobs
 {
+    private static readonly int TiledMinPlane = CpuBackend.ConvTiledMinPlane;
+
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
     public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "all"];
 
@@ -28,7 +35,7 @@ public static class AbKnobs
             case "flip": CpuBackend.FlipVec = on; break;
             case "blocks": GemmSchedule.PackedBlocksAlone = on; break;
             case "team": WorkerTeam.Enabled = on; break;
-            case "tiled": CpuBackend.ConvTiledMinPlane = on ? 256 : int.MaxValue; break;
+            case "tiled": CpuBackend.ConvTiledMinPlane = on ? TiledMinPlane : int.MaxValue; break;
             case "all": WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }
