@@ -15,7 +15,7 @@ public class GemmPackedTests
     // (with two threads: the column-range schedule and the shared-B-block one).
     private static readonly (int m, int n, int k)[] Shapes =
     {
-        (1, 1, 1), (7, 33, 17), (64, 200, 300), (130, 70, 513), (17, 1000, 40), (300, 257, 260),
+        (1, 1, 1), (7, 33, 17), (64, 200, 300), (130, 70, 513), (17, 1000, 40), (200, 100, 270),
     };
 
     private static readonly object[] Paths = ["Avx512", "Avx2", "Scalar"];
@@ -110,7 +110,7 @@ public class GemmPackedTests
     {
         // Same kernel steps either way: packing is only a copy, so the two results are identical.
         var rng = new Random(9);
-        int m = 150, n = 333, k = 600;
+        int m = 140, n = 150, k = 300;
         var a = new float[m * k]; var b = new float[k * n];
         for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
