@@ -107,7 +107,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             return;
         }
         // The B block is packed once per (jc, pc) into the calling thread's buffer and read by all workers.
-        var bBuf = Buffer(ref _bBuf, ncMax * kcMax);
+        var bBuf = pre.Given ? null : Buffer(ref _bBuf, ncMax * kcMax); // a caller-packed B needs no buffer
         fixed (T* bp = bBuf)
         {
             T* bpp = bp;
