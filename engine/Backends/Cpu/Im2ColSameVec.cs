@@ -61,12 +61,15 @@ internal static unsafe class Im2ColSameVec
         return _tables[slot] = masks;
     }
 
+    // Offset from an output position to its input for kernel tap ij, when Wo = W and the stride is 1.
+    private static int Shift(in ConvPlan p, int ij) =>
+        (ij / p.Kw * p.Geo.DilationH - p.Geo.PadH) * p.W + ij % p.Kw * p.Geo.DilationW - p.Geo.PadW;
+
     /// <summary>Same contract as <see cref="Im2Col.Unfold{T}"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Unfold(float[] x, int xOff, int imageStride, int nb, in ConvPlan p, float[] col, int ld, int rowLo, int rowHi,
         int ohLo, int ohHi, int rowBase)
     {
-        var g = p.Geo;
         int w = p.W, kk = p.Kh * p.Kw, q0 = ohLo * w, plane = (ohHi - ohLo) * w, chunks = (plane + L - 1) / L;
         var masks = Masks(p, ohLo, ohHi, chunks);
         var laneBit = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
@@ -75,8 +78,7 @@ internal static unsafe class Im2ColSameVec
         {
             for (int r = rowLo; r < rowHi; r++)
             {
-                int c = r / kk, ij = r % kk;
-                int shift = (ij / p.Kw * g.DilationH - g.PadH) * w + ij % p.Kw * g.DilationW - g.PadW;
+                int c = r / kk, ij = r % kk, shift = Shift(p, ij);
                 ushort* m = pm + ij * chunks;
                 float* rowStart = pc + (long)(r - rowBase) * ld, rowEnd = rowStart + (long)nb * plane;
                 for (int t = 0; t < nb; t++)
@@ -114,7 +116,6 @@ internal static unsafe class Im2ColSameVec
     public static void UnfoldPacked(float[] x, int xOff, int imageStride, int nb, in ConvPlan p, in GemmPackedLayout layout, float[] packed,
         int rowLo, int rowHi, int ohLo, int ohHi)
     {
-        var g = p.Geo;
         int w = p.W, kk = p.Kh * p.Kw, q0 = ohLo * w, plane = (ohHi - ohLo) * w, chunks = plane / L, nr = layout.NR;
         int cols = nb * plane, npad = layout.PaddedCols(cols);
         var masks = Masks(p, ohLo, ohHi, chunks);
@@ -124,8 +125,7 @@ internal static unsafe class Im2ColSameVec
         {
             for (int r = rowLo; r < rowHi; r++)
             {
-                int c = r / kk, ij = r % kk;
-                int shift = (ij / p.Kw * g.DilationH - g.PadH) * w + ij % p.Kw * g.DilationW - g.PadW;
+                int c = r / kk, ij = r % kk, shift = Shift(p, ij);
                 ushort* m = pm + ij * chunks;
                 float* row = pp + layout.RowStart(r, p.K, cols, out int kc);
                 nint step = (nint)nr * kc;

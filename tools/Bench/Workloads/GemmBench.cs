@@ -88,17 +88,22 @@ public sealed class GemmBench : IWorkload
         }
     }
 
-    private static void Measure(JsonLines output, int m, int n, int k, string trans, string label, int threads, int runs)
+    // Random operands for op(A) [m, k] · op(B) [k, n] as stored (transposed ones k×m / n×k), and the repetitions per timed
+    // run that keep small shapes clear of the timer's resolution.
+    private static (float[] A, float[] B, float[] C, int Lda, int Ldb, int Reps) Operands(int m, int n, int k, bool ta, bool tb)
     {
-        bool ta = trans.Contains('a'), tb = trans.Contains('b');
         var rng = new Random(1);
         var a = new float[(long)m * k]; var b = new float[(long)k * n]; var c = new float[(long)m * n];
         for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
-        int lda = ta ? m : k, ldb = tb ? k : n;
-        // Enough repetitions per timed run that small shapes are not dominated by timer resolution.
+        return (a, b, c, ta ? m : k, tb ? k : n, (int)Math.Clamp(2e8 / (2.0 * m * n * k), 1, 1000));
+    }
+
+    private static void Measure(JsonLines output, int m, int n, int k, string trans, string label, int threads, int runs)
+    {
+        bool ta = trans.Contains('a'), tb = trans.Contains('b');
+        var (a, b, c, lda, ldb, reps) = Operands(m, n, k, ta, tb);
         double flops = 2.0 * m * n * k;
-        int reps = (int)Math.Clamp(2e8 / flops, 1, 1000);
         // The fastest run is recorded too: on a shared machine it shows what the code does when not preempted.
         var each = new List<double>();
         double ms = Timing.MedianMs(() =>
@@ -129,13 +134,8 @@ public sealed class GemmBench : IWorkload
     private static void MeasureAb(JsonLines output, string knob, int m, int n, int k, string trans, string label, int threads, int runs)
     {
         bool ta = trans.Contains('a'), tb = trans.Contains('b');
-        var rng = new Random(1);
-        var a = new float[(long)m * k]; var b = new float[(long)k * n]; var c = new float[(long)m * n];
-        for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
-        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
-        int lda = ta ? m : k, ldb = tb ? k : n;
+        var (a, b, c, lda, ldb, reps) = Operands(m, n, k, ta, tb);
         double flops = 2.0 * m * n * k;
-        int reps = (int)Math.Clamp(2e8 / flops, 1, 1000);
         var (off, on) = AbKnobs.MedianMs(knob, () => { for (int r = 0; r < reps; r++) CpuGemm.Gemm<float>(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n); }, runs);
         off /= reps; on /= reps;
         output.Write(new Dictionary<string, object?>
