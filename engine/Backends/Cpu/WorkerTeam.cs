@@ -134,6 +134,9 @@ internal static class WorkerTeam
         }
         finally
         {
+            // Drop the finished job, so that its closure (and the arrays it captured) is not kept alive until the next
+            // region; a helper sees the change, finds no job and goes back to waiting.
+            _job = null;
             _inTeam = false;
             Monitor.Exit(Gate);
         }

@@ -33,7 +33,7 @@ public class WorkerTeamTests
         if (Environment.ProcessorCount < 2) Assert.Ignore("one core: a helper may never get to run");
         var ids = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
         // Items long enough that the caller cannot finish them all before a spinning or woken helper joins.
-        WorkerTeam.For(16, 2, _ => { ids[Environment.CurrentManagedThreadId] = true; Thread.Sleep(5); });
+        WorkerTeam.For(32, 2, _ => { ids[Environment.CurrentManagedThreadId] = true; Thread.Sleep(5); });
         Assert.That(ids.Count, Is.EqualTo(2));
     }
 
