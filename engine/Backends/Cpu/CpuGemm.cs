@@ -120,7 +120,7 @@ public static unsafe class CpuGemm
         CheckOperand("C", false, m, n, c.Length, ldc);
         if (bPacked.Length < layout.Length(k, n))
             throw new ArgumentException($"gemm (packed B): B holds {bPacked.Length} elements, the packed {k}×{n} needs {layout.Length(k, n)}");
-        if (layout.Path != ActivePath || layout != PackedLayout<T>())
+        if (layout != PackedLayout<T>())
             throw new InvalidOperationException($"gemm (packed B): B was packed for {layout.Path} (NR {layout.NR}, KC {layout.KC}), the active kernel is {ActivePath}");
         fixed (T* pa = a, pb = bPacked, pc = c)
         {

@@ -61,6 +61,14 @@ internal static unsafe class Im2ColSameVec
         return _tables[slot] = masks;
     }
 
+    private static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    private static readonly Vector512<int> LaneBits = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+
+    // The 16 floats at src whose bits are set in the chunk mask, zeros elsewhere (lanes left out are never read).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> LoadChunk(float* src, ushort bits) =>
+        Avx512F.MaskLoad(src, Vector512.Equals(Vector512.Create((int)bits) & LaneBits, LaneBits).AsSingle(), Vector512<float>.Zero);
+
     // Offset from an output position to its input for kernel tap ij, when Wo = W and the stride is 1.
     private static int Shift(in ConvPlan p, int ij) =>
         (ij / p.Kw * p.Geo.DilationH - p.Geo.PadH) * p.W + ij % p.Kw * p.Geo.DilationW - p.Geo.PadW;
@@ -72,7 +80,6 @@ internal static unsafe class Im2ColSameVec
     {
         int w = p.W, kk = p.Kh * p.Kw, q0 = ohLo * w, plane = (ohHi - ohLo) * w, chunks = (plane + L - 1) / L;
         var masks = Masks(p, ohLo, ohHi, chunks);
-        var laneBit = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
         fixed (float* px = x, pc = col)
         fixed (ushort* pm = masks)
         {
@@ -88,12 +95,11 @@ internal static unsafe class Im2ColSameVec
                     float* dst = rowStart + (long)t * plane;
                     for (int u = 0; u < chunks; u++)
                     {
-                        var ok = Vector512.Equals(Vector512.Create((int)m[u]) & laneBit, laneBit).AsSingle();
-                        var v = Avx512F.MaskLoad(src + u * L, ok, Vector512<float>.Zero);
+                        var v = LoadChunk(src + u * L, m[u]);
                         // Full-width stores in address order: what spills past this image's band is overwritten by the
                         // next image's; only a store past the row's end is masked (masked stores are slow on some cores).
                         if (dst + u * L + L <= rowEnd) v.Store(dst + u * L);
-                        else Avx512F.MaskStore(dst + u * L, Vector512.LessThan(Vector512.Create(u * L) + Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(plane)).AsSingle(), v);
+                        else Avx512F.MaskStore(dst + u * L, Vector512.LessThan(Vector512.Create(u * L) + Lanes, Vector512.Create(plane)).AsSingle(), v);
                     }
                 }
             }
@@ -119,7 +125,6 @@ internal static unsafe class Im2ColSameVec
         int w = p.W, kk = p.Kh * p.Kw, q0 = ohLo * w, plane = (ohHi - ohLo) * w, chunks = plane / L, nr = layout.NR;
         int cols = nb * plane, npad = layout.PaddedCols(cols);
         var masks = Masks(p, ohLo, ohHi, chunks);
-        var laneBit = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
         fixed (float* px = x, pp = packed)
         fixed (ushort* pm = masks)
         {
@@ -135,8 +140,7 @@ internal static unsafe class Im2ColSameVec
                     float* src = px + xOff + (long)t * imageStride + (long)c * p.InPlane + q0 + shift;
                     for (int u = 0; u < chunks; u++, q += L)
                     {
-                        var ok = Vector512.Equals(Vector512.Create((int)m[u]) & laneBit, laneBit).AsSingle();
-                        Avx512F.MaskLoad(src + u * L, ok, Vector512<float>.Zero).Store(row + q / nr * step + q % nr);
+                        LoadChunk(src + u * L, m[u]).Store(row + q / nr * step + q % nr);
                     }
                 }
                 for (; q < npad; q += L) Vector512<float>.Zero.Store(row + q / nr * step + q % nr); // padding columns
