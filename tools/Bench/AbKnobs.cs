@@ -18,7 +18,7 @@ public static class AbKnobs
     private static readonly int TiledMinPlane = CpuBackend.ConvTiledMinPlane;
 
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -35,8 +35,9 @@ public static class AbKnobs
             case "flip": CpuBackend.FlipVec = on; break;
             case "blocks": GemmSchedule.PackedBlocksAlone = on; break;
             case "team": WorkerTeam.Enabled = on; break;
+            case "implicit": ConvImplicit.Enabled = on; break;
             case "tiled": CpuBackend.ConvTiledMinPlane = on ? TiledMinPlane : int.MaxValue; break;
-            case "all": WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
+            case "all": ConvImplicit.Enabled = on; WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }
     }

@@ -139,6 +139,13 @@ public sealed partial class CpuBackend
         var ys = NewStorage(xs.DType, p.N * p.O * p.OutPlane);
         var y = ys.Array<T>();                 // y: [N, O, Ho, Wo] = N × G × [Og, Ho·Wo]
         if (p.OutPlane == 0 || p.N == 0) return ys;
+        if (typeof(T) == typeof(float) && ConvImplicit.Applies(p))
+        {
+            long t0 = ConvProfileStart();
+            ConvImplicit.Forward((float[])(object)x, xo, (float[])(object)w, wo, (float[])(object)y, p, Threads);
+            ConvProfileSince("    implicit gemm", t0);
+            return ys;
+        }
         if (ConvTiled(p)) { ConvForwardTiled(x, xo, w, wo, y, p); return ys; }
         int nb = ConvChunk(p), plane = p.OutPlane;
         bool packB = ConvPacksB<T>();

@@ -37,7 +37,7 @@ internal static unsafe class Im2ColSameVec
     /// masks[ij·chunks + u]: the lanes of chunk u (band positions 16u..16u+15) whose input lies inside the plane for
     /// kernel tap ij; positions past the band are off too.
     /// </summary>
-    private static ushort[] Masks(in ConvPlan p, int ohLo, int ohHi, int chunks)
+    internal static ushort[] Masks(in ConvPlan p, int ohLo, int ohHi, int chunks)
     {
         var g = p.Geo;
         var key = (p.H, p.W, p.Kh, p.Kw, g.PadH, g.PadW, g.DilationH, g.DilationW, ohLo, ohHi);
@@ -70,7 +70,7 @@ internal static unsafe class Im2ColSameVec
         Avx512F.MaskLoad(src, Vector512.Equals(Vector512.Create((int)bits) & LaneBits, LaneBits).AsSingle(), Vector512<float>.Zero);
 
     // Offset from an output position to its input for kernel tap ij, when Wo = W and the stride is 1.
-    private static int Shift(in ConvPlan p, int ij) =>
+    internal static int Shift(in ConvPlan p, int ij) =>
         (ij / p.Kw * p.Geo.DilationH - p.Geo.PadH) * p.W + ij % p.Kw * p.Geo.DilationW - p.Geo.PadW;
 
     /// <summary>Same contract as <see cref="Im2Col.Unfold{T}"/>.</summary>

@@ -18,10 +18,11 @@ public class ConvScheduleTests
 
     private static void With(Schedule s, Action body)
     {
-        bool asForward = CpuBackend.ConvBackwardDataAsForward, packB = Im2ColPacked.Enabled;
+        bool asForward = CpuBackend.ConvBackwardDataAsForward, packB = Im2ColPacked.Enabled, implicitConv = ConvImplicit.Enabled;
         int minPlane = CpuBackend.ConvTiledMinPlane, tile = CpuBackend.ConvTileElements, cols = CpuBackend.ConvTargetCols, max = CpuBackend.ConvMaxColElements;
         try
         {
+            ConvImplicit.Enabled = false; // these are the schedules it replaces where it applies (ConvImplicitTests covers it)
             switch (s)
             {
                 case Schedule.Tiled: CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
@@ -41,7 +42,7 @@ public class ConvScheduleTests
         }
         finally
         {
-            CpuBackend.ConvBackwardDataAsForward = asForward; Im2ColPacked.Enabled = packB;
+            CpuBackend.ConvBackwardDataAsForward = asForward; Im2ColPacked.Enabled = packB; ConvImplicit.Enabled = implicitConv;
             CpuBackend.ConvTiledMinPlane = minPlane; CpuBackend.ConvTileElements = tile; CpuBackend.ConvTargetCols = cols; CpuBackend.ConvMaxColElements = max;
         }
     }

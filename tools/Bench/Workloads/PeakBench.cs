@@ -17,7 +17,7 @@ public sealed class PeakBench : IWorkload
     public string Name => "peak";
 
     /// <inheritdoc />
-    public string Description => "measured float32 FMA peak (register-only FMA chains), one thread and --threads t (default all) [--runs r]";
+    public string Description => "measured float32 FMA peak (register-only FMA chains), one thread and --threads t (default all), and the GEMM micro-kernel alone in L1 [--runs r]";
 
     // Turns of the chain loop per timed run: 24 FMAs per turn.
     private const long Turns = 12_000_000;
@@ -51,6 +51,33 @@ public sealed class PeakBench : IWorkload
                 ["ms"] = Timing.R(median, 3), ["gflops"] = Timing.R(flopsPerRun / median / 1e6, 1),
                 ["best_gflops"] = Timing.R(flopsPerRun / best / 1e6, 1),
             });
+        }
+        if (Avx512F.IsSupported)
+        {
+            // The GEMM's micro-kernel with everything in L1: what the blocked GEMM and the convs lose is outside it.
+            var g = Enumerable.Range(0, runs).Select(_ => KernelGflops(256, 100_000)).Order().ToArray();
+            output.Write(new Dictionary<string, object?>
+            {
+                ["workload"] = "peak", ["kernel"] = "gemm avx512 8x32, kc 256, operands in L1", ["threads"] = 1,
+                ["gflops"] = Timing.R(g[runs / 2], 1), ["best_gflops"] = Timing.R(g[^1], 1),
+            });
+        }
+    }
+
+    // The GEMM micro-kernel alone, its A and B slivers and C tile in L1: the ceiling the blocked GEMM can reach.
+    private static unsafe double KernelGflops(int kc, int calls)
+    {
+        int mr = Avx512Kernel<float>.MR, nr = Avx512Kernel<float>.NR;
+        var a = GC.AllocateArray<float>(mr * kc, pinned: true); var b = GC.AllocateArray<float>(nr * kc, pinned: true);
+        var c = GC.AllocateArray<float>(mr * nr, pinned: true);
+        for (int i = 0; i < a.Length; i++) a[i] = 1e-3f * (i % 7);
+        for (int i = 0; i < b.Length; i++) b[i] = 1e-3f * (i % 5);
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            for (int i = 0; i < calls / 10; i++) Avx512Kernel<float>.Run(kc, pa, pb, nr, pc, nr, 1f, 1f, false);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < calls; i++) Avx512Kernel<float>.Run(kc, pa, pb, nr, pc, nr, 1f, 1f, false);
+            return 2.0 * mr * nr * kc * calls / sw.Elapsed.TotalSeconds / 1e9;
         }
     }
 

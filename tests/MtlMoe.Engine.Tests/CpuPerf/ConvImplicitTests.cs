@@ -1,0 +1,126 @@
+using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine;
+using MtlMoe.Engine.Backends;
+using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Tests.ConvNorm;
+
+namespace MtlMoe.Tests.CpuPerf;
+
+/// <summary>
+/// The AVX-512 implicit-GEMM conv (B read from x with masked loads) against the float64 direct convolution, forward and
+/// both backward passes (stride-1 backward-data runs as a forward, so it goes through the same kernel): odd chunk counts,
+/// planes that are not whole 16-lane chunks, output channels that are not whole 8-row slivers or span two 128-row blocks,
+/// several K blocks, other kernels, dilation and output heights; plus bit-identical results across thread counts.
+/// </summary>
+[NonParallelizable]
+public class ConvImplicitTests
+{
+    private static void Forced(Action body)
+    {
+        if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the implicit conv path does not exist here");
+        bool enabled = ConvImplicit.Enabled; double minUse = ConvImplicit.MinLaneUse;
+        try
+        {
+            ConvImplicit.Enabled = true; ConvImplicit.MinLaneUse = 0; // every stride-1 same-width float32 conv takes it
+            body();
+        }
+        finally { ConvImplicit.Enabled = enabled; ConvImplicit.MinLaneUse = minUse; }
+    }
+
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        var shapes = new (string Name, int[] X, int[] W, Conv2dGeometry G)[]
+        {
+            ("3x3Pad1Plane99", [3, 5, 9, 11], [6, 5, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("4x4OddChunkCount", [3, 7, 4, 4], [9, 7, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("TwoKBlocksRaggedRows", [2, 40, 4, 4], [20, 40, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("TwoRowBlocks", [1, 3, 5, 5], [136, 3, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("5x5Pad2ThreeKBlocks", [2, 23, 6, 7], [5, 23, 5, 5], Conv2dGeometry.Square(1, 2)),
+            ("3x3Dilation2", [2, 4, 9, 10], [7, 4, 3, 3], Conv2dGeometry.Square(1, 2, 2)),
+            ("3x1Kernel", [2, 6, 7, 9], [8, 6, 3, 1], new Conv2dGeometry(1, 1, 1, 0, 1, 1, 1)),
+            ("ShorterOutput", [2, 5, 9, 8], [8, 5, 3, 3], new Conv2dGeometry(1, 1, 0, 1, 1, 1, 1)),
+            ("OneColumnWide", [3, 4, 13, 1], [5, 4, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("RowsWiderThanAChunk", [2, 3, 6, 30], [16, 3, 3, 3], Conv2dGeometry.Square(1, 1)),
+        };
+        foreach (var (name, x, w, g) in shapes) yield return new TestCaseData(x, w, g).SetName(name);
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void AllPassesMatchNaive(int[] xs, int[] ws, Conv2dGeometry g) => Forced(() =>
+    {
+        Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the implicit path");
+        var rng = new Rng(31);
+        // x is handed over non-contiguous: stored [N, H, C, W], viewed as [N, C, H, W].
+        using var stored = Tensor.Rand([xs[0], xs[2], xs[1], xs[3]], rng, -1, 1);
+        using var x = stored.Permute(0, 2, 1, 3).RequireGrad();
+        using var w = Tensor.Rand(ws, rng, -1, 1).RequireGrad();
+        using var y = Ops.Conv2d(x, w, null, g);
+        var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out var ys);
+        Assert.That(y.Shape, Is.EqualTo(ys));
+        Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), "y");
+        using var dy = Tensor.Rand(y.Shape, rng, -1, 1);
+        y.Backward(dy);
+        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4), "dx");
+        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-4), "dw");
+    });
+
+    // Where it does not apply, the conv goes the other ways (checked against the plan, not assumed).
+    [Test]
+    public void DoesNotApplyToStridedGroupedOrNarrowedConvs() => Forced(() =>
+    {
+        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2");
+        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(1, 1, 1, 2))), Is.False, "groups");
+        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(1, 0))), Is.False, "Wo < W");
+        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square())), Is.False, "1×1");
+        ConvImplicit.MinLaneUse = 0.7;
+        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.False, "3×3 plane: 9 of 16 lanes");
+        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.True, "7×7 plane: 49 of 64 lanes");
+    });
+
+    [Test]
+    public void ThreadCountDoesNotChangeBits() => Forced(() =>
+    {
+        float[][] Run(int threads)
+        {
+            int saved = CpuBackend.Threads;
+            try
+            {
+                CpuBackend.Threads = threads;
+                using var x = Tensor.Rand([5, 40, 6, 7], new Rng(5), -1, 1).RequireGrad();
+                using var w = Tensor.Rand([140, 40, 3, 3], new Rng(6), -1, 1).RequireGrad();
+                using var y = Ops.Conv2d(x, w, padding: 1);
+                using var dy = Tensor.Rand(y.Shape, new Rng(7), -1, 1);
+                y.Backward(dy);
+                return [y.ToFloatArray(), x.Grad!.ToFloatArray()];
+            }
+            finally { CpuBackend.Threads = saved; }
+        }
+        var one = Run(1);
+        foreach (int t in new[] { 2, 3, 5 })
+        {
+            var other = Run(t);
+            Assert.That(other[0], Is.EqualTo(one[0]), $"y, {t} threads");
+            Assert.That(other[1], Is.EqualTo(one[1]), $"dx, {t} threads");
+        }
+    });
+
+    // Random stride-1 same-width shapes (3×3/pad 1 and 5×5/pad 2): planes from 1×1 up, any channel counts.
+    [Test]
+    public void RandomShapesMatchNaive() => Forced(() =>
+    {
+        var r = new Random(17);
+        for (int it = 0; it < 60; it++)
+        {
+            int k = r.Next(2) == 0 ? 3 : 5;
+            int[] xs = [r.Next(1, 5), r.Next(1, 41), r.Next(1, 19), r.Next(1, 19)], ws = [r.Next(1, 41), xs[1], k, k];
+            var g = Conv2dGeometry.Square(1, k / 2);
+            Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True);
+            using var x = Tensor.Rand(xs, new Rng((ulong)it), -1, 1);
+            using var w = Tensor.Rand(ws, new Rng((ulong)it + 1000), -1, 1);
+            using var y = Ops.Conv2d(x, w, null, g);
+            var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out _);
+            Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), $"x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}]");
+        }
+    });
+}
