@@ -10,7 +10,7 @@ namespace MtlMoe.Bench;
 /// GEMM's packed-B layout), flip (AVX-512 kernel flip for backward-data), fold (AVX-512 stride-2 col2im),
 /// blocks (packed-B GEMM items without a barrier per KC step), team (spinning worker team instead of Parallel.For;
 /// the A/B understates it, as the helper falls asleep during each "off" run), tiled (the tiled conv schedule for
-/// planes of 256+ outputs, against batching images), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
+/// planes of 192+ outputs, against batching images), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
 /// ReLU block tail), bnstats (one-sweep batch-norm statistics), all (every fast path, not the schedule choice "tiled").
 /// </summary>
 public static class AbKnobs
