@@ -41,8 +41,12 @@ internal static unsafe class ConvImplicit
 
     [ThreadStatic] private static float[]? _aBuf;
 
-    /// <summary>y [N, O, Ho, Wo] = conv(x [N, C, H, W] at xo, w [O, C, kh, kw] at wo); the caller checks <see cref="Applies"/>.</summary>
-    public static void Forward(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
+    /// <summary>
+    /// y [N, O, Ho, Wo] = conv(x [N, C, H, W] at xo, w [O, C, kh, kw] at wo); the caller checks <see cref="Applies"/>.
+    /// With <paramref name="flipped"/>, w at wo is stored [C, O, kh, kw] and used with its taps reversed (w′[o, c, t] =
+    /// w[c, o, kh·kw − 1 − t]): stride-1 backward-data as a forward, packed straight from the layer's kernel without a flipped copy.
+    /// </summary>
+    public static void Forward(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads, bool flipped = false)
     {
         int kk = p.Kh * p.Kw, plane = p.OutPlane, perImage = (plane + L - 1) / L, chunks = p.N * perImage;
         int tiles = (chunks + 1) / 2, mBlocks = (p.O + MC - 1) / MC;
@@ -53,13 +57,13 @@ internal static unsafe class ConvImplicit
         {
             int ib = item / parts, part = item % parts;
             int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
-            RunItem(x, xo, w, wo, y, p, ib * MC, Math.Min(MC, p.O - ib * MC), t0, t1, cb, kk, perImage, chunks);
+            RunItem(x, xo, w, wo, flipped, y, p, ib * MC, Math.Min(MC, p.O - ib * MC), t0, t1, cb, kk, perImage, chunks);
         });
     }
 
     // Output channels [o0, o0 + mc) × tiles [t0, t1) over the whole K loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem(float[] x, int xo, float[] w, int wo, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
+    private static void RunItem(float[] x, int xo, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
         int cb, int kk, int perImage, int chunks)
     {
         int plane = p.OutPlane, inPlane = p.InPlane, kAll = p.K;
@@ -76,7 +80,8 @@ internal static unsafe class ConvImplicit
             for (int c0 = 0; c0 < p.C; c0 += cb)
             {
                 int cbb = Math.Min(cb, p.C - c0), kc = cbb * kk;
-                PackA(pw + wo + (nint)o0 * kAll + c0 * kk, kAll, mc, kc, pa);
+                if (flipped) PackFlipped(pw + wo + ((nint)c0 * p.O + o0) * kk, p.O, kk, mc, cbb, pa);
+                else PackA(pw + wo + (nint)o0 * kAll + c0 * kk, kAll, mc, kc, pa);
                 bool accumulate = c0 > 0;
                 for (int t = t0; t < t1; t++)
                 {
@@ -117,6 +122,33 @@ internal static unsafe class ConvImplicit
             if (mr == MR && GemmTranspose.Supported) { GemmTranspose.Rows(a + (nint)ir * lda, lda, MR, kc, d, MR); continue; }
             for (int p = 0; p < kc; p++)
                 for (int r = 0; r < MR; r++) d[p * MR + r] = r < mr ? a[(nint)(ir + r) * lda + p] : 0f;
+        }
+    }
+
+    // PackA's layout for rows [0, mc) × channels [0, cb) of w′[o, c, t] = w[c, o, kk − 1 − t], w stored [C, rows, kk] from
+    // (c0, o0): each (channel, 8-row sliver) block is kk·8 contiguous values on both sides, transposed with its taps reversed
+    // (8×8 register transposes written bottom-up; the first kk % 8 taps of the kernel one by one).
+    private static void PackFlipped(float* w, int rows, int kk, int mc, int cb, float* dst)
+    {
+        int kc = cb * kk, head = GemmTranspose.Supported ? kk % MR : kk;
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            for (int c = 0; c < cb; c++)
+            {
+                // src[r·kk + s] = w[c, ir + r, s]; d[t·MR + r] = w′[ir + r, c, t] = src[r·kk + kk − 1 − t]
+                float* src = w + ((nint)c * rows + ir) * kk, d = dst + (nint)ir * kc + (nint)c * kk * MR;
+                if (mr == MR)
+                    for (int s0 = head; s0 < kk; s0 += MR)
+                        GemmTranspose.Transpose8x8(src + s0, kk, d + (nint)(kk - 1 - s0) * MR, -MR);
+                for (int s = 0; s < (mr == MR ? head : kk); s++)
+                {
+                    float* dt = d + (nint)(kk - 1 - s) * MR;
+                    int r = 0;
+                    for (; r < mr; r++) dt[r] = src[r * kk + s];
+                    for (; r < MR; r++) dt[r] = 0f;
+                }
+            }
         }
     }
 

@@ -202,6 +202,19 @@ public sealed partial class CpuBackend
     private static Storage ConvBackwardDataViaForward<T>(Storage dys, Layout ldy, Storage ws, Layout lw, ConvPlan p) where T : unmanaged, INumber<T>
     {
         var (w, wo) = NchwDense.Of<T>(ws, lw); // w: [O, Cg, kh, kw]
+        var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
+        int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
+        var plan = new ConvPlan(ldy.Shape, wShape, geo);
+        if (typeof(T) == typeof(float) && ConvImplicit.Applies(plan))
+        {
+            // The implicit conv packs its A straight from w with the taps reversed: no flipped copy.
+            var (dy, dyo) = NchwDense.Of<T>(dys, ldy);
+            var dxs = NewStorage(dys.DType, p.N * p.C * p.InPlane);
+            long t0 = ConvProfileStart();
+            ConvImplicit.Forward((float[])(object)dy, dyo, (float[])(object)w, wo, dxs.Array<float>(), plan, Threads, flipped: true);
+            ConvProfileSince("    implicit gemm", t0);
+            return dxs;
+        }
         int kk = p.Kh * p.Kw, len = p.O * p.Cg * kk;
         var wfs = NewStorage(ws.DType, len);
         var wf = wfs.Array<T>();                // w′: [C, Og, kh, kw]
@@ -210,9 +223,6 @@ public sealed partial class CpuBackend
             long t0 = ConvProfileStart();
             FlipKernel(w, wo, wf, p);
             ConvProfileSince("    weight flip", t0);
-            var geo = new Conv2dGeometry(1, 1, p.Kh - 1 - p.Geo.PadH, p.Kw - 1 - p.Geo.PadW, 1, 1, p.G);
-            int[] wShape = [p.C, p.Og, p.Kh, p.Kw];
-            var plan = new ConvPlan(ldy.Shape, wShape, geo);
             return ConvForwardT<T>(dys, ldy, wfs, Layout.Contiguous(wShape), plan);
         }
         finally { wfs.Release(); }
