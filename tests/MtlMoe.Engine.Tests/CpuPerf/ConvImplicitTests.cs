@@ -8,7 +8,8 @@ namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>
 /// The AVX-512 implicit-GEMM conv (B read from x with masked loads) against the float64 direct convolution, forward and
-/// both backward passes (stride-1 backward-data runs as a forward, so it goes through the same kernel): odd chunk counts,
+/// both backward passes (stride-1 backward-data runs as a forward with the kernel packed flipped, so it goes through the
+/// same kernel): odd chunk counts,
 /// planes that are not whole 16-lane chunks, output channels that are not whole 8-row slivers or span two 128-row blocks,
 /// several K blocks, other kernels, dilation and output heights; plus bit-identical results across thread counts.
 /// </summary>
@@ -105,7 +106,7 @@ public class ConvImplicitTests
         }
     });
 
-    // Random stride-1 same-width shapes (3×3/pad 1 and 5×5/pad 2): planes from 1×1 up, any channel counts.
+    // Random stride-1 same-width shapes (3×3/pad 1 and 5×5/pad 2): planes from 1×1 up, any channel counts, all three passes.
     [Test]
     public void RandomShapesMatchNaive() => Forced(() =>
     {
@@ -116,11 +117,17 @@ public class ConvImplicitTests
             int[] xs = [r.Next(1, 5), r.Next(1, 41), r.Next(1, 19), r.Next(1, 19)], ws = [r.Next(1, 41), xs[1], k, k];
             var g = Conv2dGeometry.Square(1, k / 2);
             Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True);
-            using var x = Tensor.Rand(xs, new Rng((ulong)it), -1, 1);
-            using var w = Tensor.Rand(ws, new Rng((ulong)it + 1000), -1, 1);
+            string shapes = $"x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}]";
+            using var x = Tensor.Rand(xs, new Rng((ulong)it), -1, 1).RequireGrad();
+            using var w = Tensor.Rand(ws, new Rng((ulong)it + 1000), -1, 1).RequireGrad();
             using var y = Ops.Conv2d(x, w, null, g);
             var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out _);
-            Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), $"x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}]");
+            Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), "y, " + shapes);
+            using var dy = Tensor.Rand(y.Shape, new Rng((ulong)it + 2000), -1, 1);
+            y.Backward(dy);
+            var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+            Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4), "dx (implicit, kernel packed flipped), " + shapes);
+            Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(2e-4), "dw, " + shapes);
         }
     });
 }
