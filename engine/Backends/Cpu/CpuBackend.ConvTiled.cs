@@ -91,6 +91,7 @@ public sealed partial class CpuBackend
                             T.Zero, dx.AsSpan(dxOff, p.ColLength), plane, threads: 1);
                         continue;
                     }
+                    dx.AsSpan(dxOff, p.Cg * p.InPlane).Clear(); // dx comes uncleared: the bands' col2im add into it
                     for (int oh0 = 0; oh0 < p.Ho; oh0 += rows)
                     {
                         int oh1 = Math.Min(p.Ho, oh0 + rows), cols = (oh1 - oh0) * p.Wo;

@@ -169,4 +169,21 @@ public class ConvScheduleTests
         var plain = Run(false);
         for (int i = 0; i < 3; i++) Assert.That(packed[i], Is.EqualTo(plain[i]), $"output {i}");
     });
+
+    // The tiled backward-data takes dx uncleared from the pool and clears each image itself before col2im adds into it:
+    // a pooled array of dx's length full of NaN must not leak into the gradient.
+    [Test]
+    public void TiledBackwardDataIgnoresWhatThePooledBufferHeld() => With(Schedule.Tiled, () =>
+    {
+        int[] xs = [3, 4, 11, 9], ws = [5, 4, 3, 3];
+        var g = Conv2dGeometry.Square(2, 1);
+        using var x = Tensor.Rand(xs, new Rng(11), -1, 1).RequireGrad();
+        using var w = Tensor.Rand(ws, new Rng(12), -1, 1);
+        using var y = Ops.Conv2d(x, w, null, g);
+        using var dy = Tensor.Rand(y.Shape, new Rng(13), -1, 1);
+        using (Tensor.Full(xs, double.NaN)) { } // back to the pool, ready for dx
+        y.Backward(dy);
+        var (edx, _) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4));
+    });
 }
