@@ -8,11 +8,13 @@ namespace MtlMoe.Tests.Gemm;
 public class GemmTests
 {
     // (m, n, k): 1s, odd sizes around the tile widths (8/32, 6/16, 4/4), k across the KC=256 boundary,
-    // m across MC, n across NC=3072, the skinny shapes of a CNN, and narrow C (computed as Cᵀ).
+    // m across MC, n across NC=3072, the skinny shapes of a CNN, narrow C (computed as Cᵀ), and m ≥ 8·MC (blocks of 4·MC
+    // rows, the last one partial).
     private static readonly (int m, int n, int k)[] Shapes =
     {
         (1, 1, 1), (1, 7, 17), (7, 1, 33), (17, 33, 7), (33, 65, 100), (65, 17, 257), (100, 257, 65),
         (257, 100, 33), (8, 1000, 300), (300, 8, 100), (64, 40, 600), (9, 3100, 5), (130, 3, 2), (1000, 5, 40), (257, 9, 300),
+        (1030, 64, 260),
     };
 
     private static readonly object[] Cases =
