@@ -277,7 +277,7 @@ public sealed partial class CpuBackend
         if (p.OutPlane > 0 && p.N > 0 && ConvBackwardDataByForward(p)) return ConvBackwardDataViaForward<T>(dys, ldy, ws, lw, p);
         var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, O, Ho, Wo]
         var (w, wo) = NchwDense.Of<T>(ws, lw);     // w: [O, Cg, kh, kw]
-        bool tiled = p.OutPlane > 0 && p.N > 0 && ConvTiled(p);
+        bool tiled = p.OutPlane > 0 && p.N > 0 && (ConvTiled(p) || ConvBackwardDataTiledAnyPlane(p));
         // The tiled schedule clears each image right before its col2im, while it is in cache (a separate clear of all of
         // dx was a third of a 1×1 stride-2 backward-data at 28²).
         var dxs = NewStorage(dys.DType, p.N * p.C * p.InPlane, zero: !tiled);
