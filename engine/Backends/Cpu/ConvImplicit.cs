@@ -72,8 +72,7 @@ internal static unsafe class ConvImplicit
         var aBuf = _aBuf is { } buf && buf.Length >= MC * cb * kk ? buf : _aBuf = GC.AllocateUninitializedArray<float>(MC * cb * kk, pinned: true);
         int* shifts = stackalloc int[kk];
         for (int t = 0; t < kk; t++) shifts[t] = Im2ColSameVec.Shift(p, t);
-        ushort* none = stackalloc ushort[kk];
-        for (int t = 0; t < kk; t++) none[t] = 0;
+        ushort none = 0; // the masks of a missing second chunk: every tap reads this one zero (stride 0)
         fixed (float* px = x, pw = w, py = y, pa = aBuf)
         fixed (ushort* pm = masks)
         {
@@ -90,7 +89,7 @@ internal static unsafe class ConvImplicit
                     int n0 = g0 / perImage, u0 = g0 % perImage;
                     float* x0 = px + xo + ((nint)n0 * p.C + c0) * inPlane + u0 * L;
                     float* y0 = py + ((nint)n0 * p.O + o0) * plane + u0 * L;
-                    ushort* m0 = pm + u0, m1 = none;
+                    ushort* m0 = pm + u0, m1 = &none;
                     float* x1 = x0, y1 = y0;
                     ushort v0 = ValidLanes(plane, u0), v1 = 0;
                     nint mStride1 = 0;
