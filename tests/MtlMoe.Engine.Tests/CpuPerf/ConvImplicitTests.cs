@@ -50,20 +50,7 @@ public class ConvImplicitTests
     public void AllPassesMatchNaive(int[] xs, int[] ws, Conv2dGeometry g) => Forced(() =>
     {
         Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the implicit path");
-        var rng = new Rng(31);
-        // x is handed over non-contiguous: stored [N, H, C, W], viewed as [N, C, H, W].
-        using var stored = Tensor.Rand([xs[0], xs[2], xs[1], xs[3]], rng, -1, 1);
-        using var x = stored.Permute(0, 2, 1, 3).RequireGrad();
-        using var w = Tensor.Rand(ws, rng, -1, 1).RequireGrad();
-        using var y = Ops.Conv2d(x, w, null, g);
-        var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out var ys);
-        Assert.That(y.Shape, Is.EqualTo(ys));
-        Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), "y");
-        using var dy = Tensor.Rand(y.Shape, rng, -1, 1);
-        y.Backward(dy);
-        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
-        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4), "dx");
-        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-4), "dw");
+        ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(31), DType.Float32, 1e-4);
     });
 
     // Where it does not apply, the conv goes the other ways (checked against the plan, not assumed).
@@ -82,27 +69,14 @@ public class ConvImplicitTests
     [Test]
     public void ThreadCountDoesNotChangeBits() => Forced(() =>
     {
-        float[][] Run(int threads)
-        {
-            int saved = CpuBackend.Threads;
-            try
-            {
-                CpuBackend.Threads = threads;
-                using var x = Tensor.Rand([5, 40, 6, 7], new Rng(5), -1, 1).RequireGrad();
-                using var w = Tensor.Rand([140, 40, 3, 3], new Rng(6), -1, 1).RequireGrad();
-                using var y = Ops.Conv2d(x, w, padding: 1);
-                using var dy = Tensor.Rand(y.Shape, new Rng(7), -1, 1);
-                y.Backward(dy);
-                return [y.ToFloatArray(), x.Grad!.ToFloatArray()];
-            }
-            finally { CpuBackend.Threads = saved; }
-        }
+        float[][] Run(int threads) => ConvPassesCheck.RunAtThreads(threads, [5, 40, 6, 7], [140, 40, 3, 3], padding: 1);
         var one = Run(1);
         foreach (int t in new[] { 2, 3, 5 })
         {
             var other = Run(t);
             Assert.That(other[0], Is.EqualTo(one[0]), $"y, {t} threads");
             Assert.That(other[1], Is.EqualTo(one[1]), $"dx, {t} threads");
+            Assert.That(other[2], Is.EqualTo(one[2]), $"dw, {t} threads");
         }
     });
 
@@ -117,17 +91,8 @@ public class ConvImplicitTests
             int[] xs = [r.Next(1, 5), r.Next(1, 41), r.Next(1, 19), r.Next(1, 19)], ws = [r.Next(1, 41), xs[1], k, k];
             var g = Conv2dGeometry.Square(1, k / 2);
             Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True);
-            string shapes = $"x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}]";
-            using var x = Tensor.Rand(xs, new Rng((ulong)it), -1, 1).RequireGrad();
-            using var w = Tensor.Rand(ws, new Rng((ulong)it + 1000), -1, 1).RequireGrad();
-            using var y = Ops.Conv2d(x, w, null, g);
-            var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out _);
-            Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), "y, " + shapes);
-            using var dy = Tensor.Rand(y.Shape, new Rng((ulong)it + 2000), -1, 1);
-            y.Backward(dy);
-            var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
-            Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4), "dx (implicit, kernel packed flipped), " + shapes);
-            Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(2e-4), "dw, " + shapes);
+            ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng((ulong)it), DType.Float32, 2e-4,
+                $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
         }
     });
 }

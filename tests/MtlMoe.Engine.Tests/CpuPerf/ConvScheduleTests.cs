@@ -72,24 +72,8 @@ public class ConvScheduleTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void AllPassesMatchNaive(Schedule s, int[] xs, int[] ws, Conv2dGeometry g) => With(s, () =>
-    {
-        var rng = new Rng(21);
-        // x is handed over non-contiguous: stored [N, H, C, W], viewed as [N, C, H, W].
-        using var stored = Tensor.Rand([xs[0], xs[2], xs[1], xs[3]], rng, -1, 1, DType.Float64);
-        using var x = stored.Permute(0, 2, 1, 3).RequireGrad();
-        using var w = Tensor.Rand(ws, rng, -1, 1, DType.Float64).RequireGrad();
-        using var y = Ops.Conv2d(x, w, null, g);
-        var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out var ys);
-        Assert.That(y.Shape, Is.EqualTo(ys));
-        Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-11), "y");
-        using var dy = Tensor.Rand(y.Shape, rng, -1, 1, DType.Float64);
-        y.Backward(dy);
-        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
-        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-11), "dx");
-        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-11), "dw");
-        x.ZeroGrad(); w.ZeroGrad();
-    });
+    public void AllPassesMatchNaive(Schedule s, int[] xs, int[] ws, Conv2dGeometry g) =>
+        With(s, () => ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(21), DType.Float64, 1e-11));
 
     // float32 takes the AVX-512 unfold where the machine has it; the answer is the float64 direct convolution's.
     private static IEnumerable<TestCaseData> Float32Cases() =>
@@ -98,45 +82,15 @@ public class ConvScheduleTests
             .Select(c => new TestCaseData(c.Arguments).SetName("Float32_" + c.TestName));
 
     [TestCaseSource(nameof(Float32Cases))]
-    public void Float32AllPassesMatchNaive(Schedule s, int[] xs, int[] ws, Conv2dGeometry g) => With(s, () =>
-    {
-        var rng = new Rng(22);
-        using var stored = Tensor.Rand([xs[0], xs[2], xs[1], xs[3]], rng, -1, 1);
-        using var x = stored.Permute(0, 2, 1, 3).RequireGrad();
-        using var w = Tensor.Rand(ws, rng, -1, 1).RequireGrad();
-        using var y = Ops.Conv2d(x, w, null, g);
-        var expect = NaiveConv.Forward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, null, g, out _);
-        Assert.That(y.ToDoubleArray(), Is.EqualTo(expect).Within(1e-4), "y");
-        using var dy = Tensor.Rand(y.Shape, rng, -1, 1);
-        y.Backward(dy);
-        var (edx, edw) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
-        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4), "dx");
-        Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(1e-4), "dw");
-        x.ZeroGrad(); w.ZeroGrad();
-    });
+    public void Float32AllPassesMatchNaive(Schedule s, int[] xs, int[] ws, Conv2dGeometry g) =>
+        With(s, () => ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(22), DType.Float32, 1e-4));
 
     [TestCase(Schedule.Tiled)]
     [TestCase(Schedule.BatchedSmallChunks)]
     [TestCase(Schedule.Batched)]
     public void ThreadCountDoesNotChangeBits(Schedule s) => With(s, () =>
     {
-        float[][] Run(int threads)
-        {
-            int saved = CpuBackend.Threads;
-            try
-            {
-                CpuBackend.Threads = threads;
-                using var x = Tensor.Rand([6, 8, 12, 10], new Rng(5), -1, 1).RequireGrad();
-                using var w = Tensor.Rand([16, 8, 3, 3], new Rng(6), -1, 1).RequireGrad();
-                using var y = Ops.Conv2d(x, w, padding: 1);
-                using var dy = Tensor.Rand(y.Shape, new Rng(7), -1, 1);
-                y.Backward(dy);
-                var r = new[] { y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray() };
-                x.ZeroGrad(); w.ZeroGrad();
-                return r;
-            }
-            finally { CpuBackend.Threads = saved; }
-        }
+        float[][] Run(int threads) => ConvPassesCheck.RunAtThreads(threads, [6, 8, 12, 10], [16, 8, 3, 3], padding: 1);
         var one = Run(1);
         var two = Run(2);
         var three = Run(3);
