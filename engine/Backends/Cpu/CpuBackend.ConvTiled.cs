@@ -15,8 +15,8 @@ public sealed partial class CpuBackend
 
     /// <summary>
     /// Smallest output plane (Ho·Wo) the tiled schedule is used for; below it images are batched into one GEMM. At 14² = 196
-    /// outputs (ResNet's stride-2 convs from 28², 3×3 backward-weights at 14²) tiles measured 1.2–1.6× faster than batching
-    /// (no regroup, col2im into an L2-sized band); at 7² = 49 batching won by 1.2–1.4× on the 3×3 stride-2 convs.
+    /// outputs (ResNet's stride-2 convs from 28², 3×3 backward-weights at 14²) tiles measured 1.1–1.7× faster than batching
+    /// (no regroup, col2im into an L2-sized band); at 7² = 49 batching won by 1.0–1.4× on the 3×3 convs.
     /// </summary>
     internal static int ConvTiledMinPlane { get; set; } = 192;
 
