@@ -55,7 +55,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     /// <summary>
     /// Rows of A per packed block: the kernel's MC, or 4·MC when A has at least 8·MC rows. The bigger block (512×256 floats
     /// = 512 KiB of L2 for AVX-512) reuses each L1-resident B sliver over 64 A slivers instead of 16: GEMM 1024³ went from
-    /// 314–318 to 358–361 GFLOPS and 2048³ from 311–316 to 341–348 (two alternating runs each). Smaller A keeps MC, so the
+    /// 314–318 to 353–361 GFLOPS and 2048³ from 311–316 to 348–356 (four runs each). Smaller A keeps MC, so the
     /// conv GEMMs (at most 512 output channels) keep their parallel schedules.
     /// </summary>
     internal static int BlockRows(int m) => m >= 8 * TK.MC ? 4 * TK.MC : TK.MC;
