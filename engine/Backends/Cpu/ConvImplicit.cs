@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -42,40 +43,139 @@ internal static unsafe class ConvImplicit
     [ThreadStatic] private static float[]? _aBuf;
 
     /// <summary>
+    /// Where the B operand comes from: input planes at X + Offset, image i at i·ImageStride, channel c at c·ChannelStride,
+    /// and for kernel tap t the value of output position q at q + Shifts[t]; Masks[t·chunks + u] are the lanes of chunk u
+    /// that read inside their plane (and are outputs).
+    /// </summary>
+    private sealed record Source(float[] X, int Offset, int ImageStride, int ChannelStride, int[] Shifts, ushort[] Masks);
+
+    /// <summary>
     /// y [N, O, Ho, Wo] = conv(x [N, C, H, W] at xo, w [O, C, kh, kw] at wo); the caller checks <see cref="Applies"/>.
     /// With <paramref name="flipped"/>, w at wo is stored [C, O, kh, kw] and used with its taps reversed (w′[o, c, t] =
     /// w[c, o, kh·kw − 1 − t]): stride-1 backward-data as a forward, packed straight from the layer's kernel without a flipped copy.
     /// </summary>
     public static void Forward(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads, bool flipped = false)
     {
+        int kk = p.Kh * p.Kw, perImage = (p.OutPlane + L - 1) / L;
+        var shifts = new int[kk];
+        for (int t = 0; t < kk; t++) shifts[t] = Im2ColSameVec.Shift(p, t);
+        var source = new Source(x, xo, p.C * p.InPlane, p.InPlane, shifts, Im2ColSameVec.Masks(p, 0, p.Ho, perImage));
+        Run(source, w, wo, flipped, y, p, threads);
+    }
+
+    /// <summary>Whether the stride-2 implicit path is used where it applies (tests and the bench's A/B turn it off).</summary>
+    internal static bool Stride2Enabled { get; set; } = true;
+
+    /// <summary>True when <see cref="ForwardStride2"/> handles this float32 plan: 3×3, stride 2, padding 1, even H and W.</summary>
+    public static bool AppliesStride2(in ConvPlan p) =>
+        Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh == 3 && p.Kw == 3
+        && p.Geo is { StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1 }
+        && p.H % 2 == 0 && p.W % 2 == 0 && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
+
+    /// <summary>
+    /// The 3×3 stride-2 pad-1 conv as an implicit GEMM: x is split once into its four phase planes (even/odd rows ×
+    /// even/odd columns, each Ho×Wo), after which every tap reads one phase plane shifted by 0 or −1 row/column — the
+    /// same masked loads as the stride-1 path, over a copy the size of x instead of an unfold 9/4 of its size.
+    /// </summary>
+    public static void ForwardStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
+    {
+        int plane = p.OutPlane, perImage = (plane + L - 1) / L, image = 4 * p.C * plane;
+        var phases = ArrayPool<float>.Shared.Rent(p.N * image); // phases: [N, 4, C, Ho·Wo], phase = 2·(row odd) + (column odd)
+        try
+        {
+            StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane, (lo, hi) => SplitPhases(x, xo, phases, p, (int)lo, (int)hi));
+            // Tap (i, j) reads input row 2·oh + i − 1: an even row for i = 1, else an odd one, one phase row up for i = 0.
+            var shifts = new int[9];
+            var masks = new ushort[9 * perImage];
+            for (int t = 0; t < 9; t++)
+            {
+                int i = t / 3, j = t % 3, phase = (i == 1 ? 0 : 2) + (j == 1 ? 0 : 1), di = i == 0 ? -1 : 0, dj = j == 0 ? -1 : 0;
+                shifts[t] = phase * p.C * plane + di * p.Wo + dj;
+                for (int q = 0; q < plane; q++)
+                    if (q / p.Wo + di >= 0 && q % p.Wo + dj >= 0) masks[t * perImage + q / L] |= (ushort)(1 << (q % L));
+            }
+            Run(new Source(phases, 0, image, plane, shifts, masks), w, wo, false, y, p, threads);
+        }
+        finally { ArrayPool<float>.Shared.Return(phases); }
+    }
+
+    private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    private static readonly Vector512<int> OddLanes = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+
+    // Planes [lo, hi) of (image, channel): phases[n, 2a + b, c, oh·Wo + ow] = x[n, c, 2·oh + a, 2·ow + b], 32 input columns
+    // per step split into their even and odd halves by two permutes.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SplitPhases(float[] x, int xo, float[] phases, in ConvPlan p, int lo, int hi)
+    {
+        int wo = p.Wo, plane = p.OutPlane;
+        nint phaseStride = (nint)p.C * plane;
+        fixed (float* px = x, pp = phases)
+            for (int item = lo; item < hi; item++)
+            {
+                int n = item / p.C, c = item % p.C;
+                float* src = px + xo + (nint)item * p.InPlane;
+                float* dst = pp + ((nint)n * 4 * p.C + c) * plane;
+                for (int h = 0; h < p.H; h++)
+                {
+                    float* row = src + (nint)h * p.W;
+                    float* even = dst + (h % 2) * 2 * phaseStride + (nint)(h / 2) * wo, odd = even + phaseStride;
+                    for (int ow = 0; ow < wo; ow += L)
+                    {
+                        int left = Math.Min(L, wo - ow); // outputs this step, from 2·left input columns
+                        Vector512<float> a, b;
+                        // Full loads while the 32 columns stay inside this input plane (what they read past the row is unused).
+                        if (h * p.W + 2 * ow + 2 * L <= p.InPlane) { a = Vector512.Load(row + 2 * ow); b = Vector512.Load(row + 2 * ow + L); }
+                        else
+                        {
+                            a = Avx512F.MaskLoad(row + 2 * ow, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(2 * left)).AsSingle(), Vector512<float>.Zero);
+                            b = Avx512F.MaskLoad(row + 2 * ow + L, Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(L), Vector512.Create(2 * left)).AsSingle(), Vector512<float>.Zero);
+                        }
+                        var ev = Avx512F.PermuteVar16x32x2(a, EvenLanes, b);
+                        var od = Avx512F.PermuteVar16x32x2(a, OddLanes, b);
+                        // Full stores while the 16 lanes stay inside this phase plane: what spills past the row belongs to later rows
+                        // of this item, which overwrite it; past the plane it would land in another item's plane.
+                        if ((h / 2) * wo + ow + L <= plane) { ev.Store(even + ow); od.Store(odd + ow); }
+                        else
+                        {
+                            var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left)).AsSingle();
+                            Avx512F.MaskStore(even + ow, keep, ev);
+                            Avx512F.MaskStore(odd + ow, keep, od);
+                        }
+                    }
+                }
+            }
+    }
+
+    // The GEMM over a source: items own MC output channels × a range of tiles.
+    private static void Run(Source source, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int threads)
+    {
         int kk = p.Kh * p.Kw, plane = p.OutPlane, perImage = (plane + L - 1) / L, chunks = p.N * perImage;
         int tiles = (chunks + 1) / 2, mBlocks = (p.O + MC - 1) / MC;
         int cb = Math.Clamp(KcTarget / kk, 1, p.C);
         // At least two items per thread; ranges of tiles split an MC block only when there are too few blocks.
         int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
+        var plan = p;
         WorkerTeam.For(mBlocks * parts, threads, item =>
         {
             int ib = item / parts, part = item % parts;
             int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
-            RunItem(x, xo, w, wo, flipped, y, p, ib * MC, Math.Min(MC, p.O - ib * MC), t0, t1, cb, kk, perImage, chunks);
+            RunItem(source, w, wo, flipped, y, plan, ib * MC, Math.Min(MC, plan.O - ib * MC), t0, t1, cb, kk, perImage, chunks);
         });
     }
 
     // Output channels [o0, o0 + mc) × tiles [t0, t1) over the whole K loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem(float[] x, int xo, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
+    private static void RunItem(Source source, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
         int cb, int kk, int perImage, int chunks)
     {
-        int plane = p.OutPlane, inPlane = p.InPlane, kAll = p.K;
-        // masks[tap·perImage + u]: lanes of chunk u whose input for that tap lies inside the plane (and is an output).
-        var masks = Im2ColSameVec.Masks(p, 0, p.Ho, perImage);
+        int plane = p.OutPlane, kAll = p.K, xImage = source.ImageStride, xChannel = source.ChannelStride;
         var aBuf = _aBuf is { } buf && buf.Length >= MC * cb * kk ? buf : _aBuf = GC.AllocateUninitializedArray<float>(MC * cb * kk, pinned: true);
-        int* shifts = stackalloc int[kk];
-        for (int t = 0; t < kk; t++) shifts[t] = Im2ColSameVec.Shift(p, t);
         ushort none = 0; // the masks of a missing second chunk: every tap reads this one zero (stride 0)
-        fixed (float* px = x, pw = w, py = y, pa = aBuf)
-        fixed (ushort* pm = masks)
+        fixed (float* px = source.X, pw = w, py = y, pa = aBuf)
+        fixed (ushort* pm = source.Masks)
+        fixed (int* shifts = source.Shifts)
         {
+            float* xs = px + source.Offset;
             for (int c0 = 0; c0 < p.C; c0 += cb)
             {
                 int cbb = Math.Min(cb, p.C - c0), kc = cbb * kk;
@@ -87,7 +187,7 @@ internal static unsafe class ConvImplicit
                     // The tile's two chunks; an odd last chunk pairs with an empty one (all lanes off).
                     int g0 = 2 * t, g1 = 2 * t + 1;
                     int n0 = g0 / perImage, u0 = g0 % perImage;
-                    float* x0 = px + xo + ((nint)n0 * p.C + c0) * inPlane + u0 * L;
+                    float* x0 = xs + (nint)n0 * xImage + (nint)c0 * xChannel + u0 * L;
                     float* y0 = py + ((nint)n0 * p.O + o0) * plane + u0 * L;
                     ushort* m0 = pm + u0, m1 = &none;
                     float* x1 = x0, y1 = y0;
@@ -96,12 +196,12 @@ internal static unsafe class ConvImplicit
                     if (g1 < chunks)
                     {
                         int n1 = g1 / perImage, u1 = g1 % perImage;
-                        x1 = px + xo + ((nint)n1 * p.C + c0) * inPlane + u1 * L;
+                        x1 = xs + (nint)n1 * xImage + (nint)c0 * xChannel + u1 * L;
                         y1 = py + ((nint)n1 * p.O + o0) * plane + u1 * L;
                         m1 = pm + u1; v1 = ValidLanes(plane, u1); mStride1 = perImage;
                     }
                     for (int ir = 0; ir < mc; ir += MR)
-                        Tile(cbb, kk, pa + (nint)ir * kc, x0, x1, inPlane, m0, perImage, m1, mStride1, shifts,
+                        Tile(cbb, kk, pa + (nint)ir * kc, x0, x1, xChannel, m0, perImage, m1, mStride1, shifts,
                             y0 + (nint)ir * plane, y1 + (nint)ir * plane, plane, Math.Min(MR, mc - ir), v0, v1, accumulate);
                 }
             }

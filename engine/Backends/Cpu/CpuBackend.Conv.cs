@@ -146,6 +146,13 @@ public sealed partial class CpuBackend
             ConvProfileSince("    implicit gemm", t0);
             return ys;
         }
+        if (typeof(T) == typeof(float) && ConvImplicit.AppliesStride2(p))
+        {
+            long t0 = ConvProfileStart();
+            ConvImplicit.ForwardStride2((float[])(object)x, xo, (float[])(object)w, wo, (float[])(object)y, p, Threads);
+            ConvProfileSince("    implicit gemm (stride 2)", t0);
+            return ys;
+        }
         if (ConvTiled(p)) { ConvForwardTiled(x, xo, w, wo, y, p); return ys; }
         int nb = ConvChunk(p), plane = p.OutPlane;
         bool packB = ConvPacksB<T>();

@@ -7,7 +7,8 @@ using MtlMoe.Tests.ConvNorm;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>
-/// The AVX-512 implicit-GEMM conv (B read from x with masked loads) against the float64 direct convolution, forward and
+/// The AVX-512 implicit-GEMM conv (B read from x, or from x's four phase planes for 3×3 stride 2, with masked loads)
+/// against the float64 direct convolution, forward and
 /// both backward passes (stride-1 backward-data runs as a forward with the kernel packed flipped, so it goes through the
 /// same kernel): odd chunk counts,
 /// planes that are not whole 16-lane chunks, output channels that are not whole 8-row slivers or span two 128-row blocks,
@@ -53,6 +54,21 @@ public class ConvImplicitTests
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(31), DType.Float32, 1e-4);
     });
 
+    // 3×3 stride-2 pad-1 forward through the phase planes: ragged and wide rows (17 outputs), a 1×1 output, odd chunk counts,
+    // two 128-row blocks; backward through the other paths.
+    [TestCase(2, 5, 8, 10, 7)]
+    [TestCase(3, 40, 14, 14, 9)]
+    [TestCase(1, 3, 2, 2, 4)]
+    [TestCase(2, 4, 6, 34, 12)]
+    [TestCase(3, 6, 8, 8, 136)]
+    public void Stride2MatchesNaive(int n, int c, int h, int w, int o) => Forced(() =>
+    {
+        int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
+        var g = Conv2dGeometry.Square(2, 1);
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
+        ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
+    });
+
     // Where it does not apply, the conv goes the other ways (checked against the plan, not assumed).
     [Test]
     public void DoesNotApplyToStridedGroupedOrNarrowedConvs() => Forced(() =>
@@ -61,6 +77,9 @@ public class ConvImplicitTests
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(1, 1, 1, 2))), Is.False, "groups");
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(1, 0))), Is.False, "Wo < W");
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square())), Is.False, "1×1");
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 9, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, odd height");
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, no padding");
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, 1×1");
         ConvImplicit.MinLaneUse = 0.7;
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.False, "3×3 plane: 9 of 16 lanes");
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.True, "7×7 plane: 49 of 64 lanes");
