@@ -180,7 +180,7 @@ internal static unsafe class ConvImplicit
             {
                 int cbb = Math.Min(cb, p.C - c0), kc = cbb * kk;
                 if (flipped) PackFlipped(pw + wo + ((nint)c0 * p.O + o0) * kk, p.O, kk, mc, cbb, pa);
-                else PackA(pw + wo + (nint)o0 * kAll + c0 * kk, kAll, mc, kc, pa);
+                else GemmDriver<float, Avx512Kernel<float>>.PackA(false, pw + wo + (nint)o0 * kAll, kAll, 0, mc, c0 * kk, kc, MR, pa);
                 bool accumulate = c0 > 0;
                 for (int t = t0; t < t1; t++)
                 {
@@ -211,20 +211,8 @@ internal static unsafe class ConvImplicit
     // Lanes of chunk u that are outputs (positions below plane).
     private static ushort ValidLanes(int plane, int u) => (ushort)(plane - u * L >= L ? 0xFFFF : (1 << (plane - u * L)) - 1);
 
-    // A rows [0, mc) × K columns [0, kc) (row stride lda) as MR-high slivers, kc×MR each (MR values per column), zero rows past mc.
-    private static void PackA(float* a, int lda, int mc, int kc, float* dst)
-    {
-        for (int ir = 0; ir < mc; ir += MR)
-        {
-            int mr = Math.Min(MR, mc - ir);
-            float* d = dst + (nint)ir * kc;
-            if (mr == MR && GemmTranspose.Supported) { GemmTranspose.Rows(a + (nint)ir * lda, lda, MR, kc, d, MR); continue; }
-            for (int p = 0; p < kc; p++)
-                for (int r = 0; r < MR; r++) d[p * MR + r] = r < mr ? a[(nint)(ir + r) * lda + p] : 0f;
-        }
-    }
-
-    // PackA's layout for rows [0, mc) × channels [0, cb) of w′[o, c, t] = w[c, o, kk − 1 − t], w stored [C, rows, kk] from
+    // GemmDriver.PackA's layout (MR-high slivers, kc×MR each) for rows [0, mc) × channels [0, cb) of
+    // w′[o, c, t] = w[c, o, kk − 1 − t], w stored [C, rows, kk] from
     // (c0, o0): each (channel, 8-row sliver) block is kk·8 contiguous values on both sides, transposed with its taps reversed
     // (8×8 register transposes written bottom-up; the first kk % 8 taps of the kernel one by one).
     private static void PackFlipped(float* w, int rows, int kk, int mc, int cb, float* dst)
@@ -251,11 +239,6 @@ internal static unsafe class ConvImplicit
         }
     }
 
-    private static readonly Vector512<int> LaneBits = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Mask(ushort bits) => Vector512.Equals(Vector512.Create((int)bits) & LaneBits, LaneBits).AsSingle();
-
     /// <summary>
     /// One 8×32 tile over a K block of cb channels × kk taps: acc[r, lane] = Σ a[(c·kk + t)·MR + r] · x(chunk)[c·inPlane + shift_t + lane],
     /// stored (or added, when <paramref name="accumulate"/>) to the valid lanes of rows [0, mr) of each chunk's output (row stride outPlane).
@@ -269,7 +252,7 @@ internal static unsafe class ConvImplicit
         nint aStep = (nint)kk * MR;
         for (int t = 0; t < kk; t++)
         {
-            var k0 = Mask(m0[t * mStride0]); var k1 = Mask(m1[t * mStride1]);
+            var k0 = Im2ColSameVec.Mask(m0[t * mStride0]); var k1 = Im2ColSameVec.Mask(m1[t * mStride1]);
             float* s0 = x0 + shifts[t], s1 = x1 + shifts[t], at = a + t * MR;
             for (int c = 0; c < cb; c++)
             {
@@ -287,7 +270,7 @@ internal static unsafe class ConvImplicit
                 at += aStep; s0 += inPlane; s1 += inPlane;
             }
         }
-        var q0 = Mask(v0); var q1 = Mask(v1);
+        var q0 = Im2ColSameVec.Mask(v0); var q1 = Im2ColSameVec.Mask(v1);
         bool full0 = v0 == 0xFFFF, full1 = v1 == 0xFFFF;
         Store(y0, c00, q0, full0, accumulate); Store(y1, c01, q1, full1, accumulate); if (mr == 1) return; y0 += outPlane; y1 += outPlane;
         Store(y0, c10, q0, full0, accumulate); Store(y1, c11, q1, full1, accumulate); if (mr == 2) return; y0 += outPlane; y1 += outPlane;

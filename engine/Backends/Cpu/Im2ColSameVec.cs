@@ -64,10 +64,13 @@ internal static unsafe class Im2ColSameVec
     private static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     private static readonly Vector512<int> LaneBits = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
 
+    /// <summary>A chunk mask as a vector: lane q all ones where bit q of <paramref name="bits"/> is set (for masked loads and stores).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Mask(ushort bits) => Vector512.Equals(Vector512.Create((int)bits) & LaneBits, LaneBits).AsSingle();
+
     // The 16 floats at src whose bits are set in the chunk mask, zeros elsewhere (lanes left out are never read).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> LoadChunk(float* src, ushort bits) =>
-        Avx512F.MaskLoad(src, Vector512.Equals(Vector512.Create((int)bits) & LaneBits, LaneBits).AsSingle(), Vector512<float>.Zero);
+    private static Vector512<float> LoadChunk(float* src, ushort bits) => Avx512F.MaskLoad(src, Mask(bits), Vector512<float>.Zero);
 
     // Offset from an output position to its input for kernel tap ij, when Wo = W and the stride is 1.
     internal static int Shift(in ConvPlan p, int ij) =>

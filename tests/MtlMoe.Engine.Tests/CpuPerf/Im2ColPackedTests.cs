@@ -24,39 +24,29 @@ public class Im2ColPackedTests
     public void MatchesPlainUnfoldPackedByFormula(int n, int c, int h, int w, int kernel, int stride, int pad)
     {
         var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
-        using var xt = Tensor.Rand([n * c * h * w + 7], new Rng(4), -1, 1);
-        var x = xt.ToFloatArray();
-        bool savedVec = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
-        try
+        var x = Input(p, 4);
+        ForEachVariant(p, x, (vec, layout, ohLo, ohHi, plain, cols) =>
         {
-            foreach (bool vec in new[] { true, false })
-                foreach (var layout in new[] { new GemmPackedLayout(GemmPath.Avx512, 32, 256), new GemmPackedLayout(GemmPath.Scalar, 4, 5) })
-                    foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
-                        foreach (var (rowLo, rowHi) in new[] { (0, p.K), (1, Math.Max(1, p.K - 2)) })
-                        {
-                            Im2ColVec.Enabled = vec; Im2ColSameVec.Enabled = vec;
-                            int cols = n * (ohHi - ohLo) * p.Wo;
-                            var plain = new float[p.K * cols];
-                            Im2Col.Unfold(x, 7, c * h * w, n, p, plain, cols, 0, p.K, ohLo, ohHi);
-                            var expect = GemmPackedTests.PackByFormula(plain, cols, p.K, cols, layout);
-                            var packed = new float[layout.Length(p.K, cols)];
-                            packed.AsSpan().Fill(42f); // rows outside [rowLo, rowHi) stay 42
-                            Im2ColPacked.Unfold(x, 7, c * h * w, n, p, layout, packed, rowLo, rowHi, ohLo, ohHi);
-                            for (int r = 0; r < p.K; r++)
-                            {
-                                long start = layout.RowStart(r, p.K, cols, out int kc);
-                                for (int q = 0; q < layout.PaddedCols(cols); q++)
-                                {
-                                    long at = start + (long)(q / layout.NR) * layout.NR * kc + q % layout.NR;
-                                    float want = r >= rowLo && r < rowHi ? expect[at] : 42f;
-                                    if (packed[at] != want)
-                                        Assert.Fail($"vec={vec} NR={layout.NR} KC={layout.KC} oh [{ohLo}, {ohHi}) rows [{rowLo}, {rowHi}): " +
-                                            $"row {r} column {q} is {packed[at]}, expected {want}");
-                                }
-                            }
-                        }
-        }
-        finally { Im2ColVec.Enabled = savedVec; Im2ColSameVec.Enabled = savedSame; }
+            var expect = GemmPackedTests.PackByFormula(plain, cols, p.K, cols, layout);
+            foreach (var (rowLo, rowHi) in new[] { (0, p.K), (1, Math.Max(1, p.K - 2)) })
+            {
+                var packed = new float[layout.Length(p.K, cols)];
+                packed.AsSpan().Fill(42f); // rows outside [rowLo, rowHi) stay 42
+                Im2ColPacked.Unfold(x, 7, c * h * w, n, p, layout, packed, rowLo, rowHi, ohLo, ohHi);
+                for (int r = 0; r < p.K; r++)
+                {
+                    long start = layout.RowStart(r, p.K, cols, out int kc);
+                    for (int q = 0; q < layout.PaddedCols(cols); q++)
+                    {
+                        long at = start + (long)(q / layout.NR) * layout.NR * kc + q % layout.NR;
+                        float want = r >= rowLo && r < rowHi ? expect[at] : 42f;
+                        if (packed[at] != want)
+                            Assert.Fail($"vec={vec} NR={layout.NR} KC={layout.KC} oh [{ohLo}, {ohHi}) rows [{rowLo}, {rowHi}): " +
+                                $"row {r} column {q} is {packed[at]}, expected {want}");
+                    }
+                }
+            }
+        });
     }
 
     // Backward-weights reads colᵀ [nb·B, K]: the transposed unfold against the plain one, transposed and packed by formula.
@@ -68,8 +58,34 @@ public class Im2ColPackedTests
     public void TransposedMatchesPlainUnfoldTransposedAndPacked(int n, int c, int h, int w, int kernel, int stride, int pad)
     {
         var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
-        using var xt = Tensor.Rand([n * c * h * w + 7], new Rng(5), -1, 1);
-        var x = xt.ToFloatArray();
+        var x = Input(p, 5);
+        ForEachVariant(p, x, (vec, layout, ohLo, ohHi, plain, cols) =>
+        {
+            int slivers = layout.PaddedCols(p.K) / layout.NR;
+            var colT = new float[cols * p.K]; // colᵀ [cols, K]
+            for (int r = 0; r < p.K; r++)
+                for (int q = 0; q < cols; q++) colT[q * p.K + r] = plain[r * cols + q];
+            var expect = GemmPackedTests.PackByFormula(colT, p.K, cols, p.K, layout);
+            var packed = new float[layout.Length(cols, p.K)];
+            packed.AsSpan().Fill(42f);
+            // two calls over disjoint sliver ranges, as two threads would make them
+            Im2ColPacked.UnfoldTransposed(x, 7, c * h * w, n, p, layout, packed, 0, slivers / 2, ohLo, ohHi);
+            Im2ColPacked.UnfoldTransposed(x, 7, c * h * w, n, p, layout, packed, slivers / 2, slivers, ohLo, ohHi);
+            Assert.That(packed, Is.EqualTo(expect), $"vec={vec} NR={layout.NR} KC={layout.KC} oh [{ohLo}, {ohHi})");
+        });
+    }
+
+    // x [N, C, H, W] of random values at offset 7 of its array.
+    private static float[] Input(in ConvPlan p, ulong seed)
+    {
+        using var xt = Tensor.Rand([p.N * p.C * p.H * p.W + 7], new Rng(seed), -1, 1);
+        return xt.ToFloatArray();
+    }
+
+    // body(vec, layout, ohLo, ohHi, plain, cols) with the vector unfolds on and off × an AVX-512 and a small scalar layout ×
+    // the whole plane and an inner band of output rows; plain is the plain unfold [K, cols] of x (from Input) for that band.
+    private static void ForEachVariant(ConvPlan p, float[] x, Action<bool, GemmPackedLayout, int, int, float[], int> body)
+    {
         bool savedVec = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
         try
         {
@@ -78,19 +94,10 @@ public class Im2ColPackedTests
                     foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
                     {
                         Im2ColVec.Enabled = vec; Im2ColSameVec.Enabled = vec;
-                        int cols = n * (ohHi - ohLo) * p.Wo, slivers = layout.PaddedCols(p.K) / layout.NR;
+                        int cols = p.N * (ohHi - ohLo) * p.Wo;
                         var plain = new float[p.K * cols];
-                        Im2Col.Unfold(x, 7, c * h * w, n, p, plain, cols, 0, p.K, ohLo, ohHi);
-                        var colT = new float[cols * p.K]; // colᵀ [cols, K]
-                        for (int r = 0; r < p.K; r++)
-                            for (int q = 0; q < cols; q++) colT[q * p.K + r] = plain[r * cols + q];
-                        var expect = GemmPackedTests.PackByFormula(colT, p.K, cols, p.K, layout);
-                        var packed = new float[layout.Length(cols, p.K)];
-                        packed.AsSpan().Fill(42f);
-                        // two calls over disjoint sliver ranges, as two threads would make them
-                        Im2ColPacked.UnfoldTransposed(x, 7, c * h * w, n, p, layout, packed, 0, slivers / 2, ohLo, ohHi);
-                        Im2ColPacked.UnfoldTransposed(x, 7, c * h * w, n, p, layout, packed, slivers / 2, slivers, ohLo, ohHi);
-                        Assert.That(packed, Is.EqualTo(expect), $"vec={vec} NR={layout.NR} KC={layout.KC} oh [{ohLo}, {ohHi})");
+                        Im2Col.Unfold(x, 7, p.C * p.H * p.W, p.N, p, plain, cols, 0, p.K, ohLo, ohHi);
+                        body(vec, layout, ohLo, ohHi, plain, cols);
                     }
         }
         finally { Im2ColVec.Enabled = savedVec; Im2ColSameVec.Enabled = savedSame; }

@@ -224,7 +224,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     /// Reads a transposed A (stored k×m) directly.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackA(bool transA, T* a, int lda, int ic, int mc, int pc, int kc, int MR, T* dst)
+    internal static void PackA(bool transA, T* a, int lda, int ic, int mc, int pc, int kc, int MR, T* dst)
     {
         for (int ir = 0; ir < mc; ir += MR)
         {
