@@ -16,7 +16,7 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// tiles for the whole K loop and pack their own A: no barriers, and every output is summed by one item in the same
 /// order whatever the thread count.
 /// </summary>
-internal static unsafe class ConvImplicit
+internal static unsafe partial class ConvImplicit
 {
     /// <summary>Whether the implicit path is used where it applies (tests and the bench's A/B turn it off; MTLMOE_IMPLICIT=0 too).</summary>
     internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MTLMOE_IMPLICIT") != "0";

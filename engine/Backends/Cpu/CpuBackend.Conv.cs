@@ -284,6 +284,15 @@ public sealed partial class CpuBackend
         if (p.OutPlane > 0 && p.N > 0 && ConvBackwardDataByForward(p)) return ConvBackwardDataViaForward<T>(dys, ldy, ws, lw, p);
         var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, O, Ho, Wo]
         var (w, wo) = NchwDense.Of<T>(ws, lw);     // w: [O, Cg, kh, kw]
+        if (typeof(T) == typeof(float) && ConvImplicit.AppliesStride2BackwardData(p))
+        {
+            // Four stride-1 implicit GEMMs over dy, one per phase of dx: no column matrix and no col2im.
+            var dxi = NewStorage(dys.DType, p.N * p.C * p.InPlane);
+            long t0 = ConvProfileStart();
+            ConvImplicit.BackwardDataStride2((float[])(object)dy, dyo, (float[])(object)w, wo, dxi.Array<float>(), p, Threads);
+            ConvProfileSince("    implicit stride-2 phases", t0);
+            return dxi;
+        }
         bool tiled = p.OutPlane > 0 && p.N > 0 && (ConvTiled(p) || ConvBackwardDataTiledAnyPlane(p));
         // The tiled schedule clears each image right before its col2im, while it is in cache (a separate clear of all of
         // dx was a third of a 1×1 stride-2 backward-data at 28²).

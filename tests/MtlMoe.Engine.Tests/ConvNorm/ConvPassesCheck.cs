@@ -27,7 +27,7 @@ internal static class ConvPassesCheck
     }
 
     /// <summary>y, dx and dw of a float32 3×3-style conv (seeds 5, 6, 7) computed with <paramref name="threads"/> CPU threads.</summary>
-    public static float[][] RunAtThreads(int threads, int[] xs, int[] ws, int padding)
+    public static float[][] RunAtThreads(int threads, int[] xs, int[] ws, int padding, int stride = 1)
     {
         int saved = MtlMoe.Engine.Backends.Cpu.CpuBackend.Threads;
         try
@@ -35,7 +35,7 @@ internal static class ConvPassesCheck
             MtlMoe.Engine.Backends.Cpu.CpuBackend.Threads = threads;
             using var x = Tensor.Rand(xs, new Rng(5), -1, 1).RequireGrad();
             using var w = Tensor.Rand(ws, new Rng(6), -1, 1).RequireGrad();
-            using var y = Ops.Conv2d(x, w, padding: padding);
+            using var y = Ops.Conv2d(x, w, stride: stride, padding: padding);
             using var dy = Tensor.Rand(y.Shape, new Rng(7), -1, 1);
             y.Backward(dy);
             return [y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray()];

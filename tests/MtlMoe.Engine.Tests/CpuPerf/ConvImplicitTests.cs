@@ -54,19 +54,52 @@ public class ConvImplicitTests
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(31), DType.Float32, 1e-4);
     });
 
-    // 3×3 stride-2 pad-1 forward through the phase planes: ragged and wide rows (17 outputs), a 1×1 output, odd chunk counts,
-    // two 128-row blocks; backward through the other paths.
+    // 3×3 stride-2 pad-1 forward through the phase planes and backward-data as four phase GEMMs: ragged and wide rows
+    // (17 outputs), a 1×1 output, odd chunk counts, two 128-row blocks (in the forward's O and in backward-data's C = 136);
+    // backward-weights through the other paths.
     [TestCase(2, 5, 8, 10, 7)]
     [TestCase(3, 40, 14, 14, 9)]
     [TestCase(1, 3, 2, 2, 4)]
     [TestCase(2, 4, 6, 34, 12)]
     [TestCase(3, 6, 8, 8, 136)]
+    [TestCase(2, 136, 6, 4, 10)]
     public void Stride2MatchesNaive(int n, int c, int h, int w, int o) => Forced(() =>
     {
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
+    });
+
+    // Odd planes: backward-data computes the phases' last row or column, which falls outside dx, and leaves it out
+    // (7×7 is ResNet's 7² → 4² conv; 1×1 and 1-wide planes; more dy channels than one K block of 72).
+    [TestCase(2, 5, 7, 7, 6)]
+    [TestCase(3, 4, 9, 8, 5)]
+    [TestCase(2, 3, 5, 11, 80)]
+    [TestCase(2, 4, 1, 1, 3)]
+    [TestCase(3, 9, 13, 1, 7)]
+    public void Stride2BackwardDataOddPlanesMatchNaive(int n, int c, int h, int w, int o) => Forced(() =>
+    {
+        int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
+        var g = Conv2dGeometry.Square(2, 1);
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
+        ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(43), DType.Float32, 1e-4);
+    });
+
+    // Random 3×3 stride-2 pad-1 shapes, any plane from 1×1 up: all three passes.
+    [Test]
+    public void Stride2RandomShapesMatchNaive() => Forced(() =>
+    {
+        var r = new Random(19);
+        for (int it = 0; it < 25; it++)
+        {
+            int[] xs = [r.Next(1, 5), r.Next(1, 25), r.Next(1, 20), r.Next(1, 20)], ws = [r.Next(1, 25), xs[1], 3, 3];
+            var g = Conv2dGeometry.Square(2, 1);
+            Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True);
+            ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng((ulong)(100 + it)), DType.Float32, 2e-4,
+                $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
+        }
     });
 
     // Where it does not apply, the conv goes the other ways (checked against the plan, not assumed).
@@ -80,6 +113,10 @@ public class ConvImplicitTests
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 9, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, odd height");
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, no padding");
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, 1×1");
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, no padding");
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, 1×1");
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(2, 1, 1, 2))), Is.False, "stride-2 backward-data, groups");
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 9, 9], [4, 4, 5, 5], Conv2dGeometry.Square(2, 2))), Is.False, "stride-2 backward-data, 5×5");
         ConvImplicit.MinLaneUse = 0.7;
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.False, "3×3 plane: 9 of 16 lanes");
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.True, "7×7 plane: 49 of 64 lanes");
@@ -96,6 +133,15 @@ public class ConvImplicitTests
             Assert.That(other[0], Is.EqualTo(one[0]), $"y, {t} threads");
             Assert.That(other[1], Is.EqualTo(one[1]), $"dx, {t} threads");
             Assert.That(other[2], Is.EqualTo(one[2]), $"dw, {t} threads");
+        }
+        // Stride 2 (phase-plane forward, phase GEMMs for dx), with dx channels spanning two 128-row blocks.
+        float[][] Run2(int threads) => ConvPassesCheck.RunAtThreads(threads, [5, 136, 10, 8], [24, 136, 3, 3], padding: 1, stride: 2);
+        var one2 = Run2(1);
+        foreach (int t in new[] { 2, 3, 5 })
+        {
+            var other = Run2(t);
+            Assert.That(other[0], Is.EqualTo(one2[0]), $"stride 2: y, {t} threads");
+            Assert.That(other[1], Is.EqualTo(one2[1]), $"stride 2: dx, {t} threads");
         }
     });
 
