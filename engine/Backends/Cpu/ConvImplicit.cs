@@ -66,16 +66,17 @@ internal static unsafe partial class ConvImplicit
     /// <summary>Whether the stride-2 implicit path is used where it applies (tests and the bench's A/B turn it off).</summary>
     internal static bool Stride2Enabled { get; set; } = true;
 
-    /// <summary>True when <see cref="ForwardStride2"/> handles this float32 plan: 3×3, stride 2, padding 1, even H and W.</summary>
+    /// <summary>True when <see cref="ForwardStride2"/> handles this float32 plan: 3×3, stride 2, padding 1 (any H and W).</summary>
     public static bool AppliesStride2(in ConvPlan p) =>
         Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh == 3 && p.Kw == 3
         && p.Geo is { StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1 }
-        && p.H % 2 == 0 && p.W % 2 == 0 && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
+        && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
 
     /// <summary>
     /// The 3×3 stride-2 pad-1 conv as an implicit GEMM: x is split once into its four phase planes (even/odd rows ×
-    /// even/odd columns, each Ho×Wo), after which every tap reads one phase plane shifted by 0 or −1 row/column — the
-    /// same masked loads as the stride-1 path, over a copy the size of x instead of an unfold 9/4 of its size.
+    /// even/odd columns, each Ho×Wo with Ho = ⌈H/2⌉, Wo = ⌈W/2⌉), after which every tap reads one phase plane shifted by
+    /// 0 or −1 row/column — the same masked loads as the stride-1 path, over a copy the size of x instead of an unfold 9/4
+    /// of its size. For odd H (W) the odd phases' last row (column) lies past x and is zero: the bottom (right) padding.
     /// </summary>
     public static void ForwardStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
     {
@@ -102,13 +103,14 @@ internal static unsafe partial class ConvImplicit
     private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     private static readonly Vector512<int> OddLanes = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
 
-    // Planes [lo, hi) of (image, channel): phases[n, 2a + b, c, oh·Wo + ow] = x[n, c, 2·oh + a, 2·ow + b], 32 input columns
-    // per step split into their even and odd halves by two permutes.
+    // Planes [lo, hi) of (image, channel): phases[n, 2a + b, c, oh·Wo + ow] = x[n, c, 2·oh + a, 2·ow + b] (zero past x), 32
+    // input columns per step split into their even and odd halves by two permutes.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SplitPhases(float[] x, int xo, float[] phases, in ConvPlan p, int lo, int hi)
     {
         int wo = p.Wo, plane = p.OutPlane;
         nint phaseStride = (nint)p.C * plane;
+        bool evenW = p.W % 2 == 0;
         fixed (float* px = x, pp = phases)
             for (int item = lo; item < hi; item++)
             {
@@ -123,12 +125,14 @@ internal static unsafe partial class ConvImplicit
                     {
                         int left = Math.Min(L, wo - ow); // outputs this step, from 2·left input columns
                         Vector512<float> a, b;
-                        // Full loads while the 32 columns stay inside this input plane (what they read past the row is unused).
-                        if (h * p.W + 2 * ow + 2 * L <= p.InPlane) { a = Vector512.Load(row + 2 * ow); b = Vector512.Load(row + 2 * ow + L); }
+                        // Full loads while the 32 columns stay inside this input plane (what an even row reads past its end lands
+                        // in lanes past `left`, unused); an odd row's last odd column is past x and must load as zero.
+                        int cols = Math.Min(2 * L, p.W - 2 * ow);
+                        if (cols == 2 * L || (evenW && h * p.W + 2 * ow + 2 * L <= p.InPlane)) { a = Vector512.Load(row + 2 * ow); b = Vector512.Load(row + 2 * ow + L); }
                         else
                         {
-                            a = Avx512F.MaskLoad(row + 2 * ow, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(2 * left)).AsSingle(), Vector512<float>.Zero);
-                            b = Avx512F.MaskLoad(row + 2 * ow + L, Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(L), Vector512.Create(2 * left)).AsSingle(), Vector512<float>.Zero);
+                            a = Avx512F.MaskLoad(row + 2 * ow, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols)).AsSingle(), Vector512<float>.Zero);
+                            b = Avx512F.MaskLoad(row + 2 * ow + L, Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(L), Vector512.Create(cols)).AsSingle(), Vector512<float>.Zero);
                         }
                         var ev = Avx512F.PermuteVar16x32x2(a, EvenLanes, b);
                         var od = Avx512F.PermuteVar16x32x2(a, OddLanes, b);
@@ -142,6 +146,12 @@ internal static unsafe partial class ConvImplicit
                             Avx512F.MaskStore(odd + ow, keep, od);
                         }
                     }
+                }
+                // The odd-row phases' last row lies below x (odd H): zero, and cleared after the rows above have spilled into it.
+                if (p.H % 2 == 1)
+                {
+                    new Span<float>(dst + 2 * phaseStride + plane - wo, wo).Clear();
+                    new Span<float>(dst + 3 * phaseStride + plane - wo, wo).Clear();
                 }
             }
     }

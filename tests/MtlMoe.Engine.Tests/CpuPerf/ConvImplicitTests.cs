@@ -72,17 +72,19 @@ public class ConvImplicitTests
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
     });
 
-    // Odd planes: backward-data computes the phases' last row or column, which falls outside dx, and leaves it out
-    // (7×7 is ResNet's 7² → 4² conv; 1×1 and 1-wide planes; more dy channels than one K block of 72).
+    // Odd planes: the forward's odd phases end in a zero row or column (the bottom/right padding); backward-data computes
+    // the phases' last row or column, which falls outside dx, and leaves it out (7×7 is ResNet's 7² → 4² conv; 1×1 and
+    // 1-wide planes; more dy channels than one K block of 72).
     [TestCase(2, 5, 7, 7, 6)]
     [TestCase(3, 4, 9, 8, 5)]
     [TestCase(2, 3, 5, 11, 80)]
     [TestCase(2, 4, 1, 1, 3)]
     [TestCase(3, 9, 13, 1, 7)]
-    public void Stride2BackwardDataOddPlanesMatchNaive(int n, int c, int h, int w, int o) => Forced(() =>
+    public void Stride2OddPlanesMatchNaive(int n, int c, int h, int w, int o) => Forced(() =>
     {
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
         Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(43), DType.Float32, 1e-4);
     });
@@ -96,6 +98,7 @@ public class ConvImplicitTests
         {
             int[] xs = [r.Next(1, 5), r.Next(1, 25), r.Next(1, 20), r.Next(1, 20)], ws = [r.Next(1, 25), xs[1], 3, 3];
             var g = Conv2dGeometry.Square(2, 1);
+            Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True);
             Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True);
             ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng((ulong)(100 + it)), DType.Float32, 2e-4,
                 $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
@@ -110,7 +113,6 @@ public class ConvImplicitTests
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(1, 1, 1, 2))), Is.False, "groups");
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(1, 0))), Is.False, "Wo < W");
         Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square())), Is.False, "1×1");
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 9, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, odd height");
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, no padding");
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, 1×1");
         Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, no padding");
@@ -134,8 +136,8 @@ public class ConvImplicitTests
             Assert.That(other[1], Is.EqualTo(one[1]), $"dx, {t} threads");
             Assert.That(other[2], Is.EqualTo(one[2]), $"dw, {t} threads");
         }
-        // Stride 2 (phase-plane forward, phase GEMMs for dx), with dx channels spanning two 128-row blocks.
-        float[][] Run2(int threads) => ConvPassesCheck.RunAtThreads(threads, [5, 136, 10, 8], [24, 136, 3, 3], padding: 1, stride: 2);
+        // Stride 2 (phase-plane forward, phase GEMMs for dx) on an odd plane, with dx channels spanning two 128-row blocks.
+        float[][] Run2(int threads) => ConvPassesCheck.RunAtThreads(threads, [5, 136, 11, 9], [24, 136, 3, 3], padding: 1, stride: 2);
         var one2 = Run2(1);
         foreach (int t in new[] { 2, 3, 5 })
         {
