@@ -54,6 +54,7 @@ public partial class PtxTests
     {
         var kernels = CudaTestEnv.RequireKernelsDir();
         var clang = CudaTestEnv.Clang();
+        var preprocessed = clang == null ? null : CudaTestEnv.RunClangOnAll(clang, kernels, "-E");
         foreach (var cu in Directory.GetFiles(kernels, "*.cu"))
         {
             var m = Path.GetFileNameWithoutExtension(cu);
@@ -61,15 +62,9 @@ public partial class PtxTests
             // Directly written kernels are visible without a preprocessor; macro-generated ones need clang -E.
             var direct = DirectKernel().Matches(File.ReadAllText(cu)).Select(x => x.Groups[1].Value).ToArray();
             Assert.That(direct.Where(d => !entries.Contains(d)), Is.Empty, $"{m}: kernels defined in the .cu but missing from the PTX");
-            if (clang == null) continue;
-            var tmp = Path.GetTempFileName();
-            try
-            {
-                var pre = CudaTestEnv.RunClang(clang, kernels, cu, "-E", tmp);
-                var defined = PreprocessedKernel().Matches(pre).Select(x => x.Groups[1].Value).ToHashSet();
-                Assert.That(entries, Is.EquivalentTo(defined), $"{m}: PTX entry points differ from the source's kernels");
-            }
-            finally { File.Delete(tmp); }
+            if (preprocessed == null) continue;
+            var defined = PreprocessedKernel().Matches(preprocessed[m]).Select(x => x.Groups[1].Value).ToHashSet();
+            Assert.That(entries, Is.EquivalentTo(defined), $"{m}: PTX entry points differ from the source's kernels");
         }
     }
 
@@ -79,17 +74,10 @@ public partial class PtxTests
         var kernels = CudaTestEnv.RequireKernelsDir();
         var clang = CudaTestEnv.Clang() ?? Ignore("clang-14 not on PATH: cannot recompile kernels to check the committed PTX");
         var stale = new List<string>();
-        foreach (var cu in Directory.GetFiles(kernels, "*.cu").Order(StringComparer.Ordinal))
+        foreach (var (name, fresh) in CudaTestEnv.RunClangOnAll(clang, kernels, "-S"))
         {
-            var name = Path.GetFileNameWithoutExtension(cu);
             var committed = Path.Combine(kernels, "ptx", name + ".ptx");
-            var tmp = Path.GetTempFileName();
-            try
-            {
-                var fresh = CudaTestEnv.RunClang(clang, kernels, cu, "-S", tmp);
-                if (!File.Exists(committed) || File.ReadAllText(committed) != fresh) stale.Add(name);
-            }
-            finally { File.Delete(tmp); }
+            if (!File.Exists(committed) || File.ReadAllText(committed) != fresh) stale.Add(name);
         }
         Assert.That(stale, Is.Empty, "PTX out of date with its .cu; run kernels/build-ptx.sh --force and commit kernels/ptx/");
     }
