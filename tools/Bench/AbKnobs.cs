@@ -11,7 +11,8 @@ namespace MtlMoe.Bench;
 /// blocks (packed-B GEMM items without a barrier per KC step), team (spinning worker team instead of Parallel.For;
 /// the A/B understates it, as the helper falls asleep during each "off" run), tiled (the tiled conv schedule for
 /// planes of 192+ outputs, against batching images), implicit (implicit-GEMM convs), implicit2 (its 3×3 stride-2 phase-plane
-/// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), strided1x1 (strided 1×1
+/// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), packed (implicit-GEMM chunks laid end to end over
+/// the images for planes such as 7²), strided1x1 (strided 1×1
 /// backward-data per image at every plane size), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
 /// ReLU block tail), bnstats (one-sweep batch-norm statistics), all (every fast path, not the schedule choice "tiled").
 /// </summary>
@@ -20,7 +21,7 @@ public static class AbKnobs
     private static readonly int TiledMinPlane = CpuBackend.ConvTiledMinPlane;
 
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "strided1x1", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "packed", "strided1x1", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -40,6 +41,7 @@ public static class AbKnobs
             case "implicit": ConvImplicit.Enabled = on; break;
             case "implicit2": ConvImplicit.Stride2Enabled = on; break;
             case "implicit2bd": ConvImplicit.Stride2BackwardDataEnabled = on; break;
+            case "packed": ConvImplicit.PackedBelow = on ? 0.9 : 0; break;
             case "strided1x1": CpuBackend.ConvTiledStrided1x1BackwardData = on; break;
             case "tiled": CpuBackend.ConvTiledMinPlane = on ? TiledMinPlane : int.MaxValue; break;
             case "all": CpuBackend.ConvTiledStrided1x1BackwardData = on; ConvImplicit.Enabled = on; WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;

@@ -54,10 +54,20 @@ internal static unsafe partial class ConvImplicit
         }
         long phaseLength = (long)p.N * p.C * plane;
         var phases = ArrayPool<float>.Shared.Rent((int)(4 * phaseLength)); // phases: [4, N, C, Ho·Wo]
+        float[]? side = null;
         try
         {
             // Items own MC dx channels × a range of tiles over all of K and all four phases, so each (dy channel, 8 dx
             // channels) block of w is transposed once for the four phases; at least two items per thread.
+            PackedChunks[]? packed = null;
+            if (UsePacked(plane, p.N))
+            {
+                side = ImagesSideBySide(dy, dyo, p.N, p.O, plane); // side: [O, N, Ho·Wo], read as dy from here on
+                dy = side; dyo = 0;
+                packed = new PackedChunks[4];
+                for (int f = 0; f < 4; f++) packed[f] = new PackedChunks(p.N, plane, PhaseTaps[f].Length, masks[f]);
+                chunks = packed[0].Count;
+            }
             int tiles = (chunks + 1) / 2, mBlocks = (p.C + MC - 1) / MC;
             int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
             int cb = Math.Clamp(KcTarget / 4, 1, p.O);
@@ -66,17 +76,21 @@ internal static unsafe partial class ConvImplicit
             {
                 int ib = item / parts, part = item % parts;
                 int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
-                PhasesItem(dy, dyo, w, wo, phases, phaseLength, plan, shifts, masks, ib * MC, Math.Min(MC, plan.C - ib * MC), t0, t1, cb, perImage, chunks);
+                PhasesItem(dy, dyo, w, wo, phases, phaseLength, plan, shifts, masks, packed, ib * MC, Math.Min(MC, plan.C - ib * MC), t0, t1, cb, perImage, chunks);
             });
             StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => MergePhases(phases, phaseLength, dx, plan, (int)lo, (int)hi));
         }
-        finally { ArrayPool<float>.Shared.Return(phases); }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(phases);
+            if (side is not null) ArrayPool<float>.Shared.Return(side);
+        }
     }
 
     // dx channels [r0, r0 + mc) × tiles [t0, t1) of all four phases, over all dy channels in blocks of cb.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PhasesItem(float[] dy, int dyo, float[] w, int wo, float[] phases, long phaseLength, in ConvPlan p,
-        int[][] shifts, ushort[][] masks, int r0, int mc, int t0, int t1, int cb, int perImage, int chunks)
+        int[][] shifts, ushort[][] masks, PackedChunks[]? packed, int r0, int mc, int t0, int t1, int cb, int perImage, int chunks)
     {
         int plane = p.OutPlane, mPadded = (mc + MR - 1) / MR * MR;
         var aBuf = _phaseA is { } buf && buf.Length >= 9 * mPadded * cb ? buf : _phaseA = GC.AllocateUninitializedArray<float>(9 * MC * cb, pinned: true);
@@ -99,6 +113,12 @@ internal static unsafe partial class ConvImplicit
                 {
                     int kk = PhaseTaps[f].Length, kc = cbb * kk;
                     float* yPhase = pph + f * phaseLength;
+                    if (packed is not null)
+                    {
+                        PackedTiles(packed[f], cbb, kk, pa + aAt[f], pdy + dyo + (nint)c0 * p.N * plane, (nint)p.N * plane, ps[f],
+                            yPhase + (nint)r0 * plane, (nint)p.C * plane, plane, mc, t0, t1, accumulate);
+                        continue;
+                    }
                     for (int t = t0; t < t1; t++)
                     {
                         int g0 = 2 * t, g1 = 2 * t + 1;

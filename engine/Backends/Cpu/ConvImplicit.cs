@@ -59,8 +59,15 @@ internal static unsafe partial class ConvImplicit
         int kk = p.Kh * p.Kw, perImage = (p.OutPlane + L - 1) / L;
         var shifts = new int[kk];
         for (int t = 0; t < kk; t++) shifts[t] = Im2ColSameVec.Shift(p, t);
-        var source = new Source(x, xo, p.C * p.InPlane, p.InPlane, shifts, Im2ColSameVec.Masks(p, 0, p.Ho, perImage));
-        Run(source, w, wo, flipped, y, p, threads);
+        var masks = Im2ColSameVec.Masks(p, 0, p.Ho, perImage);
+        if (UsePacked(p.OutPlane, p.N) && p.InPlane == p.OutPlane)
+        {
+            var side = ImagesSideBySide(x, xo, p.N, p.C, p.InPlane); // side: [C, N, H·W]
+            try { Run(new Source(side, 0, p.InPlane, p.N * p.InPlane, shifts, masks), w, wo, flipped, y, p, threads); }
+            finally { ArrayPool<float>.Shared.Return(side); }
+            return;
+        }
+        Run(new Source(x, xo, p.C * p.InPlane, p.InPlane, shifts, masks), w, wo, flipped, y, p, threads);
     }
 
     /// <summary>Whether the stride-2 implicit path is used where it applies (tests and the bench's A/B turn it off).</summary>
@@ -80,22 +87,26 @@ internal static unsafe partial class ConvImplicit
     /// </summary>
     public static void ForwardStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
     {
-        int plane = p.OutPlane, perImage = (plane + L - 1) / L, image = 4 * p.C * plane;
-        var phases = ArrayPool<float>.Shared.Rent(p.N * image); // phases: [N, 4, C, Ho·Wo], phase = 2·(row odd) + (column odd)
+        int plane = p.OutPlane, perImage = (plane + L - 1) / L;
+        // phases: [N, 4, C, Ho·Wo], phase = 2·(row odd) + (column odd); or [4, C, N, Ho·Wo] (images side by side) for packed chunks
+        bool side = UsePacked(plane, p.N);
+        int imageStride = side ? plane : 4 * p.C * plane, channelStride = side ? p.N * plane : plane, phaseStride = side ? p.C * p.N * plane : p.C * plane;
+        var phases = ArrayPool<float>.Shared.Rent(4 * p.N * p.C * plane);
         try
         {
-            StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane, (lo, hi) => SplitPhases(x, xo, phases, p, (int)lo, (int)hi));
+            StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane,
+                (lo, hi) => SplitPhases(x, xo, phases, imageStride, channelStride, phaseStride, p, (int)lo, (int)hi));
             // Tap (i, j) reads input row 2·oh + i − 1: an even row for i = 1, else an odd one, one phase row up for i = 0.
             var shifts = new int[9];
             var masks = new ushort[9 * perImage];
             for (int t = 0; t < 9; t++)
             {
                 int i = t / 3, j = t % 3, phase = (i == 1 ? 0 : 2) + (j == 1 ? 0 : 1), di = i == 0 ? -1 : 0, dj = j == 0 ? -1 : 0;
-                shifts[t] = phase * p.C * plane + di * p.Wo + dj;
+                shifts[t] = phase * phaseStride + di * p.Wo + dj;
                 for (int q = 0; q < plane; q++)
                     if (q / p.Wo + di >= 0 && q % p.Wo + dj >= 0) masks[t * perImage + q / L] |= (ushort)(1 << (q % L));
             }
-            Run(new Source(phases, 0, image, plane, shifts, masks), w, wo, false, y, p, threads);
+            Run(new Source(phases, 0, imageStride, channelStride, shifts, masks), w, wo, false, y, p, threads);
         }
         finally { ArrayPool<float>.Shared.Return(phases); }
     }
@@ -103,20 +114,20 @@ internal static unsafe partial class ConvImplicit
     private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     private static readonly Vector512<int> OddLanes = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
 
-    // Planes [lo, hi) of (image, channel): phases[n, 2a + b, c, oh·Wo + ow] = x[n, c, 2·oh + a, 2·ow + b] (zero past x), 32
-    // input columns per step split into their even and odd halves by two permutes.
+    // Planes [lo, hi) of (image, channel): phase plane 2a + b of (n, c), at n·imageStride + c·channelStride + (2a + b)·phaseStride,
+    // holds x[n, c, 2·oh + a, 2·ow + b] at oh·Wo + ow (zero past x); 32 input columns per step split into their even and odd
+    // halves by two permutes.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SplitPhases(float[] x, int xo, float[] phases, in ConvPlan p, int lo, int hi)
+    private static void SplitPhases(float[] x, int xo, float[] phases, nint imageStride, nint channelStride, nint phaseStride, in ConvPlan p, int lo, int hi)
     {
         int wo = p.Wo, plane = p.OutPlane;
-        nint phaseStride = (nint)p.C * plane;
         bool evenW = p.W % 2 == 0;
         fixed (float* px = x, pp = phases)
             for (int item = lo; item < hi; item++)
             {
                 int n = item / p.C, c = item % p.C;
                 float* src = px + xo + (nint)item * p.InPlane;
-                float* dst = pp + ((nint)n * 4 * p.C + c) * plane;
+                float* dst = pp + n * imageStride + c * channelStride;
                 for (int h = 0; h < p.H; h++)
                 {
                     float* row = src + (nint)h * p.W;
@@ -164,18 +175,21 @@ internal static unsafe partial class ConvImplicit
         int cb = Math.Clamp(KcTarget / kk, 1, p.C);
         // At least two items per thread; ranges of tiles split an MC block only when there are too few blocks.
         int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
+        // Chunks laid end to end when the source has each channel's images side by side (callers copy it so for such planes).
+        var packed = UsePacked(plane, p.N) && source.ImageStride == plane ? new PackedChunks(p.N, plane, kk, source.Masks) : null;
+        if (packed is not null) { chunks = packed.Count; tiles = (chunks + 1) / 2; parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles); }
         var plan = p;
         WorkerTeam.For(mBlocks * parts, threads, item =>
         {
             int ib = item / parts, part = item % parts;
             int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
-            RunItem(source, w, wo, flipped, y, plan, ib * MC, Math.Min(MC, plan.O - ib * MC), t0, t1, cb, kk, perImage, chunks);
+            RunItem(source, packed, w, wo, flipped, y, plan, ib * MC, Math.Min(MC, plan.O - ib * MC), t0, t1, cb, kk, perImage, chunks);
         });
     }
 
     // Output channels [o0, o0 + mc) × tiles [t0, t1) over the whole K loop.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem(Source source, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
+    private static void RunItem(Source source, PackedChunks? packed, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
         int cb, int kk, int perImage, int chunks)
     {
         int plane = p.OutPlane, kAll = p.K, xImage = source.ImageStride, xChannel = source.ChannelStride;
@@ -192,6 +206,12 @@ internal static unsafe partial class ConvImplicit
                 if (flipped) PackFlipped(pw + wo + ((nint)c0 * p.O + o0) * kk, p.O, kk, mc, cbb, pa);
                 else GemmDriver<float, Avx512Kernel<float>>.PackA(false, pw + wo + (nint)o0 * kAll, kAll, 0, mc, c0 * kk, kc, MR, pa);
                 bool accumulate = c0 > 0;
+                if (packed is not null)
+                {
+                    PackedTiles(packed, cbb, kk, pa, xs + (nint)c0 * xChannel, xChannel, shifts, py + (nint)o0 * plane, (nint)p.O * plane, plane,
+                        mc, t0, t1, accumulate);
+                    continue;
+                }
                 for (int t = t0; t < t1; t++)
                 {
                     // The tile's two chunks; an odd last chunk pairs with an empty one (all lanes off).

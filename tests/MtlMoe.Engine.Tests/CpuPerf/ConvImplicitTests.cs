@@ -17,16 +17,22 @@ namespace MtlMoe.Tests.CpuPerf;
 [NonParallelizable]
 public class ConvImplicitTests
 {
+    // Runs body twice: each image with its own chunks, then chunks laid end to end over the images wherever the plane has
+    // 16+ positions (PackedBelow above 1), so every case covers both layouts.
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the implicit conv path does not exist here");
-        bool enabled = ConvImplicit.Enabled; double minUse = ConvImplicit.MinLaneUse;
+        bool enabled = ConvImplicit.Enabled; double minUse = ConvImplicit.MinLaneUse, packedBelow = ConvImplicit.PackedBelow;
         try
         {
             ConvImplicit.Enabled = true; ConvImplicit.MinLaneUse = 0; // every stride-1 same-width float32 conv takes it
-            body();
+            foreach (double below in new[] { 0, 1.01 })
+            {
+                ConvImplicit.PackedBelow = below;
+                body();
+            }
         }
-        finally { ConvImplicit.Enabled = enabled; ConvImplicit.MinLaneUse = minUse; }
+        finally { ConvImplicit.Enabled = enabled; ConvImplicit.MinLaneUse = minUse; ConvImplicit.PackedBelow = packedBelow; }
     }
 
     private static IEnumerable<TestCaseData> Cases()

@@ -1,0 +1,171 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace MtlMoe.Engine.Backends.Cpu;
+
+/// <summary>
+/// Chunks laid over all images' output planes end to end, for planes that are not whole 16-lane chunks: a 7×7 plane
+/// fills 49 of the 64 lanes of its own four chunks, but 16 images' planes fill 49 chunks exactly. The B source is laid
+/// out with the images of a channel side by side ([C, N, plane], one copy of x), so a chunk that ends one image and
+/// starts the next is still one masked load; its output rows go to the two images with two masked stores.
+/// </summary>
+internal static unsafe partial class ConvImplicit
+{
+    /// <summary>
+    /// Planes of 16+ positions whose chunk lane use is below this take the chunks laid end to end (7²: 0.77, 9×11: 0.88);
+    /// above it each image keeps its own chunks (14²: 0.94). Tests set it to 0 or above 1 to reach both layouts.
+    /// </summary>
+    internal static double PackedBelow { get; set; } = 0.9;
+
+    // Whether output planes of this many positions (over n images) take the chunks laid end to end.
+    private static bool UsePacked(int plane, int n) => n > 1 && plane >= L && LaneUse(plane) < PackedBelow;
+
+    /// <summary>x [N, C, plane] at xo copied to [C, N, plane] (rented; the caller returns it): the images of a channel side by side.</summary>
+    private static float[] ImagesSideBySide(float[] x, int xo, int n, int c, int plane)
+    {
+        var t = ArrayPool<float>.Shared.Rent(n * c * plane);
+        StridedIter.ParallelChunks((long)n * c, plane, (lo, hi) =>
+        {
+            for (long item = lo; item < hi; item++)
+            {
+                long image = item / c, channel = item % c;
+                Array.Copy(x, xo + item * plane, t, (channel * n + image) * plane, plane);
+            }
+        });
+        return t;
+    }
+
+    /// <summary>
+    /// The chunks of N planes of <c>plane</c> positions laid end to end: chunk g holds positions 16g.. of the planes side
+    /// by side; its first Split[g] lanes are at position Start[g] of image Image[g] and the rest (where ValidB[g] has
+    /// lanes) at positions 0.. of the next image. Masks[g·kk + t] are the lanes whose tap-t reads fall inside their own
+    /// plane; ValidA/ValidB the output lanes of each part. One empty chunk follows the last, for a tile missing its second.
+    /// </summary>
+    private sealed class PackedChunks
+    {
+        public readonly int Count;
+        public readonly int[] Image, Start, Split;
+        public readonly ushort[] Masks, ValidA, ValidB;
+
+        /// <param name="n">Images.</param>
+        /// <param name="plane">Positions per image (at least 16, so a chunk spans at most two images).</param>
+        /// <param name="kk">Taps.</param>
+        /// <param name="aligned">The per-image tap masks, [t·perImage + u] for chunk u of an image's own chunks.</param>
+        public PackedChunks(int n, int plane, int kk, ushort[] aligned)
+        {
+            int perImage = (plane + L - 1) / L;
+            Count = (int)(((long)n * plane + L - 1) / L);
+            Image = new int[Count + 1]; Start = new int[Count + 1]; Split = new int[Count + 1];
+            Masks = new ushort[(Count + 1) * kk]; ValidA = new ushort[Count + 1]; ValidB = new ushort[Count + 1];
+            bool Reads(int t, int q) => (aligned[t * perImage + q / L] >> (q % L) & 1) != 0;
+            for (int g = 0; g < Count; g++)
+            {
+                long first = (long)g * L;
+                int image = (int)(first / plane), q0 = (int)(first % plane), split = Math.Min(L, plane - q0);
+                bool next = split < L && image + 1 < n;
+                Image[g] = image; Start[g] = q0; Split[g] = split;
+                ValidA[g] = (ushort)((1 << split) - 1);
+                ValidB[g] = next ? (ushort)(0xFFFF & ~ValidA[g]) : (ushort)0;
+                for (int t = 0; t < kk; t++)
+                {
+                    int bits = 0;
+                    for (int l = 0; l < split; l++) if (Reads(t, q0 + l)) bits |= 1 << l;
+                    if (next) for (int l = split; l < L; l++) if (Reads(t, l - split)) bits |= 1 << l;
+                    Masks[g * kk + t] = (ushort)bits;
+                }
+            }
+        }
+
+        /// <summary>Chunk g's output bases in y (images <paramref name="image"/> apart): part A at a, lane l of part B at b + l.</summary>
+        public void Outputs(int g, float* y, nint image, out float* a, out float* b)
+        {
+            a = y + Image[g] * image + Start[g];
+            b = ValidB[g] != 0 ? y + (Image[g] + 1) * image - Split[g] : a;
+        }
+    }
+
+    // Tiles [t0, t1) over packed chunks for one K block: B at xs + 16g (images side by side, channel stride xChannel),
+    // outputs in y [N, rows, plane] from ys (the item's first row), images yImage apart.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackedTiles(PackedChunks packed, int cb, int kk, float* a, float* xs, nint xChannel, int* shifts, float* ys, nint yImage,
+        nint plane, int mc, int t0, int t1, bool accumulate)
+    {
+        int kc = cb * kk;
+        fixed (ushort* pm = packed.Masks)
+            for (int t = t0; t < t1; t++)
+            {
+                int g0 = 2 * t, g1 = Math.Min(2 * t + 1, packed.Count); // past the last chunk: the empty one (no lanes)
+                packed.Outputs(g0, ys, yImage, out var ya0, out var yb0);
+                packed.Outputs(g1, ys, yImage, out var ya1, out var yb1);
+                for (int ir = 0; ir < mc; ir += MR)
+                {
+                    nint row = ir * plane;
+                    TilePacked(cb, kk, a + (nint)ir * kc, xs + (nint)g0 * L, xs + (nint)g1 * L, xChannel, pm + g0 * kk, pm + g1 * kk, shifts,
+                        ya0 + row, yb0 + row, ya1 + row, yb1 + row, plane, Math.Min(MR, mc - ir),
+                        packed.ValidA[g0], packed.ValidB[g0], packed.ValidA[g1], packed.ValidB[g1], accumulate);
+                }
+            }
+    }
+
+    /// <summary>
+    /// <see cref="Tile"/> over two packed chunks: the same loads, and each chunk's rows stored to part A (ya, lanes va) and
+    /// part B (yb, lanes vb) — the two images it spans.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TilePacked(int cb, int kk, float* a, float* x0, float* x1, nint inPlane, ushort* m0, ushort* m1, int* shifts,
+        float* ya0, float* yb0, float* ya1, float* yb1, nint outPlane, int mr, ushort va0, ushort vb0, ushort va1, ushort vb1, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        nint aStep = (nint)kk * MR;
+        for (int t = 0; t < kk; t++)
+        {
+            var k0 = Im2ColSameVec.Mask(m0[t]); var k1 = Im2ColSameVec.Mask(m1[t]);
+            float* s0 = x0 + shifts[t], s1 = x1 + shifts[t], at = a + t * MR;
+            for (int c = 0; c < cb; c++)
+            {
+                var b0 = Avx512F.MaskLoad(s0, k0, Vector512<float>.Zero);
+                var b1 = Avx512F.MaskLoad(s1, k1, Vector512<float>.Zero);
+                Vector512<float> v;
+                v = Vector512.Create(at[0]); c00 = Avx512F.FusedMultiplyAdd(v, b0, c00); c01 = Avx512F.FusedMultiplyAdd(v, b1, c01);
+                v = Vector512.Create(at[1]); c10 = Avx512F.FusedMultiplyAdd(v, b0, c10); c11 = Avx512F.FusedMultiplyAdd(v, b1, c11);
+                v = Vector512.Create(at[2]); c20 = Avx512F.FusedMultiplyAdd(v, b0, c20); c21 = Avx512F.FusedMultiplyAdd(v, b1, c21);
+                v = Vector512.Create(at[3]); c30 = Avx512F.FusedMultiplyAdd(v, b0, c30); c31 = Avx512F.FusedMultiplyAdd(v, b1, c31);
+                v = Vector512.Create(at[4]); c40 = Avx512F.FusedMultiplyAdd(v, b0, c40); c41 = Avx512F.FusedMultiplyAdd(v, b1, c41);
+                v = Vector512.Create(at[5]); c50 = Avx512F.FusedMultiplyAdd(v, b0, c50); c51 = Avx512F.FusedMultiplyAdd(v, b1, c51);
+                v = Vector512.Create(at[6]); c60 = Avx512F.FusedMultiplyAdd(v, b0, c60); c61 = Avx512F.FusedMultiplyAdd(v, b1, c61);
+                v = Vector512.Create(at[7]); c70 = Avx512F.FusedMultiplyAdd(v, b0, c70); c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
+                at += aStep; s0 += inPlane; s1 += inPlane;
+            }
+        }
+        var qa0 = Im2ColSameVec.Mask(va0); var qb0 = Im2ColSameVec.Mask(vb0);
+        var qa1 = Im2ColSameVec.Mask(va1); var qb1 = Im2ColSameVec.Mask(vb1);
+        bool fa0 = va0 == 0xFFFF, fa1 = va1 == 0xFFFF, b0On = vb0 != 0, b1On = vb1 != 0;
+        // Row by row, unrolled like Tile's stores (the accumulators stay in registers).
+        StorePair(ya0, yb0, c00, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c01, qa1, fa1, qb1, b1On, accumulate); if (mr == 1) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c10, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c11, qa1, fa1, qb1, b1On, accumulate); if (mr == 2) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c20, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c21, qa1, fa1, qb1, b1On, accumulate); if (mr == 3) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c30, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c31, qa1, fa1, qb1, b1On, accumulate); if (mr == 4) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c40, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c41, qa1, fa1, qb1, b1On, accumulate); if (mr == 5) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c50, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c51, qa1, fa1, qb1, b1On, accumulate); if (mr == 6) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c60, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c61, qa1, fa1, qb1, b1On, accumulate); if (mr == 7) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c70, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c71, qa1, fa1, qb1, b1On, accumulate);
+    }
+
+    // One output row of a chunk that may span two images: part A's valid lanes at ya, part B's (when any) at yb.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePair(float* ya, float* yb, Vector512<float> acc, Vector512<float> qa, bool fullA, Vector512<float> qb, bool bOn, bool accumulate)
+    {
+        Store(ya, acc, qa, fullA, accumulate);
+        if (bOn) Store(yb, acc, qb, false, accumulate);
+    }
+}
