@@ -73,17 +73,22 @@ internal static unsafe partial class ConvImplicit
     /// <summary>Whether the stride-2 implicit path is used where it applies (tests and the bench's A/B turn it off).</summary>
     internal static bool Stride2Enabled { get; set; } = true;
 
-    /// <summary>True when <see cref="ForwardStride2"/> handles this float32 plan: 3×3, stride 2, padding 1 (any H and W).</summary>
+    /// <summary>
+    /// True when <see cref="ForwardStride2"/> handles this float32 plan: stride 2, an odd kernel (3×3 … 7×7, e.g. the ResNet
+    /// stem) with padding kernel/2, any H and W.
+    /// </summary>
     public static bool AppliesStride2(in ConvPlan p) =>
-        Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh == 3 && p.Kw == 3
-        && p.Geo is { StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1 }
+        Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh % 2 == 1 && p.Kw % 2 == 1 && p.Kh * p.Kw > 1
+        && p.Kh <= 7 && p.Kw <= 7 && p.Geo.PadH == p.Kh / 2 && p.Geo.PadW == p.Kw / 2
+        && p.Geo is { StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1 }
         && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
 
     /// <summary>
-    /// The 3×3 stride-2 pad-1 conv as an implicit GEMM: x is split once into its four phase planes (even/odd rows ×
-    /// even/odd columns, each Ho×Wo with Ho = ⌈H/2⌉, Wo = ⌈W/2⌉), after which every tap reads one phase plane shifted by
-    /// 0 or −1 row/column — the same masked loads as the stride-1 path, over a copy the size of x instead of an unfold 9/4
-    /// of its size. For odd H (W) the odd phases' last row (column) lies past x and is zero: the bottom (right) padding.
+    /// The stride-2 conv with an odd kernel and padding kernel/2 as an implicit GEMM: x is split once into its four phase
+    /// planes (even/odd rows × even/odd columns, each Ho×Wo with Ho = ⌈H/2⌉, Wo = ⌈W/2⌉), after which every tap reads one
+    /// phase plane shifted by a whole number of phase rows/columns (3×3: 0 or −1; 7×7: −2 … +1) — the same masked loads as
+    /// the stride-1 path, over a copy the size of x instead of an unfold kh·kw/4 of its size. For odd H (W) the odd phases'
+    /// last row (column) lies past x and is zero: the bottom (right) padding.
     /// </summary>
     public static void ForwardStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
     {
@@ -96,15 +101,17 @@ internal static unsafe partial class ConvImplicit
         {
             StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane,
                 (lo, hi) => SplitPhases(x, xo, phases, imageStride, channelStride, phaseStride, p, (int)lo, (int)hi));
-            // Tap (i, j) reads input row 2·oh + i − 1: an even row for i = 1, else an odd one, one phase row up for i = 0.
-            var shifts = new int[9];
-            var masks = new ushort[9 * perImage];
-            for (int t = 0; t < 9; t++)
+            // Tap (i, j) reads input row 2·oh + r with r = i − padH = 2·di + parity: row oh + di of the phase planes of that
+            // parity (3×3: i = 1 an even row, i = 0 the odd row one up, i = 2 the odd row level); columns alike.
+            int kk = p.Kh * p.Kw;
+            var shifts = new int[kk];
+            var masks = new ushort[kk * perImage];
+            for (int t = 0; t < kk; t++)
             {
-                int i = t / 3, j = t % 3, phase = (i == 1 ? 0 : 2) + (j == 1 ? 0 : 1), di = i == 0 ? -1 : 0, dj = j == 0 ? -1 : 0;
-                shifts[t] = phase * phaseStride + di * p.Wo + dj;
+                int ri = t / p.Kw - p.Geo.PadH, rj = t % p.Kw - p.Geo.PadW, pi = ri & 1, pj = rj & 1, di = (ri - pi) / 2, dj = (rj - pj) / 2;
+                shifts[t] = (2 * pi + pj) * phaseStride + di * p.Wo + dj;
                 for (int q = 0; q < plane; q++)
-                    if (q / p.Wo + di >= 0 && q % p.Wo + dj >= 0) masks[t * perImage + q / L] |= (ushort)(1 << (q % L));
+                    if ((uint)(q / p.Wo + di) < (uint)p.Ho && (uint)(q % p.Wo + dj) < (uint)p.Wo) masks[t * perImage + q / L] |= (ushort)(1 << (q % L));
             }
             Run(new Source(phases, 0, imageStride, channelStride, shifts, masks), w, wo, false, y, p, threads);
         }
