@@ -74,21 +74,25 @@ internal static unsafe partial class ConvImplicit
     internal static bool Stride2Enabled { get; set; } = true;
 
     /// <summary>
-    /// True when <see cref="ForwardStride2"/> handles this float32 plan: stride 2, an odd kernel (3×3 … 7×7, e.g. the ResNet
-    /// stem) with padding kernel/2, any H and W.
+    /// True when <see cref="ForwardStride2"/> handles this float32 plan: stride 2, an odd kernel (1×1 … 7×7: ResNet's
+    /// downsampling 1×1, its 3×3 and its stem) with padding kernel/2, any H and W.
     /// </summary>
     public static bool AppliesStride2(in ConvPlan p) =>
-        Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh % 2 == 1 && p.Kw % 2 == 1 && p.Kh * p.Kw > 1
+        Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh % 2 == 1 && p.Kw % 2 == 1
         && p.Kh <= 7 && p.Kw <= 7 && p.Geo.PadH == p.Kh / 2 && p.Geo.PadW == p.Kw / 2
         && p.Geo is { StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1 }
-        && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
+        && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse
+        // A 1×1 conv is a tenth of a 3×3's work over the same split: with images side by side (14² → 7²) the split and the
+        // two-image stores cost more than the unfold they save (0.86–1.0× in-process A/B; 28² → 14² 1.07–1.11×).
+        && (p.Kh * p.Kw > 1 || !UsePacked(p.OutPlane, p.N));
 
     /// <summary>
     /// The stride-2 conv with an odd kernel and padding kernel/2 as an implicit GEMM: x is split once into its four phase
     /// planes (even/odd rows × even/odd columns, each Ho×Wo with Ho = ⌈H/2⌉, Wo = ⌈W/2⌉), after which every tap reads one
     /// phase plane shifted by a whole number of phase rows/columns (3×3: 0 or −1; 7×7: −2 … +1) — the same masked loads as
     /// the stride-1 path, over a copy the size of x instead of an unfold kh·kw/4 of its size. For odd H (W) the odd phases'
-    /// last row (column) lies past x and is zero: the bottom (right) padding.
+    /// last row (column) lies past x and is zero: the bottom (right) padding. A 1×1 kernel reads only the even/even phase,
+    /// and only the phases a kernel reads are split.
     /// </summary>
     public static void ForwardStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
     {
@@ -100,7 +104,7 @@ internal static unsafe partial class ConvImplicit
         try
         {
             StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane,
-                (lo, hi) => SplitPhases(x, xo, phases, imageStride, channelStride, phaseStride, p, (int)lo, (int)hi));
+                (lo, hi) => SplitPhases(x, xo, phases, imageStride, channelStride, phaseStride, p.Kh > 1, p.Kw > 1, p, (int)lo, (int)hi));
             // Tap (i, j) reads input row 2·oh + r with r = i − padH = 2·di + parity: row oh + di of the phase planes of that
             // parity (3×3: i = 1 an even row, i = 0 the odd row one up, i = 2 the odd row level); columns alike.
             int kk = p.Kh * p.Kw;
@@ -123,9 +127,10 @@ internal static unsafe partial class ConvImplicit
 
     // Planes [lo, hi) of (image, channel): phase plane 2a + b of (n, c), at n·imageStride + c·channelStride + (2a + b)·phaseStride,
     // holds x[n, c, 2·oh + a, 2·ow + b] at oh·Wo + ow (zero past x); 32 input columns per step split into their even and odd
-    // halves by two permutes.
+    // halves by two permutes. The odd-row (odd-column) phases are written only when oddRows (oddColumns).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SplitPhases(float[] x, int xo, float[] phases, nint imageStride, nint channelStride, nint phaseStride, in ConvPlan p, int lo, int hi)
+    private static void SplitPhases(float[] x, int xo, float[] phases, nint imageStride, nint channelStride, nint phaseStride,
+        bool oddRows, bool oddColumns, in ConvPlan p, int lo, int hi)
     {
         int wo = p.Wo, plane = p.OutPlane;
         bool evenW = p.W % 2 == 0;
@@ -135,7 +140,7 @@ internal static unsafe partial class ConvImplicit
                 int n = item / p.C, c = item % p.C;
                 float* src = px + xo + (nint)item * p.InPlane;
                 float* dst = pp + n * imageStride + c * channelStride;
-                for (int h = 0; h < p.H; h++)
+                for (int h = 0; h < p.H; h += oddRows ? 1 : 2)
                 {
                     float* row = src + (nint)h * p.W;
                     float* even = dst + (h % 2) * 2 * phaseStride + (nint)(h / 2) * wo, odd = even + phaseStride;
@@ -156,17 +161,21 @@ internal static unsafe partial class ConvImplicit
                         var od = Avx512F.PermuteVar16x32x2(a, OddLanes, b);
                         // Full stores while the 16 lanes stay inside this phase plane: what spills past the row belongs to later rows
                         // of this item, which overwrite it; past the plane it would land in another item's plane.
-                        if ((h / 2) * wo + ow + L <= plane) { ev.Store(even + ow); od.Store(odd + ow); }
+                        if ((h / 2) * wo + ow + L <= plane)
+                        {
+                            ev.Store(even + ow);
+                            if (oddColumns) od.Store(odd + ow);
+                        }
                         else
                         {
                             var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left)).AsSingle();
                             Avx512F.MaskStore(even + ow, keep, ev);
-                            Avx512F.MaskStore(odd + ow, keep, od);
+                            if (oddColumns) Avx512F.MaskStore(odd + ow, keep, od);
                         }
                     }
                 }
                 // The odd-row phases' last row lies below x (odd H): zero, and cleared after the rows above have spilled into it.
-                if (p.H % 2 == 1)
+                if (oddRows && p.H % 2 == 1)
                 {
                     new Span<float>(dst + 2 * phaseStride + plane - wo, wo).Clear();
                     new Span<float>(dst + 3 * phaseStride + plane - wo, wo).Clear();

@@ -95,17 +95,23 @@ public class ConvImplicitTests
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(43), DType.Float32, 1e-4);
     });
 
-    // Stride-2 forward with larger odd kernels (padding kernel/2): taps shifted by up to ±2 phase rows/columns, so the
-    // masks cut the bottom/right edges too; 7×7 on 3 channels is the ResNet stem's shape.
-    [TestCase(2, 3, 12, 12, 8, 7)]
-    [TestCase(3, 3, 11, 9, 5, 7)]
-    [TestCase(2, 5, 9, 10, 6, 5)]
-    [TestCase(2, 4, 7, 7, 3, 5)]
-    public void Stride2LargerKernelsMatchNaive(int n, int c, int h, int w, int o, int k) => Forced(() =>
+    // Stride-2 forward with other odd kernels (padding kernel/2): 7×7 and 5×5 shift taps by up to ±2 phase rows/columns,
+    // so the masks cut the bottom/right edges too (7×7 on 3 channels is the ResNet stem's shape); 1×1 reads the even/even
+    // phase alone (ResNet's downsampling shortcut) and 1×3 the even-row phases alone.
+    [TestCase(2, 3, 12, 12, 8, 7, 7)]
+    [TestCase(3, 3, 11, 9, 5, 7, 7)]
+    [TestCase(2, 5, 9, 10, 6, 5, 5)]
+    [TestCase(2, 4, 7, 7, 3, 5, 5)]
+    [TestCase(3, 6, 8, 8, 9, 1, 1)]
+    [TestCase(2, 40, 7, 9, 20, 1, 1)]
+    [TestCase(2, 5, 7, 6, 4, 1, 3)]
+    public void Stride2OtherKernelsMatchNaive(int n, int c, int h, int w, int o, int kh, int kw) => Forced(() =>
     {
-        int[] xs = [n, c, h, w], ws = [o, c, k, k];
-        var g = Conv2dGeometry.Square(2, k / 2);
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
+        int[] xs = [n, c, h, w], ws = [o, c, kh, kw];
+        var g = new Conv2dGeometry(2, 2, kh / 2, kw / 2, 1, 1, 1);
+        // 1×1 stays on the unfold when the images' planes are laid side by side (every plane here has 16+ outputs).
+        bool applies = kh * kw > 1 || ConvImplicit.PackedBelow == 0;
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.EqualTo(applies), "whether the forward takes the stride-2 implicit path");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(47), DType.Float32, 2e-4);
     });
 
@@ -136,7 +142,7 @@ public class ConvImplicitTests
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, no padding");
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 5, 5], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, 5×5 with padding 1");
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 4, 4], Conv2dGeometry.Square(2, 2))), Is.False, "stride 2, even kernel");
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, 1×1");
+        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, 1×1 with padding 1");
         Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, no padding");
         Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, 1×1");
         Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(2, 1, 1, 2))), Is.False, "stride-2 backward-data, groups");
