@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.Intrinsics.X86;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
@@ -74,7 +75,6 @@ public class ConvImplicitTests
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
     });
 
@@ -91,13 +91,12 @@ public class ConvImplicitTests
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(43), DType.Float32, 1e-4);
     });
 
     // Stride-2 forward with other odd kernels (padding kernel/2): 7×7 and 5×5 shift taps by up to ±2 phase rows/columns,
     // so the masks cut the bottom/right edges too (7×7 on 3 channels is the ResNet stem's shape); 1×1 reads the even/even
-    // phase alone (ResNet's downsampling shortcut) and 1×3 the even-row phases alone.
+    // phase alone (ResNet's downsampling shortcut) and 1×3 the even-row phases alone. Backward through the other paths.
     [TestCase(2, 3, 12, 12, 8, 7, 7)]
     [TestCase(3, 3, 11, 9, 5, 7, 7)]
     [TestCase(2, 5, 9, 10, 6, 5, 5)]
@@ -113,6 +112,27 @@ public class ConvImplicitTests
         bool applies = kh * kw > 1 || ConvImplicit.PackedBelow == 0;
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.EqualTo(applies), "whether the forward takes the stride-2 implicit path");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(47), DType.Float32, 2e-4);
+    });
+
+    // The phase buffer (ArrayPool) and dx (the storage pool) come back uncleared: every dx element must be written, not
+    // left as what the buffers held (odd H and W: the phases' last row and column are left out of dx).
+    [Test]
+    public void Stride2BackwardDataIgnoresWhatPooledBuffersHeld() => Forced(() =>
+    {
+        int[] xs = [3, 6, 9, 11], ws = [5, 6, 3, 3];
+        var g = Conv2dGeometry.Square(2, 1);
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True);
+        using var x = Tensor.Rand(xs, new Rng(21), -1, 1).RequireGrad();
+        using var w = Tensor.Rand(ws, new Rng(22), -1, 1);
+        using var y = Ops.Conv2d(x, w, null, g);
+        using var dy = Tensor.Rand(y.Shape, new Rng(23), -1, 1);
+        var stale = ArrayPool<float>.Shared.Rent(4 * xs[0] * xs[1] * y.Shape[2] * y.Shape[3]); // the size the phases rent
+        Array.Fill(stale, float.NaN);
+        ArrayPool<float>.Shared.Return(stale);
+        using (Tensor.Full(xs, double.NaN)) { } // back to the storage pool, ready for dx
+        y.Backward(dy);
+        var (edx, _) = NaiveConv.Backward(x.ToDoubleArray(), xs, w.ToDoubleArray(), ws, dy.ToDoubleArray(), g);
+        Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4));
     });
 
     // Random 3×3 stride-2 pad-1 shapes, any plane from 1×1 up: all three passes.
