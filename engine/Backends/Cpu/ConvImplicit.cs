@@ -10,8 +10,9 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// 3×3/pad-1 conv of a ResNet, and stride-1 backward-data run as a forward). Row (c, tap) of the column matrix is the
 /// input plane of channel c shifted by a constant (see <see cref="Im2ColSameVec"/>), so the micro-kernel reads its B
 /// operand straight from x with masked loads — no column matrix is written or packed. Columns are cut into 16-lane
-/// chunks that never straddle two images (each chunk has its own base), two chunks per 8×32 register tile.
-/// K is blocked by whole channels (all taps of a channel in one block); within a block the kernel runs tap by tap so
+/// chunks, two per 8×32 register tile: each image's own chunks (each with its own base), or, for planes that fill their
+/// chunks poorly, chunks laid end to end over the images (ConvImplicit.PackedChunks.cs). Stride-2 convs run through the
+/// same kernel over phase planes (forward here, backward-data in ConvImplicit.Stride2BackwardData.cs). K is blocked by whole channels (all taps of a channel in one block); within a block the kernel runs tap by tap so
 /// that a tap's two masks stay in registers over the channel loop. Work items own MC output channels × a range of
 /// tiles for the whole K loop and pack their own A: no barriers, and every output is summed by one item in the same
 /// order whatever the thread count.
