@@ -57,8 +57,7 @@ internal static unsafe partial class ConvImplicit
         float[]? side = null;
         try
         {
-            // Items own MC dx channels × a range of tiles over all of K and all four phases, so each (dy channel, 8 dx
-            // channels) block of w is transposed once for the four phases; at least two items per thread.
+            // Planes that fill their chunks poorly (7²) lay the chunks end to end over dy's images, side by side.
             PackedChunks[]? packed = null;
             if (UsePacked(plane, p.N))
             {
@@ -68,6 +67,8 @@ internal static unsafe partial class ConvImplicit
                 for (int f = 0; f < 4; f++) packed[f] = new PackedChunks(p.N, plane, PhaseTaps[f].Length, masks[f]);
                 chunks = packed[0].Count;
             }
+            // Items own MC dx channels × a range of tiles over all of K and all four phases, so each (dy channel, 8 dx
+            // channels) block of w is transposed once for the four phases; at least two items per thread.
             int tiles = (chunks + 1) / 2, mBlocks = (p.C + MC - 1) / MC;
             int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
             int cb = Math.Clamp(KcTarget / 4, 1, p.O);
