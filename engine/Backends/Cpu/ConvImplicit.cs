@@ -12,8 +12,9 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// operand straight from x with masked loads — no column matrix is written or packed. Columns are cut into 16-lane
 /// chunks, two per 8×32 register tile: each image's own chunks (each with its own base), or, for planes that fill their
 /// chunks poorly, chunks laid end to end over the images (ConvImplicit.PackedChunks.cs). Stride-2 convs run through the
-/// same kernel over phase planes (forward here, backward-data in ConvImplicit.Stride2BackwardData.cs). K is blocked by whole channels (all taps of a channel in one block); within a block the kernel runs tap by tap so
-/// that a tap's two masks stay in registers over the channel loop. Work items own MC output channels × a range of
+/// same kernel over phase planes (forward here, backward-data in ConvImplicit.Stride2BackwardData.cs). K is blocked by
+/// whole channels (all taps of a channel in one block); within a block the kernel runs tap by tap so that a tap's two
+/// masks stay in registers over the channel loop. Work items own MC output channels × a range of
 /// tiles for the whole K loop and pack their own A: no barriers, and every output is summed by one item in the same
 /// order whatever the thread count.
 /// </summary>

@@ -62,7 +62,6 @@ internal static unsafe class Im2ColSameVec
     }
 
     private static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    private static readonly Vector512<int> LaneBits = Vector512.Create(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
 
     /// <summary>A chunk mask as a vector: lane q all ones where bit q of <paramref name="bits"/> is set (for masked loads and stores).</summary>
     /// <remarks>
