@@ -65,10 +65,11 @@ internal static unsafe class Im2ColSameVec
 
     /// <summary>A chunk mask as a vector: lane q all ones where bit q of <paramref name="bits"/> is set (for masked loads and stores).</summary>
     /// <remarks>
-    /// The lane bits are built from constants, not read from a static field: inlined into an AggressiveOptimization kernel
-    /// of another class that was compiled before this class was initialised, a static read becomes a class-init helper
-    /// call inside the kernel's loop, and the call made the JIT keep the 16 accumulators in memory (the 3×3 stride-2
-    /// forward ran 3.4× slower whenever it was the first conv of the process).
+    /// The lane bits are built from constants, not read from a static field: read from this class's static field and
+    /// inlined into <c>ConvImplicit.Tile</c>, the 3×3 stride-2 forward ran 3.4× slower whenever it was the first conv of a
+    /// process, i.e. whenever the kernel was compiled (AggressiveOptimization, no tiering) before this class was
+    /// initialised — most likely a class-init check inside the kernel's loop spoiling its register use (the generated
+    /// code was not inspected).
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> Mask(ushort bits)
