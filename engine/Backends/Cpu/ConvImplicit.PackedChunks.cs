@@ -102,70 +102,10 @@ internal static unsafe partial class ConvImplicit
                 for (int ir = 0; ir < mc; ir += MR)
                 {
                     nint row = ir * plane;
-                    TilePacked(cb, kk, a + (nint)ir * kc, xs + (nint)g0 * L, xs + (nint)g1 * L, xChannel, pm + g0 * kk, pm + g1 * kk, shifts,
+                    Tile(cb, kk, a + (nint)ir * kc, xs + (nint)g0 * L, xs + (nint)g1 * L, xChannel, pm + g0 * kk, 1, pm + g1 * kk, 1, shifts,
                         ya0 + row, yb0 + row, ya1 + row, yb1 + row, plane, Math.Min(MR, mc - ir),
                         packed.ValidA[g0], packed.ValidB[g0], packed.ValidA[g1], packed.ValidB[g1], accumulate);
                 }
             }
-    }
-
-    /// <summary>
-    /// <see cref="Tile"/> over two packed chunks: the same loads, and each chunk's rows stored to part A (ya, lanes va) and
-    /// part B (yb, lanes vb) — the two images it spans.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TilePacked(int cb, int kk, float* a, float* x0, float* x1, nint inPlane, ushort* m0, ushort* m1, int* shifts,
-        float* ya0, float* yb0, float* ya1, float* yb1, nint outPlane, int mr, ushort va0, ushort vb0, ushort va1, ushort vb1, bool accumulate)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        nint aStep = (nint)kk * MR;
-        for (int t = 0; t < kk; t++)
-        {
-            var k0 = Im2ColSameVec.Mask(m0[t]); var k1 = Im2ColSameVec.Mask(m1[t]);
-            float* s0 = x0 + shifts[t], s1 = x1 + shifts[t], at = a + t * MR;
-            for (int c = 0; c < cb; c++)
-            {
-                var b0 = Avx512F.MaskLoad(s0, k0, Vector512<float>.Zero);
-                var b1 = Avx512F.MaskLoad(s1, k1, Vector512<float>.Zero);
-                Vector512<float> v;
-                v = Vector512.Create(at[0]); c00 = Avx512F.FusedMultiplyAdd(v, b0, c00); c01 = Avx512F.FusedMultiplyAdd(v, b1, c01);
-                v = Vector512.Create(at[1]); c10 = Avx512F.FusedMultiplyAdd(v, b0, c10); c11 = Avx512F.FusedMultiplyAdd(v, b1, c11);
-                v = Vector512.Create(at[2]); c20 = Avx512F.FusedMultiplyAdd(v, b0, c20); c21 = Avx512F.FusedMultiplyAdd(v, b1, c21);
-                v = Vector512.Create(at[3]); c30 = Avx512F.FusedMultiplyAdd(v, b0, c30); c31 = Avx512F.FusedMultiplyAdd(v, b1, c31);
-                v = Vector512.Create(at[4]); c40 = Avx512F.FusedMultiplyAdd(v, b0, c40); c41 = Avx512F.FusedMultiplyAdd(v, b1, c41);
-                v = Vector512.Create(at[5]); c50 = Avx512F.FusedMultiplyAdd(v, b0, c50); c51 = Avx512F.FusedMultiplyAdd(v, b1, c51);
-                v = Vector512.Create(at[6]); c60 = Avx512F.FusedMultiplyAdd(v, b0, c60); c61 = Avx512F.FusedMultiplyAdd(v, b1, c61);
-                v = Vector512.Create(at[7]); c70 = Avx512F.FusedMultiplyAdd(v, b0, c70); c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
-                at += aStep; s0 += inPlane; s1 += inPlane;
-            }
-        }
-        var qa0 = Im2ColSameVec.Mask(va0); var qb0 = Im2ColSameVec.Mask(vb0);
-        var qa1 = Im2ColSameVec.Mask(va1); var qb1 = Im2ColSameVec.Mask(vb1);
-        bool fa0 = va0 == 0xFFFF, fa1 = va1 == 0xFFFF, b0On = vb0 != 0, b1On = vb1 != 0;
-        // Row by row, unrolled like Tile's stores (the accumulators stay in registers).
-        StorePair(ya0, yb0, c00, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c01, qa1, fa1, qb1, b1On, accumulate); if (mr == 1) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c10, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c11, qa1, fa1, qb1, b1On, accumulate); if (mr == 2) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c20, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c21, qa1, fa1, qb1, b1On, accumulate); if (mr == 3) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c30, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c31, qa1, fa1, qb1, b1On, accumulate); if (mr == 4) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c40, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c41, qa1, fa1, qb1, b1On, accumulate); if (mr == 5) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c50, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c51, qa1, fa1, qb1, b1On, accumulate); if (mr == 6) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c60, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c61, qa1, fa1, qb1, b1On, accumulate); if (mr == 7) return;
-        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
-        StorePair(ya0, yb0, c70, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c71, qa1, fa1, qb1, b1On, accumulate);
-    }
-
-    // One output row of a chunk that may span two images: part A's valid lanes at ya, part B's (when any) at yb.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StorePair(float* ya, float* yb, Vector512<float> acc, Vector512<float> qa, bool fullA, Vector512<float> qb, bool bOn, bool accumulate)
-    {
-        Store(ya, acc, qa, fullA, accumulate);
-        if (bOn) Store(yb, acc, qb, false, accumulate);
     }
 }

@@ -95,7 +95,6 @@ internal static unsafe partial class ConvImplicit
     {
         int plane = p.OutPlane, mPadded = (mc + MR - 1) / MR * MR;
         var aBuf = _phaseA is { } buf && buf.Length >= 9 * mPadded * cb ? buf : _phaseA = GC.AllocateUninitializedArray<float>(9 * MC * cb, pinned: true);
-        ushort none = 0; // the masks of a missing second chunk: every tap reads this one zero (stride 0)
         fixed (float* pdy = dy, pw = w, pph = phases, pa = aBuf)
         fixed (ushort* m0p = masks[0], m1p = masks[1], m2p = masks[2], m3p = masks[3])
         fixed (int* s0p = shifts[0], s1p = shifts[1], s2p = shifts[2], s3p = shifts[3])
@@ -112,35 +111,15 @@ internal static unsafe partial class ConvImplicit
                 bool accumulate = c0 > 0;
                 for (int f = 0; f < 4; f++)
                 {
-                    int kk = PhaseTaps[f].Length, kc = cbb * kk;
+                    int kk = PhaseTaps[f].Length;
                     float* yPhase = pph + f * phaseLength;
+                    nint dyChannel = packed is null ? plane : (nint)p.N * plane; // dy [N, O, plane], or side by side [O, N, plane]
+                    float* xBlock = pdy + dyo + c0 * dyChannel, yItem = yPhase + (nint)r0 * plane;
                     if (packed is not null)
-                    {
-                        PackedTiles(packed[f], cbb, kk, pa + aAt[f], pdy + dyo + (nint)c0 * p.N * plane, (nint)p.N * plane, ps[f],
-                            yPhase + (nint)r0 * plane, (nint)p.C * plane, plane, mc, t0, t1, accumulate);
-                        continue;
-                    }
-                    for (int t = t0; t < t1; t++)
-                    {
-                        int g0 = 2 * t, g1 = 2 * t + 1;
-                        int n0 = g0 / perImage, u0 = g0 % perImage;
-                        float* x0 = pdy + dyo + ((nint)n0 * p.O + c0) * plane + u0 * L;
-                        float* y0 = yPhase + ((nint)n0 * p.C + r0) * plane + u0 * L;
-                        ushort* m0 = pm[f] + u0, m1 = &none;
-                        float* x1 = x0, y1 = y0;
-                        ushort v0 = ValidLanes(plane, u0), v1 = 0;
-                        nint mStride1 = 0;
-                        if (g1 < chunks)
-                        {
-                            int n1 = g1 / perImage, u1 = g1 % perImage;
-                            x1 = pdy + dyo + ((nint)n1 * p.O + c0) * plane + u1 * L;
-                            y1 = yPhase + ((nint)n1 * p.C + r0) * plane + u1 * L;
-                            m1 = pm[f] + u1; v1 = ValidLanes(plane, u1); mStride1 = perImage;
-                        }
-                        for (int ir = 0; ir < mc; ir += MR)
-                            Tile(cbb, kk, pa + aAt[f] + (nint)ir * kc, x0, x1, plane, m0, perImage, m1, mStride1, ps[f],
-                                y0 + (nint)ir * plane, y1 + (nint)ir * plane, plane, Math.Min(MR, mc - ir), v0, v1, accumulate);
-                    }
+                        PackedTiles(packed[f], cbb, kk, pa + aAt[f], xBlock, dyChannel, ps[f], yItem, (nint)p.C * plane, plane, mc, t0, t1, accumulate);
+                    else
+                        AlignedTiles(cbb, kk, pa + aAt[f], xBlock, (nint)p.O * plane, plane, pm[f], perImage, ps[f], yItem, (nint)p.C * plane, plane,
+                            chunks, mc, t0, t1, accumulate);
                 }
             }
         }

@@ -210,9 +210,9 @@ internal static unsafe partial class ConvImplicit
     private static void RunItem(Source source, PackedChunks? packed, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int o0, int mc, int t0, int t1,
         int cb, int kk, int perImage, int chunks)
     {
-        int plane = p.OutPlane, kAll = p.K, xImage = source.ImageStride, xChannel = source.ChannelStride;
+        int plane = p.OutPlane, kAll = p.K;
+        nint xImage = source.ImageStride, xChannel = source.ChannelStride;
         var aBuf = _aBuf is { } buf && buf.Length >= MC * cb * kk ? buf : _aBuf = GC.AllocateUninitializedArray<float>(MC * cb * kk, pinned: true);
-        ushort none = 0; // the masks of a missing second chunk: every tap reads this one zero (stride 0)
         fixed (float* px = source.X, pw = w, py = y, pa = aBuf)
         fixed (ushort* pm = source.Masks)
         fixed (int* shifts = source.Shifts)
@@ -224,34 +224,43 @@ internal static unsafe partial class ConvImplicit
                 if (flipped) PackFlipped(pw + wo + ((nint)c0 * p.O + o0) * kk, p.O, kk, mc, cbb, pa);
                 else GemmDriver<float, Avx512Kernel<float>>.PackA(false, pw + wo + (nint)o0 * kAll, kAll, 0, mc, c0 * kk, kc, MR, pa);
                 bool accumulate = c0 > 0;
-                if (packed is not null)
-                {
-                    PackedTiles(packed, cbb, kk, pa, xs + (nint)c0 * xChannel, xChannel, shifts, py + (nint)o0 * plane, (nint)p.O * plane, plane,
-                        mc, t0, t1, accumulate);
-                    continue;
-                }
-                for (int t = t0; t < t1; t++)
-                {
-                    // The tile's two chunks; an odd last chunk pairs with an empty one (all lanes off).
-                    int g0 = 2 * t, g1 = 2 * t + 1;
-                    int n0 = g0 / perImage, u0 = g0 % perImage;
-                    float* x0 = xs + (nint)n0 * xImage + (nint)c0 * xChannel + u0 * L;
-                    float* y0 = py + ((nint)n0 * p.O + o0) * plane + u0 * L;
-                    ushort* m0 = pm + u0, m1 = &none;
-                    float* x1 = x0, y1 = y0;
-                    ushort v0 = ValidLanes(plane, u0), v1 = 0;
-                    nint mStride1 = 0;
-                    if (g1 < chunks)
-                    {
-                        int n1 = g1 / perImage, u1 = g1 % perImage;
-                        x1 = xs + (nint)n1 * xImage + (nint)c0 * xChannel + u1 * L;
-                        y1 = py + ((nint)n1 * p.O + o0) * plane + u1 * L;
-                        m1 = pm + u1; v1 = ValidLanes(plane, u1); mStride1 = perImage;
-                    }
-                    for (int ir = 0; ir < mc; ir += MR)
-                        Tile(cbb, kk, pa + (nint)ir * kc, x0, x1, xChannel, m0, perImage, m1, mStride1, shifts,
-                            y0 + (nint)ir * plane, y1 + (nint)ir * plane, plane, Math.Min(MR, mc - ir), v0, v1, accumulate);
-                }
+                float* xBlock = xs + (nint)c0 * xChannel, yItem = py + (nint)o0 * plane;
+                if (packed is not null) PackedTiles(packed, cbb, kk, pa, xBlock, xChannel, shifts, yItem, (nint)p.O * plane, plane, mc, t0, t1, accumulate);
+                else AlignedTiles(cbb, kk, pa, xBlock, xImage, xChannel, pm, perImage, shifts, yItem, (nint)p.O * plane, plane, chunks, mc, t0, t1, accumulate);
+            }
+        }
+    }
+
+    // Tiles [t0, t1) over each image's own chunks (perImage per image, chunks in all) for one K block: B from xs (the
+    // block's first channel; images xImage apart, channels xChannel), tap masks [t·perImage + u], outputs from ys (the
+    // item's first row; images yImage apart, rows plane apart).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AlignedTiles(int cb, int kk, float* a, float* xs, nint xImage, nint xChannel, ushort* masks, int perImage, int* shifts,
+        float* ys, nint yImage, int plane, int chunks, int mc, int t0, int t1, bool accumulate)
+    {
+        int kc = cb * kk;
+        ushort none = 0; // the masks of a missing second chunk: every tap reads this one zero (stride 0)
+        for (int t = t0; t < t1; t++)
+        {
+            // The tile's two chunks; an odd last chunk pairs with an empty one (all lanes off).
+            int g0 = 2 * t, g1 = 2 * t + 1;
+            int n0 = g0 / perImage, u0 = g0 % perImage;
+            float* x0 = xs + n0 * xImage + u0 * L, y0 = ys + n0 * yImage + u0 * L;
+            ushort* m0 = masks + u0, m1 = &none;
+            float* x1 = x0, y1 = y0;
+            ushort v0 = ValidLanes(plane, u0), v1 = 0;
+            nint mStride1 = 0;
+            if (g1 < chunks)
+            {
+                int n1 = g1 / perImage, u1 = g1 % perImage;
+                x1 = xs + n1 * xImage + u1 * L; y1 = ys + n1 * yImage + u1 * L;
+                m1 = masks + u1; v1 = ValidLanes(plane, u1); mStride1 = perImage;
+            }
+            for (int ir = 0; ir < mc; ir += MR)
+            {
+                nint row = (nint)ir * plane;
+                Tile(cb, kk, a + (nint)ir * kc, x0, x1, xChannel, m0, perImage, m1, mStride1, shifts,
+                    y0 + row, y0 + row, y1 + row, y1 + row, plane, Math.Min(MR, mc - ir), v0, 0, v1, 0, accumulate);
             }
         }
     }
@@ -289,11 +298,12 @@ internal static unsafe partial class ConvImplicit
 
     /// <summary>
     /// One 8×32 tile over a K block of cb channels × kk taps: acc[r, lane] = Σ a[(c·kk + t)·MR + r] · x(chunk)[c·inPlane + shift_t + lane],
-    /// stored (or added, when <paramref name="accumulate"/>) to the valid lanes of rows [0, mr) of each chunk's output (row stride outPlane).
+    /// stored (or added, when <paramref name="accumulate"/>) to rows [0, mr) of each chunk's output (row stride outPlane):
+    /// lanes va at ya and, for a chunk that spans two images (chunks laid end to end), lanes vb at yb (lane l at yb + l).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Tile(int cb, int kk, float* a, float* x0, float* x1, nint inPlane, ushort* m0, nint mStride0, ushort* m1, nint mStride1,
-        int* shifts, float* y0, float* y1, nint outPlane, int mr, ushort v0, ushort v1, bool accumulate)
+        int* shifts, float* ya0, float* yb0, float* ya1, float* yb1, nint outPlane, int mr, ushort va0, ushort vb0, ushort va1, ushort vb1, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -318,16 +328,33 @@ internal static unsafe partial class ConvImplicit
                 at += aStep; s0 += inPlane; s1 += inPlane;
             }
         }
-        var q0 = Im2ColSameVec.Mask(v0); var q1 = Im2ColSameVec.Mask(v1);
-        bool full0 = v0 == 0xFFFF, full1 = v1 == 0xFFFF;
-        Store(y0, c00, q0, full0, accumulate); Store(y1, c01, q1, full1, accumulate); if (mr == 1) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c10, q0, full0, accumulate); Store(y1, c11, q1, full1, accumulate); if (mr == 2) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c20, q0, full0, accumulate); Store(y1, c21, q1, full1, accumulate); if (mr == 3) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c30, q0, full0, accumulate); Store(y1, c31, q1, full1, accumulate); if (mr == 4) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c40, q0, full0, accumulate); Store(y1, c41, q1, full1, accumulate); if (mr == 5) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c50, q0, full0, accumulate); Store(y1, c51, q1, full1, accumulate); if (mr == 6) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c60, q0, full0, accumulate); Store(y1, c61, q1, full1, accumulate); if (mr == 7) return; y0 += outPlane; y1 += outPlane;
-        Store(y0, c70, q0, full0, accumulate); Store(y1, c71, q1, full1, accumulate);
+        var qa0 = Im2ColSameVec.Mask(va0); var qb0 = Im2ColSameVec.Mask(vb0);
+        var qa1 = Im2ColSameVec.Mask(va1); var qb1 = Im2ColSameVec.Mask(vb1);
+        bool fa0 = va0 == 0xFFFF, fa1 = va1 == 0xFFFF, b0On = vb0 != 0, b1On = vb1 != 0;
+        // Row by row, unrolled (the accumulators stay in registers).
+        StorePair(ya0, yb0, c00, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c01, qa1, fa1, qb1, b1On, accumulate); if (mr == 1) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c10, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c11, qa1, fa1, qb1, b1On, accumulate); if (mr == 2) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c20, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c21, qa1, fa1, qb1, b1On, accumulate); if (mr == 3) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c30, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c31, qa1, fa1, qb1, b1On, accumulate); if (mr == 4) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c40, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c41, qa1, fa1, qb1, b1On, accumulate); if (mr == 5) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c50, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c51, qa1, fa1, qb1, b1On, accumulate); if (mr == 6) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c60, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c61, qa1, fa1, qb1, b1On, accumulate); if (mr == 7) return;
+        ya0 += outPlane; yb0 += outPlane; ya1 += outPlane; yb1 += outPlane;
+        StorePair(ya0, yb0, c70, qa0, fa0, qb0, b0On, accumulate); StorePair(ya1, yb1, c71, qa1, fa1, qb1, b1On, accumulate);
+    }
+
+    // One output row of a chunk: part A's valid lanes at ya, part B's (when any) at yb.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePair(float* ya, float* yb, Vector512<float> acc, Vector512<float> qa, bool fullA, Vector512<float> qb, bool bOn, bool accumulate)
+    {
+        Store(ya, acc, qa, fullA, accumulate);
+        if (bOn) Store(yb, acc, qb, false, accumulate);
     }
 
     // The valid lanes of one chunk row: a plain store when all 16 are outputs, else masked (lanes off are never touched).

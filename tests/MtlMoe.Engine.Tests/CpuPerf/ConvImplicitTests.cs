@@ -63,35 +63,27 @@ public class ConvImplicitTests
 
     // 3×3 stride-2 pad-1 forward through the phase planes and backward-data as four phase GEMMs: ragged and wide rows
     // (17 outputs), a 1×1 output, odd chunk counts, two 128-row blocks (in the forward's O and in backward-data's C = 136);
-    // backward-weights through the other paths.
+    // odd planes, where the forward's odd phases end in a zero row or column (the bottom/right padding) and backward-data
+    // computes the phases' last row or column, which falls outside dx, and leaves it out (7×7 is ResNet's 7² → 4² conv;
+    // 1×1 and 1-wide planes; more dy channels than one K block of 72); backward-weights through the other paths.
     [TestCase(2, 5, 8, 10, 7)]
     [TestCase(3, 40, 14, 14, 9)]
     [TestCase(1, 3, 2, 2, 4)]
     [TestCase(2, 4, 6, 34, 12)]
     [TestCase(3, 6, 8, 8, 136)]
     [TestCase(2, 136, 6, 4, 10)]
-    public void Stride2MatchesNaive(int n, int c, int h, int w, int o) => Forced(() =>
-    {
-        int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
-        var g = Conv2dGeometry.Square(2, 1);
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
-        ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
-    });
-
-    // Odd planes: the forward's odd phases end in a zero row or column (the bottom/right padding); backward-data computes
-    // the phases' last row or column, which falls outside dx, and leaves it out (7×7 is ResNet's 7² → 4² conv; 1×1 and
-    // 1-wide planes; more dy channels than one K block of 72).
     [TestCase(2, 5, 7, 7, 6)]
     [TestCase(3, 4, 9, 8, 5)]
     [TestCase(2, 3, 5, 11, 80)]
     [TestCase(2, 4, 1, 1, 3)]
     [TestCase(3, 9, 13, 1, 7)]
-    public void Stride2OddPlanesMatchNaive(int n, int c, int h, int w, int o) => Forced(() =>
+    public void Stride2MatchesNaive(int n, int c, int h, int w, int o) => Forced(() =>
     {
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
         Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
-        ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(43), DType.Float32, 1e-4);
+        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
+        ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
     });
 
     // Stride-2 forward with other odd kernels (padding kernel/2): 7×7 and 5×5 shift taps by up to ±2 phase rows/columns,
