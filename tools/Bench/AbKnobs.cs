@@ -21,7 +21,7 @@ public static class AbKnobs
     private static readonly int TiledMinPlane = CpuBackend.ConvTiledMinPlane;
 
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "packed", "strided1x1", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "packed", "strided1x1", "weightgrad", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -43,6 +43,7 @@ public static class AbKnobs
             case "implicit2bd": ConvImplicit.Stride2BackwardDataEnabled = on; break;
             case "packed": ConvImplicit.PackedBelow = on ? 0.9 : 0; break;
             case "strided1x1": CpuBackend.ConvTiledStrided1x1BackwardData = on; break;
+            case "weightgrad": ConvWeightGrad.Enabled = on; break;
             case "tiled": CpuBackend.ConvTiledMinPlane = on ? TiledMinPlane : int.MaxValue; break;
             case "all": CpuBackend.ConvTiledStrided1x1BackwardData = on; ConvImplicit.Enabled = on; WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");

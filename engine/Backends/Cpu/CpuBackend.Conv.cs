@@ -340,6 +340,13 @@ public sealed partial class CpuBackend
         var dws = NewStorage(xs.DType, p.O * p.K, zero: true);
         var dw = dws.Array<T>();                   // dw: [O, Cg, kh, kw] = G × [Og, K]
         if (p.OutPlane == 0 || p.N == 0) return dws;
+        if (typeof(T) == typeof(float) && ConvWeightGrad.Applies(p))
+        {
+            long t0 = ConvProfileStart();
+            ConvWeightGrad.BackwardWeights((float[])(object)x, xo, (float[])(object)dy, dyo, (float[])(object)dw, p, Threads);
+            ConvProfileSince("    blocked backward-weights", t0);
+            return dws;
+        }
         if (ConvTiled(p)) { ConvBackwardWeightTiled(x, xo, dy, dyo, dw, p); return dws; }
         int nb = ConvChunk(p), plane = p.OutPlane;
         bool packB = ConvPacksB<T>();
