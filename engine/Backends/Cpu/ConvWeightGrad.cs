@@ -6,15 +6,15 @@ using System.Runtime.Intrinsics.X86;
 namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>
-/// Backward-weights of float32 3×3 pad-1 convs of stride 1 or 2 (every 3×3 conv of a ResNet) as a GEMM over the output
-/// positions without a column matrix: dW[o, c, i, j] = Σₙ Σ_(oh, ow) xpad[n, c, s·oh + i, s·ow + j] · dy[n, o, oh, ow]. x is copied once into
-/// zero-padded planes ([N, C, H+2, W+2]) and dy into 32-channel slivers with the position outermost ([N, ⌈O/32⌉, Ho·Wo, 32]);
-/// then a 9×32 register tile (the nine taps of one input channel × 32 output channels) takes, per output position, the
-/// nine taps' inputs as broadcasts from three rows of the padded plane and one 2-vector row of dy — the GEMM
-/// micro-kernel's step, with no masks. The two copies are the size of x and dy, where the transposed unfold wrote nine
-/// copies of x, and a finished tile is written to dw as 8×8 transposes (each output channel's nine weights of channel c
-/// are contiguous). Positions are taken in blocks of whole rows (about 256, so that a block of one sliver of dy sits in L1
-/// while every input channel reads it).
+/// Backward-weights of float32 3×3 pad-1 convs of stride 1 or 2 (every 3×3 conv of a ResNet) and of the 7×7 stride-2 stem
+/// as a GEMM over the output positions without a column matrix: dW[o, c, i, j] = Σₙ Σ_(oh, ow) xpad[n, c, s·oh + i, s·ow + j]
+/// · dy[n, o, oh, ow]. x is copied once into zero-padded planes ([N, C, H+2ph, W+2pw]) and dy into 32-channel slivers with
+/// the position outermost ([N, ⌈O/32⌉, Ho·Wo, 32]); then a register tile of taps × 32 output channels (a 3×3's nine taps
+/// of one input channel, or one kernel row of a 7×7) takes, per output position, the taps' inputs as broadcasts from the
+/// padded plane and one 2-vector row of dy — the GEMM micro-kernel's step, with no masks. The two copies are the size of
+/// x and dy, where the transposed unfold wrote kh·kw copies of x; a finished 3×3 tile is written to dw as 8×8 transposes
+/// (each output channel's nine weights of channel c are contiguous). Positions are taken in blocks of whole rows (about
+/// 256, so that a block of one sliver of dy sits in L1 while every input channel reads it).
 /// </summary>
 internal static unsafe class ConvWeightGrad
 {
@@ -28,9 +28,10 @@ internal static unsafe class ConvWeightGrad
 
     /// <summary>True when <see cref="BackwardWeights"/> handles this float32 plan on this machine.</summary>
     public static bool Applies(in ConvPlan p) =>
-        Enabled && Avx512F.IsSupported && p.G == 1 && p.N > 0 && p.OutPlane > 0 && p.Kh == 3 && p.Kw == 3
-        && p.Geo is { DilationH: 1, DilationW: 1, PadH: 1, PadW: 1 } && p.Geo.StrideH == p.Geo.StrideW
-        && (p.Geo.StrideH == 1 || p.Geo.StrideH == 2 && p.InPlane <= MaxStride2Plane);
+        Enabled && Avx512F.IsSupported && p.G == 1 && p.N > 0 && p.OutPlane > 0 && p.Geo is { DilationH: 1, DilationW: 1 }
+        && (p is { Kh: 3, Kw: 3 } && p.Geo is { PadH: 1, PadW: 1 } && p.Geo.StrideH == p.Geo.StrideW
+                && (p.Geo.StrideH == 1 || p.Geo.StrideH == 2 && p.InPlane <= MaxStride2Plane)
+            || p is { Kh: 7, Kw: 7 } && p.Geo is { StrideH: 2, StrideW: 2, PadH: 3, PadW: 3 });
 
     /// <summary>
     /// Largest input plane a stride-2 conv takes this path for: the padded copy is four times the size of dy's positions, and
@@ -40,14 +41,14 @@ internal static unsafe class ConvWeightGrad
     internal const int MaxStride2Plane = 32 * 32;
 
     /// <summary>
-    /// dw [O, C, 3, 3] (every element written) = ∂L/∂w of y = conv(x [N, C, H, W] at xo), given dy [N, O, Ho, Wo] at dyo; the
+    /// dw [O, C, kh, kw] (every element written) = ∂L/∂w of y = conv(x [N, C, H, W] at xo), given dy [N, O, Ho, Wo] at dyo; the
     /// caller checks <see cref="Applies"/>. Work items own (sliver, input channel) tiles for the whole sum, and every tile
     /// adds the positions in the same order, so results do not depend on the thread count.
     /// </summary>
     public static void BackwardWeights(float[] x, int xo, float[] dy, int dyo, float[] dw, ConvPlan p, int threads)
     {
-        int hp = p.H + 2, wp = p.W + 2, slivers = (p.O + NR - 1) / NR, plane = p.OutPlane;
-        var xpad = ArrayPool<float>.Shared.Rent(p.N * p.C * hp * wp); // xpad: [N, C, H+2, W+2]
+        int hp = p.H + 2 * p.Geo.PadH, wp = p.W + 2 * p.Geo.PadW, slivers = (p.O + NR - 1) / NR, plane = p.OutPlane;
+        var xpad = ArrayPool<float>.Shared.Rent(p.N * p.C * hp * wp); // xpad: [N, C, H+2ph, W+2pw]
         var dyt = ArrayPool<float>.Shared.Rent(p.N * slivers * plane * NR); // dyt: [N, ⌈O/32⌉, Ho·Wo, 32]
         try
         {
@@ -55,7 +56,7 @@ internal static unsafe class ConvWeightGrad
             StridedIter.ParallelChunks((long)p.N * p.C, (long)hp * wp, (lo, hi) => PadInput(x, xo, xpad, plan, (int)lo, (int)hi));
             StridedIter.ParallelChunks((long)p.N * slivers, (long)NR * plane, (lo, hi) => PackGrad(dy, dyo, dyt, plan, (int)lo, (int)hi));
             // Tiles in sliver-major order, so that an item's tiles share few slivers of dy; at least two items per thread.
-            int tiles = slivers * p.C, items = Math.Min(tiles, 2 * threads);
+            int tiles = slivers * p.C * TileGroups(p), items = Math.Min(tiles, 2 * threads);
             WorkerTeam.For(items, threads, item =>
                 SumTiles(xpad, dyt, dw, plan, (int)((long)tiles * item / items), (int)((long)tiles * (item + 1) / items)));
         }
@@ -68,16 +69,19 @@ internal static unsafe class ConvWeightGrad
 
     [ThreadStatic] private static float[]? _acc;
 
-    // Tiles [tile0, tile1) (tile = sliver · C + channel), summed over all positions block by block; each is written to dw
-    // after its last block.
+    // Tiles per (sliver, input channel): one for a 3×3 kernel (its nine taps), one per kernel row for a 7×7 (seven taps each).
+    private static int TileGroups(in ConvPlan p) => p.Kh == 3 ? 1 : p.Kh;
+
+    // Tiles [tile0, tile1) (tile = (sliver · C + channel) · groups + kernel row group), summed over all positions block by
+    // block; each is written to dw after its last block.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SumTiles(float[] xpad, float[] dyt, float[] dw, in ConvPlan p, int tile0, int tile1)
     {
-        int slivers = (p.O + NR - 1) / NR, w = p.Wo, wp = p.W + 2, plane = p.OutPlane, count = tile1 - tile0, tileLength = Taps * NR;
-        int stride = p.Geo.StrideH;
+        int slivers = (p.O + NR - 1) / NR, w = p.Wo, wp = p.W + 2 * p.Geo.PadW, plane = p.OutPlane, count = tile1 - tile0;
+        int stride = p.Geo.StrideH, groups = TileGroups(p), kk = p.Kh * p.Kw, tileTaps = kk / groups, tileLength = tileTaps * NR;
         // A block: whole output rows of one image, or whole images when a plane has fewer than BlockPositions positions.
         int imagesPerBlock = Math.Max(1, BlockPositions / plane), rowsPerBlock = imagesPerBlock > 1 ? p.Ho : Math.Clamp(BlockPositions / w, 1, p.Ho);
-        nint aChannel = (nint)(p.H + 2) * wp, aImage = p.C * aChannel, bSliver = (nint)plane * NR, bImage = slivers * bSliver, kAll = (nint)p.C * Taps;
+        nint aChannel = (nint)(p.H + 2 * p.Geo.PadH) * wp, aImage = p.C * aChannel, bSliver = (nint)plane * NR, bImage = slivers * bSliver, kAll = (nint)p.C * kk;
         var acc = _acc is { } buf && buf.Length >= count * tileLength ? buf : _acc = GC.AllocateUninitializedArray<float>(count * tileLength, pinned: true);
         // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − 1).
         var offsets = new int[plane];
@@ -94,22 +98,29 @@ internal static unsafe class ConvWeightGrad
                     bool first = n0 == 0 && h0 == 0, last = n0 + images == p.N && h0 + rows == p.Ho;
                     for (int i = 0; i < count; i++)
                     {
-                        int s = (tile0 + i) / p.C, c = (tile0 + i) % p.C;
+                        int tileIndex = tile0 + i, row = tileIndex % groups, c = tileIndex / groups % p.C, s = tileIndex / groups / p.C;
                         float* tile = pacc + (nint)i * tileLength;
-                        Tile(images, po + h0 * w, rows * w, pa + n0 * aImage + c * aChannel, wp, aImage,
-                            pb + n0 * bImage + s * bSliver + (nint)h0 * w * NR, bImage, tile, first);
-                        // Written while still in L1: dw[32s + l, c, t] = tile[t, l].
-                        if (last) WriteTile(tile, pdw + (nint)s * NR * kAll + c * Taps, kAll, Math.Min(NR, p.O - s * NR));
+                        float* a = pa + n0 * aImage + c * aChannel + (nint)row * wp, b = pb + n0 * bImage + s * bSliver + (nint)h0 * w * NR;
+                        if (groups == 1) Tile(images, po + h0 * w, rows * w, a, wp, aImage, b, bImage, tile, first);
+                        else TileRow7(images, po + h0 * w, rows * w, a, aImage, b, bImage, tile, first);
+                        // Written while still in L1: dw[32s + l, c, t] = tile[t, l] for the tile's taps t.
+                        if (last) WriteTile(tile, tileTaps, pdw + (nint)s * NR * kAll + c * kk + row * tileTaps, kAll, Math.Min(NR, p.O - s * NR));
                     }
                 }
             }
         }
     }
 
-    // dw[l·kAll + t] = tile[t·32 + l] for l < outputs, t < 9: taps 0..7 as four 8×8 transposes when the sliver is whole.
+    // dw[l·kAll + t] = tile[t·32 + l] for l < outputs, t < taps: for nine taps, 0..7 as four 8×8 transposes when the sliver is whole.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WriteTile(float* tile, float* dw, nint kAll, int outputs)
+    private static void WriteTile(float* tile, int taps, float* dw, nint kAll, int outputs)
     {
+        if (taps != Taps)
+        {
+            for (int l = 0; l < outputs; l++)
+                for (int t = 0; t < taps; t++) dw[l * kAll + t] = tile[t * NR + l];
+            return;
+        }
         if (outputs == NR)
             for (int l0 = 0; l0 < NR; l0 += 8) GemmTranspose.Transpose8x8(tile + l0, NR, dw + l0 * kAll, kAll);
         else
@@ -165,23 +176,66 @@ internal static unsafe class ConvWeightGrad
         c80.Store(tile + 256); c81.Store(tile + 272);
     }
 
-    // Planes [lo, hi) of (image, channel): xpad[n, c, i, j] = x[n, c, i − 1, j − 1], zero on the one-wide border.
+    /// <summary>
+    /// tile[7×32] (tap j's row at tile + 32j; zero instead of read when <paramref name="first"/>) += Σ over images and
+    /// <paramref name="positions"/> positions q of a[offsets[q] + j] ⊗ b(q)[0..32): one kernel row of a 7×7 conv (a steps
+    /// aImage per image; b steps 32 per position and bImage per image).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TileRow7(int images, int* offsets, int positions, float* a, nint aImage, float* b, nint bImage, float* tile, bool first)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default;
+        if (!first)
+        {
+            c00 = Vector512.Load(tile); c01 = Vector512.Load(tile + 16); c10 = Vector512.Load(tile + 32); c11 = Vector512.Load(tile + 48);
+            c20 = Vector512.Load(tile + 64); c21 = Vector512.Load(tile + 80); c30 = Vector512.Load(tile + 96); c31 = Vector512.Load(tile + 112);
+            c40 = Vector512.Load(tile + 128); c41 = Vector512.Load(tile + 144); c50 = Vector512.Load(tile + 160); c51 = Vector512.Load(tile + 176);
+            c60 = Vector512.Load(tile + 192); c61 = Vector512.Load(tile + 208);
+        }
+        for (int n = 0; n < images; n++)
+        {
+            float* bn = b + n * bImage, an = a + n * aImage;
+            for (int q = 0; q < positions; q++)
+            {
+                float* r = an + offsets[q];
+                var b0 = Vector512.Load(bn);
+                var b1 = Vector512.Load(bn + L);
+                Vector512<float> v;
+                v = Vector512.Create(r[0]); c00 = Avx512F.FusedMultiplyAdd(v, b0, c00); c01 = Avx512F.FusedMultiplyAdd(v, b1, c01);
+                v = Vector512.Create(r[1]); c10 = Avx512F.FusedMultiplyAdd(v, b0, c10); c11 = Avx512F.FusedMultiplyAdd(v, b1, c11);
+                v = Vector512.Create(r[2]); c20 = Avx512F.FusedMultiplyAdd(v, b0, c20); c21 = Avx512F.FusedMultiplyAdd(v, b1, c21);
+                v = Vector512.Create(r[3]); c30 = Avx512F.FusedMultiplyAdd(v, b0, c30); c31 = Avx512F.FusedMultiplyAdd(v, b1, c31);
+                v = Vector512.Create(r[4]); c40 = Avx512F.FusedMultiplyAdd(v, b0, c40); c41 = Avx512F.FusedMultiplyAdd(v, b1, c41);
+                v = Vector512.Create(r[5]); c50 = Avx512F.FusedMultiplyAdd(v, b0, c50); c51 = Avx512F.FusedMultiplyAdd(v, b1, c51);
+                v = Vector512.Create(r[6]); c60 = Avx512F.FusedMultiplyAdd(v, b0, c60); c61 = Avx512F.FusedMultiplyAdd(v, b1, c61);
+                bn += NR;
+            }
+        }
+        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
+        c60.Store(tile + 192); c61.Store(tile + 208);
+    }
+
+    // Planes [lo, hi) of (image, channel): xpad[n, c, i, j] = x[n, c, i − ph, j − pw], zero on the border.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PadInput(float[] x, int xo, float[] xpad, in ConvPlan p, int lo, int hi)
     {
-        int w = p.W, wp = w + 2, hp = p.H + 2;
+        int w = p.W, ph = p.Geo.PadH, pw = p.Geo.PadW, wp = w + 2 * pw, hp = p.H + 2 * ph;
         fixed (float* px = x, pp = xpad)
             for (int item = lo; item < hi; item++)
             {
                 float* src = px + xo + (nint)item * p.InPlane, dst = pp + (nint)item * hp * wp;
-                new Span<float>(dst, wp + 1).Clear();
+                new Span<float>(dst, ph * wp).Clear();
                 for (int h = 0; h < p.H; h++)
                 {
-                    float* row = dst + (nint)(h + 1) * wp;
-                    Buffer.MemoryCopy(src + (nint)h * w, row + 1, (long)w * sizeof(float), (long)w * sizeof(float));
-                    row[w + 1] = 0f; row[wp] = 0f; // right border, and the next row's left border
+                    float* row = dst + (nint)(h + ph) * wp;
+                    new Span<float>(row, pw).Clear();
+                    Buffer.MemoryCopy(src + (nint)h * w, row + pw, (long)w * sizeof(float), (long)w * sizeof(float));
+                    new Span<float>(row + pw + w, pw).Clear();
                 }
-                new Span<float>(dst + (nint)(p.H + 1) * wp, wp).Clear();
+                new Span<float>(dst + (nint)(p.H + ph) * wp, ph * wp).Clear();
             }
     }
 

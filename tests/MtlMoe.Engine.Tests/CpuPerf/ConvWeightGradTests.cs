@@ -7,10 +7,11 @@ using MtlMoe.Tests.ConvNorm;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>
-/// The blocked 3×3 stride-1/stride-2 backward-weights (x copied to padded planes, dy to 32-channel slivers, a 9-tap × 32 register tile over
-/// the output positions) against the float64 direct convolution: planes that are not whole vectors, output channels that
-/// are not whole slivers, odd channel counts, blocks of several images, of several rows and ragged last blocks; bit-identical
-/// results across thread counts; the same weights as the unfold path it replaces; and the plans it must leave to the others.
+/// The blocked backward-weights of 3×3 stride-1/stride-2 convs and the 7×7 stride-2 stem (x copied to padded planes, dy to
+/// 32-channel slivers, a 9-tap or 7-tap × 32 register tile over the output positions) against the float64 direct
+/// convolution: planes that are not whole vectors, output channels that are not whole slivers, odd channel counts, blocks
+/// of several images, of several rows and ragged last blocks; bit-identical results across thread counts; the same weights
+/// as the unfold path it replaces; and the plans it must leave to the others.
 /// </summary>
 [NonParallelizable]
 public class ConvWeightGradTests
@@ -38,6 +39,9 @@ public class ConvWeightGradTests
             ("Stride2OddPlane", [4, 5, 7, 9], [33, 5, 3, 3], Conv2dGeometry.Square(2, 1)),
             ("Stride2RaggedRowBlocks", [2, 8, 31, 33], [8, 8, 3, 3], Conv2dGeometry.Square(2, 1)),
             ("Stride2OneByOneInput", [3, 4, 1, 1], [6, 4, 3, 3], Conv2dGeometry.Square(2, 1)),
+            ("Stem7x7Stride2", [2, 3, 23, 20], [40, 3, 7, 7], Conv2dGeometry.Square(2, 3)),
+            ("Stem7x7Stride2RowBlocks", [1, 2, 64, 50], [64, 2, 7, 7], Conv2dGeometry.Square(2, 3)),
+            ("Stem7x7Stride2TinyInput", [4, 3, 2, 3], [5, 3, 7, 7], Conv2dGeometry.Square(2, 3)),
         };
         foreach (var (name, x, w, g) in shapes) yield return new TestCaseData(x, w, g).SetName(name);
     }
@@ -72,10 +76,13 @@ public class ConvWeightGradTests
         Assert.That(ConvWeightGrad.Applies(new ConvPlan(xs, ws, Conv2dGeometry.Square(1, 1))), Is.True);
         var one = ConvPassesCheck.RunAtThreads(1, xs, ws, padding: 1);
         var one2 = ConvPassesCheck.RunAtThreads(1, xs, ws, padding: 1, stride: 2);
+        int[] stemX = [2, 3, 30, 30], stemW = [64, 3, 7, 7];
+        var stem = ConvPassesCheck.RunAtThreads(1, stemX, stemW, padding: 3, stride: 2);
         foreach (int t in new[] { 2, 3, 5 })
         {
             Assert.That(ConvPassesCheck.RunAtThreads(t, xs, ws, padding: 1)[2], Is.EqualTo(one[2]), $"dw, {t} threads");
             Assert.That(ConvPassesCheck.RunAtThreads(t, xs, ws, padding: 1, stride: 2)[2], Is.EqualTo(one2[2]), $"stride 2: dw, {t} threads");
+            Assert.That(ConvPassesCheck.RunAtThreads(t, stemX, stemW, padding: 3, stride: 2)[2], Is.EqualTo(stem[2]), $"7×7 stem: dw, {t} threads");
         }
     });
 
@@ -100,6 +107,7 @@ public class ConvWeightGradTests
     public void LeavesOtherPlansToTheOtherPaths() => Forced(() =>
     {
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 5, 5], Conv2dGeometry.Square(1, 2))), Is.False, "5×5");
+        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 7, 7], Conv2dGeometry.Square(1, 3))), Is.False, "7×7 stride 1");
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 1, 1], Conv2dGeometry.Square(1, 0))), Is.False, "1×1");
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(3, 1))), Is.False, "stride 3");
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 33, 32], [8, 16, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, plane over 32²");
