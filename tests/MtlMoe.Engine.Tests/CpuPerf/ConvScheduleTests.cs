@@ -19,11 +19,12 @@ public class ConvScheduleTests
     private static void With(Schedule s, Action body)
     {
         bool asForward = CpuBackend.ConvBackwardDataAsForward, packB = Im2ColPacked.Enabled, implicitConv = ConvImplicit.Enabled;
-        bool strided1x1 = CpuBackend.ConvTiledStrided1x1BackwardData;
+        bool weightGrad = ConvWeightGrad.Enabled, strided1x1 = CpuBackend.ConvTiledStrided1x1BackwardData;
         int minPlane = CpuBackend.ConvTiledMinPlane, tile = CpuBackend.ConvTileElements, cols = CpuBackend.ConvTargetCols, max = CpuBackend.ConvMaxColElements;
         try
         {
             ConvImplicit.Enabled = false; // these are the schedules it replaces where it applies (ConvImplicitTests covers it)
+            ConvWeightGrad.Enabled = false; // likewise for backward-weights (ConvWeightGradTests)
             // strided 1×1 backward-data goes per image at every plane size, except when a batched schedule is under test
             CpuBackend.ConvTiledStrided1x1BackwardData = s is Schedule.Tiled or Schedule.TiledOneRowBands or Schedule.TiledCol2Im or Schedule.TiledPlainColumns;
             switch (s)
@@ -45,7 +46,7 @@ public class ConvScheduleTests
         }
         finally
         {
-            CpuBackend.ConvBackwardDataAsForward = asForward; Im2ColPacked.Enabled = packB; ConvImplicit.Enabled = implicitConv;
+            CpuBackend.ConvBackwardDataAsForward = asForward; Im2ColPacked.Enabled = packB; ConvImplicit.Enabled = implicitConv; ConvWeightGrad.Enabled = weightGrad;
             CpuBackend.ConvTiledStrided1x1BackwardData = strided1x1;
             CpuBackend.ConvTiledMinPlane = minPlane; CpuBackend.ConvTileElements = tile; CpuBackend.ConvTargetCols = cols; CpuBackend.ConvMaxColElements = max;
         }
