@@ -13,7 +13,8 @@ namespace MtlMoe.Bench;
 /// planes of 192+ outputs, against batching images), implicit (implicit-GEMM convs), implicit2 (its 3×3 stride-2 phase-plane
 /// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), packed (implicit-GEMM chunks laid end to end over
 /// the images for planes such as 7²), strided1x1 (strided 1×1
-/// backward-data per image at every plane size), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
+/// backward-data per image at every plane size), weightgrad (blocked backward-weights of 3×3 convs and the 7×7 stem, no
+/// transposed unfold), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
 /// ReLU block tail), bnstats (one-sweep batch-norm statistics), all (every fast path, not the schedule choice "tiled").
 /// </summary>
 public static class AbKnobs
@@ -45,7 +46,7 @@ public static class AbKnobs
             case "strided1x1": CpuBackend.ConvTiledStrided1x1BackwardData = on; break;
             case "weightgrad": ConvWeightGrad.Enabled = on; break;
             case "tiled": CpuBackend.ConvTiledMinPlane = on ? TiledMinPlane : int.MaxValue; break;
-            case "all": CpuBackend.ConvTiledStrided1x1BackwardData = on; ConvImplicit.Enabled = on; WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
+            case "all": CpuBackend.ConvTiledStrided1x1BackwardData = on; ConvImplicit.Enabled = on; ConvWeightGrad.Enabled = on; WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
             default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
         }
     }

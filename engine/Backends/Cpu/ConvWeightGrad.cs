@@ -18,8 +18,11 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// </summary>
 internal static unsafe class ConvWeightGrad
 {
-    /// <summary>Whether this path is used where it applies (tests and the bench's A/B turn it off).</summary>
-    internal static bool Enabled { get; set; } = true;
+    /// <summary>
+    /// Whether this path is used where it applies (tests and the bench's A/B turn it off; MTLMOE_IMPLICIT=0 too, which
+    /// restores the arithmetic of the unfold-only builds).
+    /// </summary>
+    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MTLMOE_IMPLICIT") != "0";
 
     private const int Taps = 9, NR = 32, L = 16;
 
