@@ -31,7 +31,7 @@ internal static unsafe class ConvWeightGrad
 
     /// <summary>True when <see cref="BackwardWeights"/> handles this float32 plan on this machine.</summary>
     public static bool Applies(in ConvPlan p) =>
-        Enabled && Avx512F.IsSupported && p.G == 1 && p.N > 0 && p.OutPlane > 0 && p.Geo is { DilationH: 1, DilationW: 1 }
+        Enabled && Avx512F.IsSupported && p.G == 1 && p.N > 0 && p.OutPlane >= MinOutPlane && p.Geo is { DilationH: 1, DilationW: 1 }
         && (p is { Kh: 3, Kw: 3 } && p.Geo is { PadH: 1, PadW: 1 } && p.Geo.StrideH == p.Geo.StrideW
                 && (p.Geo.StrideH == 1 || p.Geo.StrideH == 2 && p.InPlane <= MaxStride2Plane)
             || p is { Kh: 7, Kw: 7 } && p.Geo is { StrideH: 2, StrideW: 2, PadH: 3, PadW: 3 });
@@ -42,6 +42,16 @@ internal static unsafe class ConvWeightGrad
     /// 0.74–0.96× the unfold path in-process; 28² → 14² 1.17×, 14² → 7² 1.23–1.28×, 7² → 4² 0.95–1.07×.
     /// </summary>
     internal const int MaxStride2Plane = 32 * 32;
+
+    /// <summary>
+    /// Fewest output positions per image this path takes: at 4² (512 channels, batch 16) the unfold's GEMM (n = 4608, a
+    /// 256-deep sum) was as fast or faster — in-process A/B 1.07× on a quiet machine, 0.79–0.98× later the same day —
+    /// and so was the stride-2 7² → 4² (0.85–1.07×); 7² and up gained in every run.
+    /// </summary>
+    internal static int MinOutPlane { get; set; } = DefaultMinOutPlane;
+
+    /// <summary>The default of <see cref="MinOutPlane"/>.</summary>
+    internal const int DefaultMinOutPlane = 7 * 7;
 
     /// <summary>
     /// dw [O, C, kh, kw] (every element written) = ∂L/∂w of y = conv(x [N, C, H, W] at xo), given dy [N, O, Ho, Wo] at dyo; the
@@ -85,7 +95,10 @@ internal static unsafe class ConvWeightGrad
         // A block: whole output rows of one image, or whole images when a plane has fewer than BlockPositions positions.
         int imagesPerBlock = Math.Max(1, BlockPositions / plane), rowsPerBlock = imagesPerBlock > 1 ? p.Ho : Math.Clamp(BlockPositions / w, 1, p.Ho);
         nint aChannel = (nint)(p.H + 2 * p.Geo.PadH) * wp, aImage = p.C * aChannel, bSliver = (nint)plane * NR, bImage = slivers * bSliver, kAll = (nint)p.C * kk;
-        var acc = _acc is { } buf && buf.Length >= count * tileLength ? buf : _acc = GC.AllocateUninitializedArray<float>(count * tileLength, pinned: true);
+        // Tiles stay in memory between blocks; with a single block (small planes) each is finished at once and one suffices.
+        bool oneBlock = imagesPerBlock >= p.N && rowsPerBlock == p.Ho;
+        int accLength = (oneBlock ? 1 : count) * tileLength;
+        var acc = _acc is { } buf && buf.Length >= accLength ? buf : _acc = GC.AllocateUninitializedArray<float>(accLength, pinned: true);
         // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − 1).
         var offsets = new int[plane];
         for (int q = 0; q < plane; q++) offsets[q] = stride * (q / w * wp + q % w);
@@ -102,7 +115,7 @@ internal static unsafe class ConvWeightGrad
                     for (int i = 0; i < count; i++)
                     {
                         int tileIndex = tile0 + i, row = tileIndex % groups, c = tileIndex / groups % p.C, s = tileIndex / groups / p.C;
-                        float* tile = pacc + (nint)i * tileLength;
+                        float* tile = oneBlock ? pacc : pacc + (nint)i * tileLength;
                         float* a = pa + n0 * aImage + c * aChannel + (nint)row * wp, b = pb + n0 * bImage + s * bSliver + (nint)h0 * w * NR;
                         if (groups == 1) Tile(images, po + h0 * w, rows * w, a, wp, aImage, b, bImage, tile, first);
                         else TileRow7(images, po + h0 * w, rows * w, a, aImage, b, bImage, tile, first);
@@ -233,10 +246,12 @@ internal static unsafe class ConvWeightGrad
                 new Span<float>(dst, ph * wp).Clear();
                 for (int h = 0; h < p.H; h++)
                 {
-                    float* row = dst + (nint)(h + ph) * wp;
-                    new Span<float>(row, pw).Clear();
-                    Buffer.MemoryCopy(src + (nint)h * w, row + pw, (long)w * sizeof(float), (long)w * sizeof(float));
-                    new Span<float>(row + pw + w, pw).Clear();
+                    // Element by element: the borders are 1–3 wide and the deep layers' rows 4–14 long, where calls cost more.
+                    float* row = dst + (nint)(h + ph) * wp, s = src + (nint)h * w, d = row + pw;
+                    for (int j = 0; j < pw; j++) { row[j] = 0f; d[w + j] = 0f; }
+                    int j16 = 0;
+                    for (; j16 + L <= w; j16 += L) Vector512.Load(s + j16).Store(d + j16);
+                    for (int j = j16; j < w; j++) d[j] = s[j];
                 }
                 new Span<float>(dst + (nint)(p.H + ph) * wp, ph * wp).Clear();
             }

@@ -19,9 +19,9 @@ public class ConvWeightGradTests
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the blocked backward-weights does not exist here");
-        bool enabled = ConvWeightGrad.Enabled;
-        try { ConvWeightGrad.Enabled = true; body(); }
-        finally { ConvWeightGrad.Enabled = enabled; }
+        bool enabled = ConvWeightGrad.Enabled; int minPlane = ConvWeightGrad.MinOutPlane;
+        try { ConvWeightGrad.Enabled = true; ConvWeightGrad.MinOutPlane = 1; body(); } // every plane size, down to 1×1
+        finally { ConvWeightGrad.Enabled = enabled; ConvWeightGrad.MinOutPlane = minPlane; }
     }
 
     private static IEnumerable<TestCaseData> Cases()
@@ -106,6 +106,11 @@ public class ConvWeightGradTests
     [Test]
     public void LeavesOtherPlansToTheOtherPaths() => Forced(() =>
     {
+        ConvWeightGrad.MinOutPlane = ConvWeightGrad.DefaultMinOutPlane;
+        Assert.That(ConvWeightGrad.Applies(new ConvPlan([16, 512, 4, 4], [512, 512, 3, 3], Conv2dGeometry.Square(1, 1))), Is.False, "4² output plane");
+        Assert.That(ConvWeightGrad.Applies(new ConvPlan([16, 256, 7, 7], [512, 256, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "7² → 4²");
+        Assert.That(ConvWeightGrad.Applies(new ConvPlan([16, 256, 7, 7], [256, 256, 3, 3], Conv2dGeometry.Square(1, 1))), Is.True, "7² output plane");
+        ConvWeightGrad.MinOutPlane = 1;
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 5, 5], Conv2dGeometry.Square(1, 2))), Is.False, "5×5");
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 7, 7], Conv2dGeometry.Square(1, 3))), Is.False, "7×7 stride 1");
         Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 1, 1], Conv2dGeometry.Square(1, 0))), Is.False, "1×1");
