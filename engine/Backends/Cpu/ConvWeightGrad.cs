@@ -99,7 +99,7 @@ internal static unsafe class ConvWeightGrad
         bool oneBlock = imagesPerBlock >= p.N && rowsPerBlock == p.Ho;
         int accLength = (oneBlock ? 1 : count) * tileLength;
         var acc = _acc is { } buf && buf.Length >= accLength ? buf : _acc = GC.AllocateUninitializedArray<float>(accLength, pinned: true);
-        // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − 1).
+        // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − pad).
         var offsets = new int[plane];
         for (int q = 0; q < plane; q++) offsets[q] = stride * (q / w * wp + q % w);
         fixed (float* pa = xpad, pb = dyt, pacc = acc, pdw = dw)

@@ -94,7 +94,12 @@ public class ConvWeightGradTests
         float[] Run(bool on)
         {
             bool saved = ConvWeightGrad.Enabled;
-            try { ConvWeightGrad.Enabled = on; return ConvPassesCheck.RunAtThreads(2, xs, ws, padding: 1)[2]; }
+            try
+            {
+                ConvWeightGrad.Enabled = on;
+                Assert.That(ConvWeightGrad.Applies(new ConvPlan(xs, ws, Conv2dGeometry.Square(1, 1))), Is.EqualTo(on), "which path runs");
+                return ConvPassesCheck.RunAtThreads(2, xs, ws, padding: 1)[2];
+            }
             finally { ConvWeightGrad.Enabled = saved; }
         }
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the blocked backward-weights does not exist here");
