@@ -66,12 +66,15 @@ internal static unsafe class ConvWeightGrad
         try
         {
             var plan = p;
+            // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − pad).
+            var offsets = new int[plane];
+            for (int q = 0; q < plane; q++) offsets[q] = p.Geo.StrideH * (q / p.Wo * wp + q % p.Wo);
             StridedIter.ParallelChunks((long)p.N * p.C, (long)hp * wp, (lo, hi) => PadInput(x, xo, xpad, plan, (int)lo, (int)hi));
             StridedIter.ParallelChunks((long)p.N * slivers, (long)NR * plane, (lo, hi) => PackGrad(dy, dyo, dyt, plan, (int)lo, (int)hi));
             // Tiles in sliver-major order, so that an item's tiles share few slivers of dy; at least two items per thread.
             int tiles = slivers * p.C * TileGroups(p), items = Math.Min(tiles, 2 * threads);
             WorkerTeam.For(items, threads, item =>
-                SumTiles(xpad, dyt, dw, plan, (int)((long)tiles * item / items), (int)((long)tiles * (item + 1) / items)));
+                SumTiles(xpad, dyt, dw, offsets, plan, (int)((long)tiles * item / items), (int)((long)tiles * (item + 1) / items)));
         }
         finally
         {
@@ -88,10 +91,10 @@ internal static unsafe class ConvWeightGrad
     // Tiles [tile0, tile1) (tile = (sliver · C + channel) · groups + kernel row group), summed over all positions block by
     // block; each is written to dw after its last block.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SumTiles(float[] xpad, float[] dyt, float[] dw, in ConvPlan p, int tile0, int tile1)
+    private static void SumTiles(float[] xpad, float[] dyt, float[] dw, int[] offsets, in ConvPlan p, int tile0, int tile1)
     {
         int slivers = (p.O + NR - 1) / NR, w = p.Wo, wp = p.W + 2 * p.Geo.PadW, plane = p.OutPlane, count = tile1 - tile0;
-        int stride = p.Geo.StrideH, groups = TileGroups(p), kk = p.Kh * p.Kw, tileTaps = kk / groups, tileLength = tileTaps * NR;
+        int groups = TileGroups(p), kk = p.Kh * p.Kw, tileTaps = kk / groups, tileLength = tileTaps * NR;
         // A block: whole output rows of one image, or whole images when a plane has fewer than BlockPositions positions.
         int imagesPerBlock = Math.Max(1, BlockPositions / plane), rowsPerBlock = imagesPerBlock > 1 ? p.Ho : Math.Clamp(BlockPositions / w, 1, p.Ho);
         nint aChannel = (nint)(p.H + 2 * p.Geo.PadH) * wp, aImage = p.C * aChannel, bSliver = (nint)plane * NR, bImage = slivers * bSliver, kAll = (nint)p.C * kk;
@@ -99,9 +102,6 @@ internal static unsafe class ConvWeightGrad
         bool oneBlock = imagesPerBlock >= p.N && rowsPerBlock == p.Ho;
         int accLength = (oneBlock ? 1 : count) * tileLength;
         var acc = _acc is { } buf && buf.Length >= accLength ? buf : _acc = GC.AllocateUninitializedArray<float>(accLength, pinned: true);
-        // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − pad).
-        var offsets = new int[plane];
-        for (int q = 0; q < plane; q++) offsets[q] = stride * (q / w * wp + q % w);
         fixed (float* pa = xpad, pb = dyt, pacc = acc, pdw = dw)
         fixed (int* po = offsets)
         {
