@@ -11,7 +11,8 @@ namespace MtlMoe.Bench;
 /// blocks (packed-B GEMM items without a barrier per KC step), team (spinning worker team instead of Parallel.For;
 /// the A/B understates it, as the helper falls asleep during each "off" run), tiled (the tiled conv schedule for
 /// planes of 192+ outputs, against batching images), implicit (implicit-GEMM convs), implicit2 (its 3×3 stride-2 phase-plane
-/// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), packed (implicit-GEMM chunks laid end to end over
+/// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), pointwise2 (the
+/// 1×1 stride-2 forward and backward-data as one GEMM over all images' columns), packed (implicit-GEMM chunks laid end to end over
 /// the images for planes such as 7²), strided1x1 (strided 1×1
 /// backward-data per image at every plane size), weightgrad (blocked backward-weights of 3×3 convs and the 7×7 stem, no
 /// transposed unfold), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
@@ -22,7 +23,7 @@ public static class AbKnobs
     private static readonly int TiledMinPlane = CpuBackend.ConvTiledMinPlane;
 
     /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "packed", "strided1x1", "weightgrad", "all"];
+    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "pointwise2", "packed", "strided1x1", "weightgrad", "all"];
 
     /// <summary>Turns <paramref name="knob"/> on or off.</summary>
     public static void Set(string knob, bool on)
@@ -42,6 +43,7 @@ public static class AbKnobs
             case "implicit": ConvImplicit.Enabled = on; break;
             case "implicit2": ConvImplicit.Stride2Enabled = on; break;
             case "implicit2bd": ConvImplicit.Stride2BackwardDataEnabled = on; break;
+            case "pointwise2": ConvImplicit.PointwiseStride2Enabled = on; break;
             case "packed": ConvImplicit.PackedBelow = on ? 0.9 : 0; break;
             case "strided1x1": CpuBackend.ConvTiledStrided1x1BackwardData = on; break;
             case "weightgrad": ConvWeightGrad.Enabled = on; break;

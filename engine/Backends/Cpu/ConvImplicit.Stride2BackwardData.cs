@@ -160,8 +160,9 @@ internal static unsafe partial class ConvImplicit
 
     // Planes [lo, hi) of (image, channel): dx[n, c, 2a + py, 2b + px] = phases[2·py + px, n, c, a·Wo + b] where it lies inside
     // dx (odd H or W leave the last phase row or column out); each dx row interleaves two phase rows 16 columns at a time.
+    // With evenOnly, phases holds only the even/even phase and the other three are zero (the 1×1 kernel).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MergePhases(float[] phases, long phaseLength, float[] dx, in ConvPlan p, int lo, int hi)
+    private static void MergePhases(float[] phases, long phaseLength, float[] dx, in ConvPlan p, int lo, int hi, bool evenOnly = false)
     {
         int wo = p.Wo, plane = p.OutPlane;
         fixed (float* pph = phases, pdx = dx)
@@ -170,18 +171,19 @@ internal static unsafe partial class ConvImplicit
                 float* dst = pdx + (nint)item * p.InPlane;
                 for (int h = 0; h < p.H; h++)
                 {
+                    if (evenOnly && h % 2 == 1) { ClearRow(dst + (nint)h * p.W, p.W); continue; }
                     float* even = pph + (h % 2) * 2 * phaseLength + (nint)item * plane + (nint)(h / 2) * wo, odd = even + phaseLength;
                     float* row = dst + (nint)h * p.W;
                     for (int b = 0; b < wo; b += L)
                     {
                         int left = Math.Min(L, wo - b), cols = p.W - 2 * b; // phase columns this step; dx columns from 2b on
                         Vector512<float> e, o;
-                        if (left == L) { e = Vector512.Load(even + b); o = Vector512.Load(odd + b); }
+                        if (left == L) { e = Vector512.Load(even + b); o = evenOnly ? Vector512<float>.Zero : Vector512.Load(odd + b); }
                         else
                         {
                             var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left)).AsSingle();
                             e = Avx512F.MaskLoad(even + b, keep, Vector512<float>.Zero);
-                            o = Avx512F.MaskLoad(odd + b, keep, Vector512<float>.Zero);
+                            o = evenOnly ? Vector512<float>.Zero : Avx512F.MaskLoad(odd + b, keep, Vector512<float>.Zero);
                         }
                         var low = Avx512F.PermuteVar16x32x2(e, InterleaveLow, o);
                         var high = Avx512F.PermuteVar16x32x2(e, InterleaveHigh, o);
@@ -194,5 +196,14 @@ internal static unsafe partial class ConvImplicit
                     }
                 }
             }
+    }
+
+    // n floats at row set to zero with 16-lane stores (the last one masked): odd rows of the 1×1 kernel's dx are short.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearRow(float* row, int n)
+    {
+        int j = 0;
+        for (; j + L <= n; j += L) Vector512<float>.Zero.Store(row + j);
+        if (j < n) Avx512F.MaskStore(row + j, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n - j)).AsSingle(), Vector512<float>.Zero);
     }
 }

@@ -153,6 +153,14 @@ public sealed partial class CpuBackend
             ConvProfileSince("    implicit gemm (stride 2)", t0);
             return ys;
         }
+        // 1×1 stride-2 convs the phase-plane path leaves (images side by side, 14² → 7²): one GEMM over all images' columns.
+        if (typeof(T) == typeof(float) && ConvImplicit.AppliesPointwiseStride2(p))
+        {
+            long t0 = ConvProfileStart();
+            ConvImplicit.ForwardPointwiseStride2((float[])(object)x, xo, (float[])(object)w, wo, (float[])(object)y, p, Threads);
+            ConvProfileSince("    1x1 stride-2 gemm", t0);
+            return ys;
+        }
         if (ConvTiled(p)) { ConvForwardTiled(x, xo, w, wo, y, p); return ys; }
         int nb = ConvChunk(p), plane = p.OutPlane;
         bool packB = ConvPacksB<T>();
@@ -291,6 +299,15 @@ public sealed partial class CpuBackend
             long t0 = ConvProfileStart();
             ConvImplicit.BackwardDataStride2((float[])(object)dy, dyo, (float[])(object)w, wo, dxi.Array<float>(), p, Threads);
             ConvProfileSince("    implicit stride-2 phases", t0);
+            return dxi;
+        }
+        if (typeof(T) == typeof(float) && ConvImplicit.AppliesPointwiseStride2(p))
+        {
+            // dx's even/even phase = Wᵀ · dy as one GEMM over all images' columns, interleaved with zeros into dx.
+            var dxi = NewStorage(dys.DType, p.N * p.C * p.InPlane);
+            long t0 = ConvProfileStart();
+            ConvImplicit.BackwardDataPointwiseStride2((float[])(object)dy, dyo, (float[])(object)w, wo, dxi.Array<float>(), p, Threads);
+            ConvProfileSince("    1x1 stride-2 gemm", t0);
             return dxi;
         }
         bool tiled = p.OutPlane > 0 && p.N > 0 && (ConvTiled(p) || ConvBackwardDataTiledAnyPlane(p));
