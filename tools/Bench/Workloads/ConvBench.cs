@@ -16,7 +16,7 @@ public sealed class ConvBench : IWorkload
     public string Name => "conv";
 
     /// <inheritdoc />
-    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32] [--ab unfold|maxpool|fold|packb|same|flip|blocks|team|all: alternate runs with that fast path off/on]";
+    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32] [--ab " + string.Join("|", AbKnobs.Names) + ": alternate runs with that fast path off/on]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)

@@ -16,7 +16,7 @@ public sealed class ResNetStepBench : IWorkload
     public string Name => "resnet18-step";
 
     /// <inheritdoc />
-    public string Description => "ResNet-18 training step (SGD momentum): --batch 16 --res 112 --classes 200 [--threads t] [--runs r] [--device cpu|cuda] [--ab unfold|maxpool|tail|bnstats|fold|packb|same|flip|blocks|team|all]";
+    public string Description => "ResNet-18 training step (SGD momentum): --batch 16 --res 112 --classes 200 [--threads t] [--runs r] [--device cpu|cuda] [--ab " + string.Join("|", AbKnobs.Names) + "]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
