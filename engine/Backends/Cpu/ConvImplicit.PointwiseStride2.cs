@@ -6,16 +6,17 @@ using System.Runtime.Intrinsics.X86;
 namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>
-/// The 1×1 stride-2 conv without padding (ResNet's downsampling shortcut), forward and backward-data, as one GEMM whose
-/// columns are all images' output positions side by side (j = n·Ho·Wo + q). Both phases multiply a matrix laid out
-/// [N, K, Ho·Wo] — the forward x's even/even phase (split off x once), the backward-data dy itself — by w or wᵀ, and
-/// write [N, M, Ho·Wo]: the forward's y, or dx's even/even phase, which is then interleaved with zeros into dx (the other
-/// three phases of dx are zero). w is packed once per call and shared; each work item owns a range of 32-column
-/// slivers, packs a sliver's B (all of K, from the image runs it spans) into L1 and runs every 8-row sliver of w over
-/// it with the GEMM micro-kernel, writing each finished 8×32 tile straight to its images — no column matrix, no regroup,
-/// and every output summed in the same order whatever the thread count. The forward takes it only where the phase-plane
-/// forward (<see cref="AppliesStride2"/>) leaves a 1×1 conv: planes laid side by side (14² → 7²); elsewhere the two
-/// showed no consistent difference (0.83–1.24× over five in-process A/B runs at 28² → 14² and 7² → 4²).
+/// The 1×1 stride-2 conv without padding (ResNet's downsampling shortcut) as GEMMs over all images' output positions side
+/// by side (j = n·Ho·Wo + q). Forward and backward-data multiply a matrix laid out [N, K, Ho·Wo] — the forward x's
+/// even/even phase (split off x once), the backward-data dy itself — by w or wᵀ, and write [N, M, Ho·Wo]: the forward's
+/// y, or dx's even/even phase, which is then interleaved with zeros into dx (the other three phases of dx are zero). w is
+/// packed once per call and shared; each work item owns a range of 32-column slivers, packs a sliver's B (all of K, from
+/// the image runs it spans) into L1 and runs every 8-row sliver of w over it with the GEMM micro-kernel, writing each
+/// finished 8×32 tile straight to its images — no column matrix, no regroup. Backward-weights is the GEMM with K over
+/// the positions (below). Every output is summed in the same order whatever the thread count. Backward-data takes it at
+/// every plane size; the forward only where the phase-plane forward (<see cref="AppliesStride2"/>) leaves a 1×1 conv,
+/// planes laid side by side (14² → 7²; elsewhere the two showed no consistent difference, 0.83–1.24× over five in-process
+/// A/B runs at 28² → 14² and 7² → 4²); backward-weights likewise (<see cref="AppliesPointwiseStride2Weights"/>).
 /// </summary>
 internal static unsafe partial class ConvImplicit
 {
@@ -173,6 +174,108 @@ internal static unsafe partial class ConvImplicit
             else
                 for (int r = 0; r < mr; r++, to += plane, from += PwNR) CopyMasked(from, to, len);
             t += len;
+        }
+    }
+
+    /// <summary>Whether every plan <see cref="AppliesPointwiseStride2"/> accepts takes the backward-weights here (tests turn it on).</summary>
+    internal static bool PointwiseStride2WeightsEverywhere { get; set; }
+
+    /// <summary>
+    /// True when <see cref="BackwardWeightsPointwiseStride2"/> is used: output planes laid side by side (14² → 7² in
+    /// ResNet). In-process A/B against the other paths (three runs): 14² → 7² 1.15–1.19×, but 28² → 14² 0.63–0.67× (the
+    /// tiled per-image path reads x once, without the split) and 7² → 4² 0.89–0.94×, which keep their paths.
+    /// </summary>
+    public static bool AppliesPointwiseStride2Weights(in ConvPlan p) =>
+        AppliesPointwiseStride2(p) && (PointwiseStride2WeightsEverywhere || UsePacked(p.OutPlane, p.N));
+
+    /// <summary>
+    /// dw [O, C] = Σ over images and output positions of dy [N, O, Ho, Wo] (at dyo) · x [N, C, H, W] (at xo) at (2·oh, 2·ow):
+    /// the 1×1 stride-2 weight gradient as one GEMM whose K runs over all images' positions. x's even/even phase is split
+    /// off and packed once into 32-channel slivers (all of K); work items own 8-row slivers of dw for the whole sum, in
+    /// chunks of whole images (about 256 positions) for which they pack their rows of dy, so every weight is summed in the
+    /// same order whatever the thread count. The caller checks <see cref="AppliesPointwiseStride2Weights"/>; dw is overwritten.
+    /// </summary>
+    public static void BackwardWeightsPointwiseStride2(float[] x, int xo, float[] dy, int dyo, float[] dw, ConvPlan p, int threads)
+    {
+        int plane = p.OutPlane, k = p.N * plane, cSlivers = (p.C + PwNR - 1) / PwNR, oSlivers = (p.O + MR - 1) / MR;
+        var even = ArrayPool<float>.Shared.Rent(p.N * p.C * plane);      // even: [N, C, Ho·Wo] = x[:, :, 0::2, 0::2]
+        var bPacked = ArrayPool<float>.Shared.Rent(cSlivers * k * PwNR); // sliver s: [K, 32] at s·K·32 (K = N·Ho·Wo)
+        try
+        {
+            var plan = p;
+            StridedIter.ParallelChunks((long)p.N * p.C, plane,
+                (lo, hi) => SplitPhases(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
+            WorkerTeam.For(cSlivers * p.N, threads, item =>
+            {
+                int s = item / plan.N, n = item % plan.N, c0 = s * PwNR;
+                fixed (float* pe = even, pb = bPacked)
+                    PackTransposed(pe + ((nint)n * plan.C + c0) * plane, plane, Math.Min(PwNR, plan.C - c0), plane, pb + ((nint)s * k + (nint)n * plane) * PwNR, PwNR);
+            });
+            int parts = Math.Clamp(4 * threads, 1, oSlivers);
+            WorkerTeam.For(parts, threads, part =>
+            {
+                int r0 = (int)((long)oSlivers * part / parts), r1 = (int)((long)oSlivers * (part + 1) / parts);
+                WeightSlivers(dy, dyo, bPacked, dw, plan, k, cSlivers, r0, r1);
+            });
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(even);
+            ArrayPool<float>.Shared.Return(bPacked);
+        }
+    }
+
+    [ThreadStatic] private static float[]? _pwA;
+
+    // dw rows of slivers [r0, r1), summed over K in chunks of whole images (about PwKC positions): per chunk the item's
+    // rows of dy are packed (8-row slivers) and every (row sliver, 32-channel sliver) tile of dw takes the chunk's sum.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WeightSlivers(float[] dy, int dyo, float[] bPacked, float[] dw, in ConvPlan p, int k, int cSlivers, int r0, int r1)
+    {
+        int plane = p.OutPlane, perChunk = Math.Max(1, PwKC / plane), rows = (r1 - r0) * MR;
+        int aLength = rows * perChunk * plane;
+        var aBuf = _pwA is { } buf && buf.Length >= aLength ? buf : _pwA = GC.AllocateUninitializedArray<float>(aLength, pinned: true);
+        float* tile = stackalloc float[MR * PwNR];
+        fixed (float* pdy = dy, pb = bPacked, pdw = dw, pa = aBuf)
+            for (int n0 = 0; n0 < p.N; n0 += perChunk)
+            {
+                int cnt = Math.Min(perChunk, p.N - n0), kc = cnt * plane, j0 = n0 * plane;
+                bool first = n0 == 0;
+                // a: slivers of [kc, 8]: a[(rs − r0)·kc·8 + (i·plane + q)·8 + r] = dy[n0 + i, rs·8 + r, q]
+                for (int rs = r0; rs < r1; rs++)
+                    for (int i = 0; i < cnt; i++)
+                        PackTransposed(pdy + dyo + ((nint)(n0 + i) * p.O + rs * MR) * plane, plane, Math.Min(MR, p.O - rs * MR), plane,
+                            pa + ((nint)(rs - r0) * kc + (nint)i * plane) * MR, MR);
+                for (int rs = r0; rs < r1; rs++)
+                {
+                    int o0 = rs * MR, mr = Math.Min(MR, p.O - o0);
+                    float* a = pa + (nint)(rs - r0) * kc * MR;
+                    for (int s = 0; s < cSlivers; s++)
+                    {
+                        int c0 = s * PwNR, nc = Math.Min(PwNR, p.C - c0);
+                        float* b = pb + ((nint)s * k + j0) * PwNR, c = pdw + (nint)o0 * p.C + c0;
+                        if (mr == MR && nc == PwNR) { Avx512Kernel<float>.Run(kc, a, b, PwNR, c, p.C, 1f, 1f, betaZero: first); continue; }
+                        Avx512Kernel<float>.Run(kc, a, b, PwNR, tile, PwNR, 1f, 1f, betaZero: true);
+                        for (int r = 0; r < mr; r++)
+                            for (int cc = 0; cc < nc; cc++) c[(nint)r * p.C + cc] = first ? tile[r * PwNR + cc] : c[(nint)r * p.C + cc] + tile[r * PwNR + cc];
+                    }
+                }
+            }
+    }
+
+    // dst[q·width + r] = src[r·srcStride + q] for q < cols and r < rows, zero for rows ≤ r < width: rows of a matrix into a
+    // sliver of width columns (8×8 register transposes for whole groups of 8 rows).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackTransposed(float* src, nint srcStride, int rows, int cols, float* dst, int width)
+    {
+        int full = GemmTranspose.Supported ? rows & ~7 : 0;
+        if (full > 0) GemmTranspose.Rows(src, srcStride, full, cols, dst, width);
+        if (full == width) return;
+        for (int q = 0; q < cols; q++)
+        {
+            float* d = dst + (nint)q * width;
+            for (int r = full; r < rows; r++) d[r] = src[r * srcStride + q];
+            for (int r = rows; r < width; r++) d[r] = 0f;
         }
     }
 }

@@ -357,6 +357,13 @@ public sealed partial class CpuBackend
         var dws = NewStorage(xs.DType, p.O * p.K, zero: true);
         var dw = dws.Array<T>();                   // dw: [O, Cg, kh, kw] = G × [Og, K]
         if (p.OutPlane == 0 || p.N == 0) return dws;
+        if (typeof(T) == typeof(float) && ConvImplicit.AppliesPointwiseStride2Weights(p))
+        {
+            long t0 = ConvProfileStart();
+            ConvImplicit.BackwardWeightsPointwiseStride2((float[])(object)x, xo, (float[])(object)dy, dyo, (float[])(object)dw, p, Threads);
+            ConvProfileSince("    1x1 stride-2 gemm", t0);
+            return dws;
+        }
         if (typeof(T) == typeof(float) && ConvWeightGrad.Applies(p))
         {
             long t0 = ConvProfileStart();

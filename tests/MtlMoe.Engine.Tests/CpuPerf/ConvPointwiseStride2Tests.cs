@@ -8,26 +8,33 @@ using MtlMoe.Tests.ConvNorm;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>
-/// The 1×1 stride-2 conv (no padding) as one GEMM over all images' output positions — forward, and backward-data with
-/// dx's even/even phase interleaved with zeros — against the float64 direct convolution: 32-column slivers that span
-/// many images, lie inside one image or end part-way; rows and K that are not whole slivers or span several K blocks;
-/// odd planes; bit-identical results across thread counts; every dx element written over stale pooled buffers; and
-/// the plans it must leave to the other paths.
+/// The 1×1 stride-2 conv (no padding) as GEMMs over all images' output positions — forward, backward-data with dx's
+/// even/even phase interleaved with zeros, and backward-weights with K over the positions — against the float64 direct
+/// convolution: 32-column slivers that span many images, lie inside one image or end part-way; rows and K that are not
+/// whole slivers or span several K blocks or chunks of images; odd planes; bit-identical results across thread counts;
+/// every dx element written over stale pooled buffers; and the plans it must leave to the other paths.
 /// </summary>
 [NonParallelizable]
 public class ConvPointwiseStride2Tests
 {
-    // The forward too: the phase-plane forward (ConvImplicitTests) would otherwise take the planes it handles.
+    // All three passes at every plane size: the forward would otherwise go through the phase planes (ConvImplicitTests)
+    // and backward-weights through the tiled or batched unfold wherever the planes are not laid side by side.
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the 1×1 stride-2 GEMM path does not exist here");
         bool enabled = ConvImplicit.Enabled, pointwise = ConvImplicit.PointwiseStride2Enabled, stride2 = ConvImplicit.Stride2Enabled;
+        bool everywhere = ConvImplicit.PointwiseStride2WeightsEverywhere;
         try
         {
             ConvImplicit.Enabled = true; ConvImplicit.PointwiseStride2Enabled = true; ConvImplicit.Stride2Enabled = false;
+            ConvImplicit.PointwiseStride2WeightsEverywhere = true;
             body();
         }
-        finally { ConvImplicit.Enabled = enabled; ConvImplicit.PointwiseStride2Enabled = pointwise; ConvImplicit.Stride2Enabled = stride2; }
+        finally
+        {
+            ConvImplicit.Enabled = enabled; ConvImplicit.PointwiseStride2Enabled = pointwise; ConvImplicit.Stride2Enabled = stride2;
+            ConvImplicit.PointwiseStride2WeightsEverywhere = everywhere;
+        }
     }
 
     private static readonly Conv2dGeometry Stride2 = Conv2dGeometry.Square(2, 0);
@@ -35,6 +42,7 @@ public class ConvPointwiseStride2Tests
     private static void Check(int[] xs, int[] ws, ulong seed, double tolerance = 1e-4)
     {
         Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan(xs, ws, Stride2)), Is.True, "the plan must take the 1×1 stride-2 GEMM");
+        Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan(xs, ws, Stride2)), Is.True, "backward-weights too");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, Stride2, new Rng(seed), DType.Float32, tolerance, $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
     }
 
@@ -42,6 +50,10 @@ public class ConvPointwiseStride2Tests
     // 1×1 input (one column per image); one column wide; 40 images of one position (a sliver holds 32 of them);
     // 70-wide rows (105 positions: whole slivers inside one image); C = 300 (two K blocks forward, 300 dx rows in
     // backward-data: 37 slivers and a half); O = 520 (three K blocks in backward-data); ResNet's 14² → 7² at 8 images.
+    // Backward-weights: chunks of 256 / plane images (40 one-position images: one chunk of 40 (as 256 of them would be);
+    // 105 positions: two images per chunk; 20 positions: 12), 9 and 7 output channels (a part sliver), 300 input channels
+    // (ten 32-channel slivers, the last part-way); twelve chunks of one 15×15 image each, summed into part tiles (13 output
+    // channels: one whole 8-row sliver and 5 rows; 20 input channels: part of one sliver).
     [TestCase(2, 5, 8, 10, 7)]
     [TestCase(3, 4, 9, 7, 6)]
     [TestCase(2, 3, 1, 1, 4)]
@@ -51,6 +63,7 @@ public class ConvPointwiseStride2Tests
     [TestCase(2, 300, 4, 4, 9)]
     [TestCase(2, 10, 6, 6, 520)]
     [TestCase(8, 32, 14, 14, 64)]
+    [TestCase(12, 20, 30, 30, 13)]
     public void AllPassesMatchNaive(int n, int c, int h, int w, int o) => Forced(() => Check([n, c, h, w], [o, c, 1, 1], 61));
 
     [Test]
@@ -84,7 +97,8 @@ public class ConvPointwiseStride2Tests
         Assert.That(x.Grad!.ToDoubleArray(), Is.EqualTo(edx).Within(1e-4));
     });
 
-    // 150 dx channels (19 row slivers, the last part-way) and 40 output channels over 7 images of 5×4 positions.
+    // 150 dx channels (19 row slivers, the last part-way) and 40 output channels over 7 images of 5×4 positions
+    // (backward-weights: five 8-row slivers of dw over the items, 5 32-channel slivers, one chunk of 7 images).
     [Test]
     public void ThreadCountDoesNotChangeBits() => Forced(() =>
     {
@@ -95,8 +109,26 @@ public class ConvPointwiseStride2Tests
             var other = Run(t);
             Assert.That(other[0], Is.EqualTo(one[0]), $"y, {t} threads");
             Assert.That(other[1], Is.EqualTo(one[1]), $"dx, {t} threads");
+            Assert.That(other[2], Is.EqualTo(one[2]), $"dw, {t} threads");
         }
     });
+
+    // Where backward-weights takes this path by default: only output planes laid side by side (ResNet's 14² → 7²).
+    [Test]
+    public void BackwardWeightsOnlyWherePlanesLieSideBySide()
+    {
+        if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine");
+        bool enabled = ConvImplicit.Enabled;
+        try
+        {
+            ConvImplicit.Enabled = true;
+            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([16, 128, 14, 14], [256, 128, 1, 1], Stride2)), Is.True, "14² → 7²");
+            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([16, 64, 28, 28], [128, 64, 1, 1], Stride2)), Is.False, "28² → 14²");
+            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([16, 256, 7, 7], [512, 256, 1, 1], Stride2)), Is.False, "7² → 4²");
+            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([1, 128, 14, 14], [256, 128, 1, 1], Stride2)), Is.False, "one image");
+        }
+        finally { ConvImplicit.Enabled = enabled; }
+    }
 
     [Test]
     public void DoesNotApplyToOtherPlans() => Forced(() =>
