@@ -106,7 +106,7 @@ internal static unsafe partial class ConvImplicit
             for (int s = s0; s < s1; s++)
             {
                 int j0 = s * PwNR, nv = Math.Min(PwNR, cols - j0);
-                PackSliver(ps + srcOff, k, plane, j0, nv, pb);
+                MoveRuns(pb, ps + srcOff, (nint)k * plane, plane, k, j0, nv, toSliver: true);
                 for (int ir = 0; ir < m; ir += MR)
                 {
                     for (int pc = 0; pc < k; pc += PwKC)
@@ -114,30 +114,40 @@ internal static unsafe partial class ConvImplicit
                         int kc = Math.Min(PwKC, k - pc);
                         Avx512Kernel<float>.Run(kc, pa + (nint)pc * mPad + (nint)ir * kc, pb + (nint)pc * PwNR, PwNR, tile, PwNR, 1f, 1f, betaZero: pc == 0);
                     }
-                    StoreTile(tile, Math.Min(MR, m - ir), pd + (nint)ir * plane, m, plane, j0, nv);
+                    MoveRuns(tile, pd + (nint)ir * plane, (nint)m * plane, plane, Math.Min(MR, m - ir), j0, nv, toSliver: false);
                 }
             }
     }
 
-    // b[kk·32 + t] = src[n, kk, q] for column j0 + t = n·plane + q, t < nv: each image run of the sliver copied row by row
-    // with (masked) 16-lane moves. Lanes from nv on keep what the buffer held: they only reach tile columns never stored.
+    // Moves `rows` rows of the columns j0 .. j0 + nv between a sliver (row stride 32, column j0 + t at lane t) and the
+    // images' planes (image n at images + n·imageStride, row stride plane, position q, for column n·plane + q), one image
+    // run at a time: toSliver packs a B sliver from src [N, k, plane]; otherwise a finished tile goes out to its images.
+    // Sliver lanes from nv on keep what the buffer held: they only reach tile columns that are never stored.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackSliver(float* src, int k, int plane, int j0, int nv, float* b)
+    private static void MoveRuns(float* sliver, float* images, nint imageStride, int plane, int rows, int j0, int nv, bool toSliver)
     {
         for (int t = 0; t < nv;)
         {
             int j = j0 + t, n = j / plane, q = j % plane, len = Math.Min(plane - q, nv - t);
-            float* from = src + ((nint)n * k * plane + q), to = b + t;
-            if (len == PwNR)
-                for (int kk = 0; kk < k; kk++, from += plane, to += PwNR)
-                {
-                    Vector512.Load(from).Store(to);
-                    Vector512.Load(from + L).Store(to + L);
-                }
-            else
-                for (int kk = 0; kk < k; kk++, from += plane, to += PwNR) CopyMasked(from, to, len);
+            float* image = images + ((nint)n * imageStride + q), lane = sliver + t;
+            if (toSliver) CopyRows(image, plane, lane, PwNR, rows, len);
+            else CopyRows(lane, PwNR, image, plane, rows, len);
             t += len;
         }
+    }
+
+    // len (1..32) floats of each of `rows` rows, from rows fromStride apart to rows toStride apart.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRows(float* from, nint fromStride, float* to, nint toStride, int rows, int len)
+    {
+        if (len == PwNR)
+            for (int r = 0; r < rows; r++, from += fromStride, to += toStride)
+            {
+                Vector512.Load(from).Store(to);
+                Vector512.Load(from + L).Store(to + L);
+            }
+        else
+            for (int r = 0; r < rows; r++, from += fromStride, to += toStride) CopyMasked(from, to, len);
     }
 
     // Copies len (1..32) floats with 16-lane moves, masked past len (nothing outside the run is read or written).
@@ -155,26 +165,6 @@ internal static unsafe partial class ConvImplicit
         }
         var keep = Vector512.LessThan(lanes, Vector512.Create(len)).AsSingle();
         Avx512F.MaskStore(to, keep, Avx512F.MaskLoad(from, keep, Vector512<float>.Zero));
-    }
-
-    // Rows [0, mr) of the 8×32 tile (columns j0 .. j0 + nv) to dst [images, m, plane] from row ir (dst is at row ir of image 0).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void StoreTile(float* tile, int mr, float* dst, int m, int plane, int j0, int nv)
-    {
-        for (int t = 0; t < nv;)
-        {
-            int j = j0 + t, n = j / plane, q = j % plane, len = Math.Min(plane - q, nv - t);
-            float* to = dst + ((nint)n * m * plane + q), from = tile + t;
-            if (len == PwNR)
-                for (int r = 0; r < mr; r++, to += plane, from += PwNR)
-                {
-                    Vector512.Load(from).Store(to);
-                    Vector512.Load(from + L).Store(to + L);
-                }
-            else
-                for (int r = 0; r < mr; r++, to += plane, from += PwNR) CopyMasked(from, to, len);
-            t += len;
-        }
     }
 
     /// <summary>Whether every plan <see cref="AppliesPointwiseStride2"/> accepts takes the backward-weights here (tests turn it on).</summary>
