@@ -65,7 +65,7 @@ public class ConvImplicitTests
     // (17 outputs), a 1×1 output, odd chunk counts, two 128-row blocks (in the forward's O and in backward-data's C = 136);
     // odd planes, where the forward's odd phases end in a zero row or column (the bottom/right padding) and backward-data
     // computes the phases' last row or column, which falls outside dx, and leaves it out (7×7 is ResNet's 7² → 4² conv;
-    // 1×1 and 1-wide planes; more dy channels than one K block of 72); backward-weights through the other paths.
+    // 1×1 and 1-wide planes; 300 dy channels: K blocks of 144, 144 and 12); backward-weights through the other paths.
     [TestCase(2, 5, 8, 10, 7)]
     [TestCase(3, 40, 14, 14, 9)]
     [TestCase(1, 3, 2, 2, 4)]
@@ -77,6 +77,7 @@ public class ConvImplicitTests
     [TestCase(2, 3, 5, 11, 80)]
     [TestCase(2, 4, 1, 1, 3)]
     [TestCase(3, 9, 13, 1, 7)]
+    [TestCase(2, 4, 6, 6, 300)]
     public void Stride2MatchesNaive(int n, int c, int h, int w, int o) => Forced(() =>
     {
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
