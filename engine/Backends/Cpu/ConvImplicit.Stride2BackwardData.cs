@@ -28,6 +28,13 @@ internal static unsafe partial class ConvImplicit
     private static readonly (int Row, int Col)[][] PhaseOffsets =
         [[(0, 0)], [(0, 1), (0, 0)], [(1, 0), (0, 0)], [(1, 1), (1, 0), (0, 1), (0, 0)]];
 
+    /// <summary>
+    /// Dy channels per K block (the four-tap phase 576 rows deep, the one-tap phase 144). Against 72, whose one-tap sums
+    /// paid the tile's stores and masks too often: 1.03–1.08× (medians of six interleaved runs at 28²/14²/7² inputs);
+    /// 288 was no better than 144.
+    /// </summary>
+    private const int PhaseKcChannels = 144;
+
     [ThreadStatic] private static float[]? _phaseA;
 
     /// <summary>
@@ -71,10 +78,7 @@ internal static unsafe partial class ConvImplicit
             // channels) block of w is transposed once for the four phases; at least two items per thread.
             int tiles = (chunks + 1) / 2, mBlocks = (p.C + MC - 1) / MC;
             int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
-            // Blocks of 144 dy channels (the four-tap phase 576 rows deep, the one-tap phase 144): against 72, the one-tap
-            // phase's short sums had the tile's stores and masks too often; 1.03–1.08× (medians of six interleaved runs at
-            // 28²/14²/7² inputs; 288 was no better than 144).
-            int cb = Math.Clamp(KcTarget / 2, 1, p.O);
+            int cb = Math.Clamp(PhaseKcChannels, 1, p.O);
             var plan = p;
             WorkerTeam.For(mBlocks * parts, threads, item =>
             {

@@ -42,9 +42,9 @@ public class ConvImplicitTests
         {
             ("3x3Pad1Plane99", [3, 5, 9, 11], [6, 5, 3, 3], Conv2dGeometry.Square(1, 1)),
             ("4x4OddChunkCount", [3, 7, 4, 4], [9, 7, 3, 3], Conv2dGeometry.Square(1, 1)),
-            ("TwoKBlocksRaggedRows", [2, 40, 4, 4], [20, 40, 3, 3], Conv2dGeometry.Square(1, 1)),
+            ("TwoKBlocksRaggedRows", [2, 72, 4, 4], [20, 72, 3, 3], Conv2dGeometry.Square(1, 1)), // K blocks of 64 and 8 channels
             ("TwoRowBlocks", [1, 3, 5, 5], [136, 3, 3, 3], Conv2dGeometry.Square(1, 1)),
-            ("5x5Pad2ThreeKBlocks", [2, 23, 6, 7], [5, 23, 5, 5], Conv2dGeometry.Square(1, 2)),
+            ("5x5Pad2ThreeKBlocks", [2, 47, 6, 7], [5, 47, 5, 5], Conv2dGeometry.Square(1, 2)), // 23, 23 and 1 channels
             ("3x3Dilation2", [2, 4, 9, 10], [7, 4, 3, 3], Conv2dGeometry.Square(1, 2, 2)),
             ("3x1Kernel", [2, 6, 7, 9], [8, 6, 3, 1], new Conv2dGeometry(1, 1, 1, 0, 1, 1, 1)),
             ("ShorterOutput", [2, 5, 9, 8], [8, 5, 3, 3], new Conv2dGeometry(1, 1, 0, 1, 1, 1, 1)),
