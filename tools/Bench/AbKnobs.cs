@@ -12,7 +12,7 @@ namespace MtlMoe.Bench;
 /// the A/B understates it, as the helper falls asleep during each "off" run), tiled (the tiled conv schedule for
 /// planes of 192+ outputs, against batching images), implicit (implicit-GEMM convs), implicit2 (its 3×3 stride-2 phase-plane
 /// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), pointwise2 (the
-/// 1×1 stride-2 forward and backward-data as one GEMM over all images' columns), packed (implicit-GEMM chunks laid end to end over
+/// 1×1 stride-2 convs as GEMMs over all images' positions: backward-data always, forward and backward-weights at 14² → 7²), packed (implicit-GEMM chunks laid end to end over
 /// the images for planes such as 7²), strided1x1 (strided 1×1
 /// backward-data per image at every plane size), weightgrad (blocked backward-weights of 3×3 convs and the 7×7 stem, no
 /// transposed unfold), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +

@@ -96,7 +96,8 @@ internal static unsafe partial class ConvImplicit
 
     [ThreadStatic] private static float[]? _pwB;
 
-    // Slivers [s0, s1): pack the sliver's B (k × 32, zero past the last column), then every 8-row sliver of A over it.
+    // Slivers [s0, s1): pack the sliver's B (k × 32; lanes past the last column are stale and never stored), then every
+    // 8-row sliver of A over it.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PointwiseSlivers(float[] aPacked, int mPad, int m, int k, float[] src, int srcOff, float[] dst, int plane, int cols, int s0, int s1)
     {
@@ -172,8 +173,8 @@ internal static unsafe partial class ConvImplicit
 
     /// <summary>
     /// True when <see cref="BackwardWeightsPointwiseStride2"/> is used: output planes laid side by side (14² → 7² in
-    /// ResNet). In-process A/B against the other paths (three runs): 14² → 7² 1.15–1.19×, but 28² → 14² 0.63–0.67× (the
-    /// tiled per-image path reads x once, without the split) and 7² → 4² 0.89–0.94×, which keep their paths.
+    /// ResNet). In-process A/B against the other paths: 14² → 7² 1.15–1.28× (five runs), but 28² → 14² 0.63–0.67× (the
+    /// tiled per-image path reads x once, without the split) and 7² → 4² 0.89–0.94× (three runs), which keep their paths.
     /// </summary>
     public static bool AppliesPointwiseStride2Weights(in ConvPlan p) =>
         AppliesPointwiseStride2(p) && (PointwiseStride2WeightsEverywhere || UsePacked(p.OutPlane, p.N));
