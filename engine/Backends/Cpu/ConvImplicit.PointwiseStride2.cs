@@ -200,7 +200,7 @@ internal static unsafe partial class ConvImplicit
             {
                 int s = item / plan.N, n = item % plan.N, c0 = s * PwNR;
                 fixed (float* pe = even, pb = bPacked)
-                    PackTransposed(pe + ((nint)n * plan.C + c0) * plane, plane, Math.Min(PwNR, plan.C - c0), plane, pb + ((nint)s * k + (nint)n * plane) * PwNR, PwNR);
+                    GemmTranspose.RowsToSliver(pe + ((nint)n * plan.C + c0) * plane, plane, Math.Min(PwNR, plan.C - c0), plane, pb + ((nint)s * k + (nint)n * plane) * PwNR, PwNR);
             });
             int parts = Math.Clamp(4 * threads, 1, oSlivers);
             WorkerTeam.For(parts, threads, part =>
@@ -235,7 +235,7 @@ internal static unsafe partial class ConvImplicit
                 // a: slivers of [kc, 8]: a[(rs − r0)·kc·8 + (i·plane + q)·8 + r] = dy[n0 + i, rs·8 + r, q]
                 for (int rs = r0; rs < r1; rs++)
                     for (int i = 0; i < cnt; i++)
-                        PackTransposed(pdy + dyo + ((nint)(n0 + i) * p.O + rs * MR) * plane, plane, Math.Min(MR, p.O - rs * MR), plane,
+                        GemmTranspose.RowsToSliver(pdy + dyo + ((nint)(n0 + i) * p.O + rs * MR) * plane, plane, Math.Min(MR, p.O - rs * MR), plane,
                             pa + ((nint)(rs - r0) * kc + (nint)i * plane) * MR, MR);
                 for (int rs = r0; rs < r1; rs++)
                 {
@@ -252,21 +252,5 @@ internal static unsafe partial class ConvImplicit
                     }
                 }
             }
-    }
-
-    // dst[q·width + r] = src[r·srcStride + q] for q < cols and r < rows, zero for rows ≤ r < width: rows of a matrix into a
-    // sliver of width columns (8×8 register transposes for whole groups of 8 rows).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackTransposed(float* src, nint srcStride, int rows, int cols, float* dst, int width)
-    {
-        int full = GemmTranspose.Supported ? rows & ~7 : 0;
-        if (full > 0) GemmTranspose.Rows(src, srcStride, full, cols, dst, width);
-        if (full == width) return;
-        for (int q = 0; q < cols; q++)
-        {
-            float* d = dst + (nint)q * width;
-            for (int r = full; r < rows; r++) d[r] = src[r * srcStride + q];
-            for (int r = rows; r < width; r++) d[r] = 0f;
-        }
     }
 }

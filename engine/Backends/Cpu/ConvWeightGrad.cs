@@ -261,26 +261,12 @@ internal static unsafe class ConvWeightGrad
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackGrad(float[] dy, int dyo, float[] dyt, in ConvPlan p, int lo, int hi)
     {
-        int slivers = (p.O + NR - 1) / NR, plane = p.OutPlane, q8 = plane & ~7;
+        int slivers = (p.O + NR - 1) / NR, plane = p.OutPlane;
         fixed (float* pdy = dy, pt = dyt)
             for (int item = lo; item < hi; item++)
             {
-                int n = item / slivers, s = item % slivers;
-                float* dst = pt + (nint)item * plane * NR;
-                for (int o8 = 0; o8 < NR; o8 += 8)
-                {
-                    int o = s * NR + o8, valid = Math.Clamp(p.O - o, 0, 8);
-                    float* src = pdy + dyo + ((nint)n * p.O + o) * plane, d = dst + o8;
-                    if (valid == 8)
-                    {
-                        for (int q = 0; q < q8; q += 8) GemmTranspose.Transpose8x8(src + q, plane, d + (nint)q * NR, NR);
-                        for (int q = q8; q < plane; q++)
-                            for (int r = 0; r < 8; r++) d[(nint)q * NR + r] = src[(nint)r * plane + q];
-                    }
-                    else
-                        for (int q = 0; q < plane; q++)
-                            for (int r = 0; r < 8; r++) d[(nint)q * NR + r] = r < valid ? src[(nint)r * plane + q] : 0f;
-                }
+                int n = item / slivers, o = item % slivers * NR;
+                GemmTranspose.RowsToSliver(pdy + dyo + ((nint)n * p.O + o) * plane, plane, Math.Min(NR, p.O - o), plane, pt + (nint)item * plane * NR, NR);
             }
     }
 }

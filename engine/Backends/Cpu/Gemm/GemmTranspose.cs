@@ -53,4 +53,22 @@ internal static unsafe class GemmTranspose
                 for (int p = p8; p < cols; p++) d[p * dstStride + rr] = s[rr * srcStride + p];
         }
     }
+
+    /// <summary>
+    /// dst[q·width + r] = src[r·srcStride + q] for q &lt; cols and r &lt; rows, zero for rows ≤ r &lt; width: the rows of a matrix
+    /// into a sliver of <paramref name="width"/> columns (whole groups of 8 rows by <see cref="Rows"/>, the rest scalar).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RowsToSliver(float* src, nint srcStride, int rows, int cols, float* dst, int width)
+    {
+        int full = Supported ? rows & ~7 : 0;
+        if (full > 0) Rows(src, srcStride, full, cols, dst, width);
+        if (full == width) return;
+        for (int q = 0; q < cols; q++)
+        {
+            float* d = dst + (nint)q * width;
+            for (int r = full; r < rows; r++) d[r] = src[r * srcStride + q];
+            for (int r = rows; r < width; r++) d[r] = 0f;
+        }
+    }
 }
