@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MtlMoe.Model.Backbone;
+using MtlMoe.Model.IO;
 
 namespace MtlMoe.Model.Net;
 
@@ -11,9 +12,9 @@ namespace MtlMoe.Model.Net;
 public sealed record ModelConfig
 {
     /// <summary>single, moe, mtl or mtl-moe.</summary>
-    public string Variant { get; init; } = "mtl-moe";
-    /// <summary>resnet18, resnet34 or resnet50.</summary>
-    public string Backbone { get; init; } = "resnet18";
+    public ModelVariant Variant { get; init; } = ModelVariant.MtlMoe;
+    /// <summary>The backbone (resnet18, resnet34, resnet50).</summary>
+    public BackboneKind Backbone { get; init; } = BackboneKind.ResNet18;
     /// <summary>Backbone width multiplier.</summary>
     public double Width { get; init; } = 1.0;
     /// <summary>Number of classes.</summary>
@@ -23,7 +24,7 @@ public sealed record ModelConfig
     /// <summary>Experts per image k.</summary>
     public int K { get; init; } = 2;
     /// <summary>head (MLP per expert) or layer4 (each expert owns a copy of the last residual stage).</summary>
-    public string ExpertDepth { get; init; } = "head";
+    public ExpertDepth ExpertDepth { get; init; } = ExpertDepth.Head;
     /// <summary>Square input resolution (the localization head's map size depends on it).</summary>
     public int Resolution { get; init; } = 224;
     /// <summary>Hidden units of an expert's MLP head.</summary>
@@ -39,29 +40,23 @@ public sealed record ModelConfig
     public bool LearnedWeighting { get; init; }
 
     /// <summary>True for moe and mtl-moe.</summary>
-    [JsonIgnore] public bool HasMoe => Variant is "moe" or "mtl-moe";
+    [JsonIgnore] public bool HasMoe => Variant.HasMoe();
     /// <summary>True for mtl and mtl-moe.</summary>
-    [JsonIgnore] public bool HasBox => Variant is "mtl" or "mtl-moe";
+    [JsonIgnore] public bool HasBox => Variant.HasBox();
     /// <summary>Experts actually built (1 without MoE).</summary>
     [JsonIgnore] public int EffectiveExperts => HasMoe ? Experts : 1;
     /// <summary>Experts per row actually used (1 without MoE).</summary>
     [JsonIgnore] public int EffectiveK => HasMoe ? K : 1;
 
     /// <summary>The backbone depth enum.</summary>
-    [JsonIgnore] public ResNetDepth Depth => Backbone switch
-    {
-        "resnet18" => ResNetDepth.ResNet18,
-        "resnet34" => ResNetDepth.ResNet34,
-        "resnet50" => ResNetDepth.ResNet50,
-        _ => throw new ArgumentException($"model config: unknown backbone '{Backbone}' (expected resnet18, resnet34 or resnet50)"),
-    };
+    [JsonIgnore] public ResNetDepth Depth => BackboneKinds.Depth(Backbone);
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field.</summary>
     public void Validate()
     {
-        if (Variant is not ("single" or "moe" or "mtl" or "mtl-moe")) throw new ArgumentException($"model config: unknown variant '{Variant}'");
-        _ = Depth;
-        if (ExpertDepth is not ("head" or "layer4")) throw new ArgumentException($"model config: expert depth must be head or layer4, got '{ExpertDepth}'");
+        if (!Enum.IsDefined(Variant)) throw new ArgumentException($"model config: unknown variant {(int)Variant}");
+        if (!Enum.IsDefined(Backbone)) throw new ArgumentException($"model config: unknown backbone {(int)Backbone}");
+        if (!Enum.IsDefined(ExpertDepth)) throw new ArgumentException($"model config: unknown expert depth {(int)ExpertDepth}");
         if (Classes < 1) throw new ArgumentException($"model config: classes must be positive, got {Classes}");
         if (HasMoe && (Experts < 1 || K < 1 || K > Experts)) throw new ArgumentException($"model config: need 1 <= k ({K}) <= experts ({Experts})");
         if (Resolution < 32) throw new ArgumentException($"model config: resolution must be at least 32, got {Resolution}");
@@ -79,11 +74,13 @@ public sealed record ModelConfig
     /// <summary>One-line JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    /// <summary>Parses <see cref="ToJson"/>'s output.</summary>
+    /// <summary>Parses <see cref="ToJson"/>'s output; a malformed text is an <see cref="ArgumentException"/> saying where.</summary>
     public static ModelConfig FromJson(string json)
     {
-        var c = JsonSerializer.Deserialize<ModelConfig>(json, Json) ?? throw new ArgumentException("model config: empty JSON");
-        c.Validate();
+        ModelConfig? c;
+        try { c = JsonSerializer.Deserialize<ModelConfig>(json, Json); }
+        catch (JsonException e) { throw new ArgumentException($"model config: {e.Message}", e); }
+        (c ?? throw new ArgumentException("model config: empty JSON")).Validate();
         return c;
     }
 }

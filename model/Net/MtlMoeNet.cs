@@ -61,7 +61,7 @@ public sealed class MtlMoeNet : Module
 
         int inputDim;
         Func<int, Module> expert;
-        if (config.ExpertDepth == "layer4")
+        if (config.ExpertDepth == ExpertDepth.Layer4)
         {
             int c3 = Math.Max(4, (int)Math.Round(256 * config.Width)) * (config.Depth == ResNetDepth.ResNet50 ? Bottleneck.Expansion : BasicBlock.Expansion);
             int h3 = Layer3MapSize(config.Resolution);
@@ -81,7 +81,7 @@ public sealed class MtlMoeNet : Module
             Loc = RegisterModule("loc", new LocalizationHead(f, config.FeatureMapSize, config.FeatureMapSize, rng: init));
         if (config.LearnedWeighting)
             TaskWeights = RegisterModule("task_weights", new TaskWeights());
-        if (config.ExpertDepth == "layer4") CopyBackboneLayer4IntoExperts();
+        if (config.ExpertDepth == ExpertDepth.Layer4) CopyBackboneLayer4IntoExperts();
     }
 
     // γ of each block's last batch-norm (layerS.B.bn2 in basic blocks, bn3 in bottlenecks) to 0.
@@ -98,7 +98,7 @@ public sealed class MtlMoeNet : Module
     /// <summary>With layer4 experts: copies the backbone's layer4 weights into every expert's copy (after loading pretrained weights, too).</summary>
     public void CopyBackboneLayer4IntoExperts()
     {
-        if (Config.ExpertDepth != "layer4") return;
+        if (Config.ExpertDepth != ExpertDepth.Layer4) return;
         var src = Backbone.StateDict().Where(kv => kv.Key.StartsWith("layer4.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value);
         foreach (var e in ExpertModules) e.LoadStateDict(src, strict: false);
     }
@@ -112,7 +112,7 @@ public sealed class MtlMoeNet : Module
         int b = x.Shape[0];
         Tensor logits;
         Tensor? boxes = null;
-        if (Config.ExpertDepth == "layer4")
+        if (Config.ExpertDepth == ExpertDepth.Layer4)
         {
             var l3 = Backbone.ForwardToLayer3(x);            // [B, C3, h3, h3]
             var flat = l3.Flatten(1);                         // [B, C3·h3·h3]

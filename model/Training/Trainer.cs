@@ -58,7 +58,7 @@ public sealed class Trainer : IDisposable
     {
         _net = net; _data = data; _o = options; _progress = progress; _reporter = reporter;
         RunDir = runDir; ConfigJson = configJson;
-        _device = Device.Parse(options.Device);
+        _device = options.Device;
         if (data.Train.Count == 0 || data.Test.Count == 0) throw new ArgumentException("trainer: the data set needs both train and test images");
         var batch = Math.Min(options.BatchSize, data.Train.Count);
         _train = new CubLoader(data.Train, CubTransforms.Train(options.Crop, options.Resize, options.ColorJitter),
@@ -68,9 +68,9 @@ public sealed class Trainer : IDisposable
         StepsPerEpoch = options.MaxBatches > 0 ? Math.Min(options.MaxBatches, _train.BatchesPerEpoch) : _train.BatchesPerEpoch;
         _optimizer = options.Optimizer switch
         {
-            "sgd" => new SGD(net.Parameters(), options.Lr, momentum: 0.9, weightDecay: options.WeightDecay, nesterov: false),
-            "adamw" => new AdamW(net.Parameters(), options.Lr, weightDecay: options.WeightDecay),
-            _ => throw new ArgumentException($"trainer: unknown optimizer '{options.Optimizer}' (expected sgd or adamw)"),
+            OptimizerKind.Sgd => new SGD(net.Parameters(), options.Lr, momentum: 0.9, weightDecay: options.WeightDecay, nesterov: false),
+            OptimizerKind.AdamW => new AdamW(net.Parameters(), options.Lr, weightDecay: options.WeightDecay),
+            _ => throw new ArgumentException($"trainer: unknown optimizer {(int)options.Optimizer}"),
         };
         long total = (long)options.Epochs * StepsPerEpoch;
         _schedule = LrSchedule.WarmupCosine(options.Lr, Math.Min(total - 1, (long)Math.Round(options.WarmupEpochs * StepsPerEpoch)), total);
@@ -113,7 +113,7 @@ public sealed class Trainer : IDisposable
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(RunDir);
         if (_epochsDone == 0) AtomicFile.WriteAllText(Path.Combine(RunDir, RunFiles.Config), ConfigJson);
-        _progress.BeginRun($"{_net.Config.Variant} · {_net.Config.Backbone}×{_net.Config.Width} · {_o.Crop}px · {_device}", _o.Epochs, StepsPerEpoch);
+        _progress.BeginRun($"{_net.Config.Variant.ToChoiceName()} · {_net.Config.Backbone.ToChoiceName()}×{_net.Config.Width} · {_o.Crop}px · {_device}", _o.Epochs, StepsPerEpoch);
         EvalResult? final = null;
         for (int epoch = _epochsDone; epoch < _o.Epochs; epoch++)
         {

@@ -1,3 +1,7 @@
+using System.Text.Json.Serialization;
+using MtlMoe.Engine;
+using MtlMoe.Model.IO;
+
 namespace MtlMoe.Model.Training;
 
 /// <summary>How the trainer trains (everything but the model's shape, which is <see cref="Net.ModelConfig"/>).</summary>
@@ -10,7 +14,7 @@ public sealed record TrainerOptions
     /// <summary>Peak learning rate.</summary>
     public double Lr { get; init; } = 0.05;
     /// <summary>sgd (momentum 0.9, no Nesterov) or adamw.</summary>
-    public string Optimizer { get; init; } = "sgd";
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
     /// <summary>Weight decay.</summary>
     public double WeightDecay { get; init; } = 5e-4;
     /// <summary>Linear warm-up length in epochs, then cosine decay to 0 per step.</summary>
@@ -31,8 +35,9 @@ public sealed record TrainerOptions
     public int Resize { get; init; } = 110;
     /// <summary>Colour jitter strength of the training augmentation (0: none).</summary>
     public double ColorJitter { get; init; } = 0.4;
-    /// <summary>Compute device (cpu, cuda, cuda:N).</summary>
-    public string Device { get; init; } = "cpu";
+    /// <summary>Compute device (written "cpu" or "cuda:N" in config.json).</summary>
+    [JsonConverter(typeof(DeviceJsonConverter))]
+    public Device Device { get; init; } = Device.Cpu;
     /// <summary>Keep decoded images in memory between epochs.</summary>
     public bool CacheDecoded { get; init; } = true;
 

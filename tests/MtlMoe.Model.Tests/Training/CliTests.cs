@@ -43,7 +43,7 @@ public class CliTests
         Assert.That(CommandLine.Parse([]).Tf32, Is.False, "full FP32 by default");
         Assert.That(CommandLine.Parse(["--tf32"]).Tf32, Is.True);
         var cub = CommandLine.Parse(["--preset", "cub448"]);
-        Assert.That((cub.Backbone, cub.Res, cub.Resize, cub.Batch, cub.Tf32), Is.EqualTo(("resnet50", 448, 512, 16, true)));
+        Assert.That((cub.Backbone, cub.Res, cub.Resize, cub.Batch, cub.Tf32), Is.EqualTo((BackboneKind.ResNet50, 448, 512, 16, true)));
     }
 
     [Test]

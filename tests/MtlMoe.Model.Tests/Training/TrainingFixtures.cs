@@ -1,5 +1,6 @@
 using MtlMoe.Engine;
 using MtlMoe.Model.Data;
+using MtlMoe.Model.IO;
 using MtlMoe.Model.Net;
 using MtlMoe.Model.Training;
 
@@ -23,14 +24,15 @@ internal static class TrainingFixtures
     /// <summary>A tiny model config: ResNet-18 at width 1/8 on 32-px crops.</summary>
     public static ModelConfig TinyConfig(string variant = "mtl-moe", string backbone = "resnet18", string expertDepth = "head", int classes = 4) => new()
     {
-        Variant = variant, Backbone = backbone, Width = 0.125, Classes = classes, Experts = 3, K = 2,
-        ExpertDepth = expertDepth, Resolution = 32, Hidden = 32, Dropout = 0.2,
+        Variant = ChoiceNames.Parse<ModelVariant>(variant, "variant"), Backbone = ChoiceNames.Parse<BackboneKind>(backbone, "backbone"),
+        Width = 0.125, Classes = classes, Experts = 3, K = 2,
+        ExpertDepth = ChoiceNames.Parse<ExpertDepth>(expertDepth, "expert depth"), Resolution = 32, Hidden = 32, Dropout = 0.2,
     };
 
     /// <summary>Trainer options for the tiny set.</summary>
     public static TrainerOptions TinyOptions(int epochs = 2) => new()
     {
-        Epochs = epochs, BatchSize = 8, Lr = 0.05, WarmupEpochs = 0.5, Crop = 32, Resize = 36, Workers = 1, Seed = 3, Device = "cpu",
+        Epochs = epochs, BatchSize = 8, Lr = 0.05, WarmupEpochs = 0.5, Crop = 32, Resize = 36, Workers = 1, Seed = 3, Device = Device.Cpu,
     };
 
     /// <summary>A fresh empty temp folder.</summary>

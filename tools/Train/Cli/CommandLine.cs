@@ -1,4 +1,7 @@
 using System.Globalization;
+using MtlMoe.Model.IO;
+using MtlMoe.Model.Net;
+using MtlMoe.Model.Training;
 
 namespace MtlMoe.Train.Cli;
 
@@ -74,7 +77,7 @@ public static class CommandLine
     /// </summary>
     private static TrainSettings ApplyPreset(TrainSettings s, string preset) => preset switch
     {
-        "cub448" => s with { Backbone = "resnet50", Width = 1.0, Res = 448, Resize = 512, Optimizer = "sgd", Lr = 0.01, WeightDecay = 5e-4, Batch = 16, Epochs = 50, WarmupEpochs = 2, Jitter = 0.4, Tf32 = true },
+        "cub448" => s with { Backbone = BackboneKind.ResNet50, Width = 1.0, Res = 448, Resize = 512, Optimizer = OptimizerKind.Sgd, Lr = 0.01, WeightDecay = 5e-4, Batch = 16, Epochs = 50, WarmupEpochs = 2, Jitter = 0.4, Tf32 = true },
         "none" => s,
         _ => throw new UsageException($"unknown preset '{preset}' (expected cub448)"),
     };
@@ -83,17 +86,17 @@ public static class CommandLine
     {
         "preset" => s with { Preset = v },
         "data" => s with { Data = v },
-        "device" => s with { Device = v! },
-        "backbone" => s with { Backbone = v! },
+        "device" => s with { Device = DeviceRequest.TryParse(v, out var d) ? d : throw new UsageException($"--device must be auto, cpu, cuda or cuda:N, got '{v}'") },
+        "backbone" => s with { Backbone = Choice<BackboneKind>(name, v) },
         "width" => s with { Width = Double(name, v) },
-        "variant" => s with { Variant = v! },
+        "variant" => s with { Variant = Choice<ModelVariant>(name, v) },
         "experts" => s with { Experts = Int(name, v) },
         "k" => s with { K = Int(name, v) },
-        "expert-depth" => s with { ExpertDepth = v! },
+        "expert-depth" => s with { ExpertDepth = Choice<ExpertDepth>(name, v) },
         "epochs" => s with { Epochs = Int(name, v) },
         "batch" => s with { Batch = Int(name, v) },
         "lr" => s with { Lr = Double(name, v) },
-        "optimizer" => s with { Optimizer = v! },
+        "optimizer" => s with { Optimizer = Choice<OptimizerKind>(name, v) },
         "weight-decay" => s with { WeightDecay = Double(name, v) },
         "warmup" => s with { WarmupEpochs = Double(name, v) },
         "res" => s with { Res = Int(name, v) },
@@ -124,6 +127,9 @@ public static class CommandLine
         _ => throw new UsageException($"unknown option --{name}"),
     };
 
+    private static T Choice<T>(string name, string? v) where T : struct, Enum
+        => ChoiceNames.TryParse<T>(v, out var x) ? x : throw new UsageException($"--{name} must be one of {string.Join(", ", ChoiceNames.Names<T>())}, got '{v}'");
+
     private static bool Bool(string name, string? v) => v switch
     {
         "on" or "true" => true,
@@ -139,13 +145,6 @@ public static class CommandLine
 
     private static void Validate(TrainSettings s)
     {
-        string[] variants = ["single", "moe", "mtl", "mtl-moe"];
-        if (!variants.Contains(s.Variant)) throw new UsageException($"--variant must be one of {string.Join(", ", variants)}, got '{s.Variant}'");
-        string[] backbones = ["resnet18", "resnet34", "resnet50"];
-        if (!backbones.Contains(s.Backbone)) throw new UsageException($"--backbone must be one of {string.Join(", ", backbones)}, got '{s.Backbone}'");
-        if (s.Device is not ("auto" or "cpu" or "cuda") && !s.Device.StartsWith("cuda:", StringComparison.Ordinal)) throw new UsageException($"--device must be auto, cpu or cuda, got '{s.Device}'");
-        if (s.Optimizer is not ("sgd" or "adamw")) throw new UsageException($"--optimizer must be sgd or adamw, got '{s.Optimizer}'");
-        if (s.ExpertDepth is not ("head" or "layer4")) throw new UsageException($"--expert-depth must be head or layer4, got '{s.ExpertDepth}'");
         if (s.Experts < 1) throw new UsageException($"--experts must be at least 1, got {s.Experts}");
         if (s.K < 1 || s.K > s.Experts) throw new UsageException($"--k must be between 1 and --experts ({s.Experts}), got {s.K}");
         if (s.Epochs < 1) throw new UsageException($"--epochs must be at least 1, got {s.Epochs}");

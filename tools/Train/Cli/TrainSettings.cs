@@ -1,3 +1,6 @@
+using MtlMoe.Model.Net;
+using MtlMoe.Model.Training;
+
 namespace MtlMoe.Train.Cli;
 
 /// <summary>What the user asked for: one command and its options, after presets and defaults.</summary>
@@ -8,19 +11,19 @@ public sealed record TrainSettings
     /// <summary>A CUB_200_2011 folder; null: the synthetic birds set, generated once into a cache folder.</summary>
     public string? Data { get; init; }
     /// <summary>auto (a GPU when usable), cpu or cuda[:N].</summary>
-    public string Device { get; init; } = "auto";
+    public DeviceRequest Device { get; init; } = DeviceRequest.Auto;
     /// <summary>resnet18, resnet34 or resnet50.</summary>
-    public string Backbone { get; init; } = "resnet18";
+    public BackboneKind Backbone { get; init; } = BackboneKind.ResNet18;
     /// <summary>Backbone width multiplier (1 = torchvision's network).</summary>
     public double Width { get; init; } = 0.25;
     /// <summary>single, moe, mtl or mtl-moe.</summary>
-    public string Variant { get; init; } = "mtl-moe";
+    public ModelVariant Variant { get; init; } = ModelVariant.MtlMoe;
     /// <summary>Number of experts E (variants with MoE).</summary>
     public int Experts { get; init; } = 4;
     /// <summary>Experts per image k.</summary>
     public int K { get; init; } = 2;
     /// <summary>head (an MLP classifier per expert) or layer4 (each expert owns a copy of the last residual stage).</summary>
-    public string ExpertDepth { get; init; } = "head";
+    public ExpertDepth ExpertDepth { get; init; } = ExpertDepth.Head;
     /// <summary>Training epochs (70: about 8½ minutes of training and evaluation on a quiet 2-core CPU at the defaults).</summary>
     public int Epochs { get; init; } = 70;
     /// <summary>Images per batch.</summary>
@@ -28,7 +31,7 @@ public sealed record TrainSettings
     /// <summary>Peak learning rate (0.1 at batch 32: the from-scratch default learns the sibling species' small attributes much sooner than 0.05).</summary>
     public double Lr { get; init; } = 0.1;
     /// <summary>sgd (momentum 0.9) or adamw.</summary>
-    public string Optimizer { get; init; } = "sgd";
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Sgd;
     /// <summary>Weight decay.</summary>
     public double WeightDecay { get; init; } = 5e-4;
     /// <summary>Warm-up epochs before the cosine decay.</summary>

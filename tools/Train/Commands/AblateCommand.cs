@@ -1,3 +1,5 @@
+using MtlMoe.Model.IO;
+using MtlMoe.Model.Net;
 using MtlMoe.Model.Training;
 using MtlMoe.Train.Cli;
 
@@ -7,7 +9,7 @@ namespace MtlMoe.Train.Commands;
 public static class AblateCommand
 {
     /// <summary>The variants, in the order of the table.</summary>
-    public static readonly string[] Variants = ["single", "moe", "mtl", "mtl-moe"];
+    public static IReadOnlyList<ModelVariant> Variants => ChoiceNames.Values<ModelVariant>();
 
     /// <summary>The test top-1 whose first epoch the table reports.</summary>
     public const double TargetTop1 = 0.6;
@@ -31,11 +33,12 @@ public static class AblateCommand
         var rows = new List<AblationRow>();
         foreach (var v in Variants)
         {
-            progress.Message($"── ablate: {v} ──");
-            var s = settings with { Command = "train", Variant = v, Out = Path.Combine(dir, v), Resume = null };
+            string name = v.ToChoiceName();
+            progress.Message($"── ablate: {name} ──");
+            var s = settings with { Command = "train", Variant = v, Out = Path.Combine(dir, name), Resume = null };
             var r = TrainCommand.Train(s, progress, reporter, cancel);
             int? reached = r.History.FirstOrDefault(m => m.TestTop1 >= TargetTop1)?.Epoch;
-            rows.Add(new AblationRow(v, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History));
+            rows.Add(new AblationRow(name, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History));
         }
         reporter?.AblationFinished(dir, rows);
         return rows;

@@ -1,5 +1,6 @@
 using MtlMoe.Engine;
 using MtlMoe.Model.Data;
+using MtlMoe.Model.IO;
 using MtlMoe.Model.Training;
 using MtlMoe.Train.Cli;
 
@@ -39,7 +40,7 @@ public static class EvalCommand
         if (data.NumClasses != net.Config.Classes)
             throw new InvalidOperationException($"{ckpt} predicts {net.Config.Classes} classes but the data set has {data.NumClasses}");
         int res = net.Config.Resolution, resize = s.Res == res ? RunSetup.ResizeOf(s) : CubTransforms.ResizeFor(res);
-        output.WriteLine($"checkpoint {ckpt} (epoch {epoch}, {net.Config.Variant}) on {data.Test.Count} test images at {res}px");
+        output.WriteLine($"checkpoint {ckpt} (epoch {epoch}, {net.Config.Variant.ToChoiceName()}) on {data.Test.Count} test images at {res}px");
         using var loader = new CubLoader(data.Test, CubTransforms.Test(res, resize), new CubLoaderOptions { BatchSize = s.Batch, Shuffle = false, Threads = s.Workers });
         return Evaluator.Evaluate(net, loader, data.Test, data.ClassNames, res, resize, new LossOptions(s.LabelSmoothing, s.LambdaLoc), device);
     }

@@ -6,6 +6,7 @@ using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
 using MtlMoe.Engine.Cuda;
 using MtlMoe.Model.Data;
+using MtlMoe.Model.IO;
 using MtlMoe.Model.Net;
 using MtlMoe.Model.Training;
 using MtlMoe.Train.Cli;
@@ -19,14 +20,14 @@ public static class RunSetup
     public static string SyntheticCacheDir => Path.Combine(".cache", "synthetic-birds");
 
     /// <summary>Picks the device: auto = CUDA when the driver and a CUDA backend are present, else the CPU; says why.</summary>
-    public static (Device Device, string Why) ResolveDevice(string requested)
+    public static (Device Device, string Why) ResolveDevice(DeviceRequest requested)
     {
+        if (requested.Kind == DeviceKind.Cpu) return (Device.Cpu, "requested");
         bool cudaOk = CudaRuntime.IsAvailable(out var reason);
         if (cudaOk && BackendRegistry.CudaFactory is null) { cudaOk = false; reason = "this build has no CUDA backend registered"; }
-        if (requested == "cpu") return (Device.Cpu, "requested");
-        if (requested == "auto") return cudaOk ? (Device.Cuda(0), "a usable GPU was found") : (Device.Cpu, $"no usable GPU: {reason}");
-        if (!cudaOk) throw new InvalidOperationException($"--device {requested}: CUDA is not usable ({reason})");
-        return (Device.Parse(requested), "requested");
+        if (requested.Kind == DeviceKind.Auto) return cudaOk ? (Device.Cuda(0), "a usable GPU was found") : (Device.Cpu, $"no usable GPU: {reason}");
+        if (!cudaOk) throw new DeviceUnavailableException($"--device {requested}: CUDA is not usable ({reason})");
+        return (requested.Device, "requested");
     }
 
     /// <summary>Applies --tf32 to the CUDA backend when the run is on a GPU (the CPU always computes in full FP32).</summary>
@@ -74,12 +75,12 @@ public static class RunSetup
     {
         Epochs = s.Epochs, BatchSize = s.Batch, Lr = s.Lr, Optimizer = s.Optimizer, WeightDecay = s.WeightDecay,
         WarmupEpochs = s.WarmupEpochs, LabelSmoothing = s.LabelSmoothing, LambdaLoc = s.LambdaLoc, Seed = s.Seed,
-        Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), ColorJitter = s.Jitter, Device = device.ToString(),
+        Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), ColorJitter = s.Jitter, Device = device,
     };
 
     /// <summary>A new run folder name: runs/&lt;timestamp&gt;-&lt;variant&gt;.</summary>
     public static string DefaultRunDir(TrainSettings s) =>
-        Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + s.Variant);
+        Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture) + "-" + s.Variant.ToChoiceName());
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 

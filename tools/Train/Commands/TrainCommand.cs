@@ -1,3 +1,4 @@
+using MtlMoe.Model.IO;
 using MtlMoe.Model.Net;
 using MtlMoe.Model.Training;
 using MtlMoe.Train.Cli;
@@ -67,7 +68,7 @@ public static class TrainCommand
             }
         }
         net.To(device);
-        progress.Message($"model: {config.Variant}, {config.Backbone} ×{config.Width}, {config.EffectiveExperts} expert(s) k={config.EffectiveK} ({config.ExpertDepth}), {net.ParameterCount():N0} parameters; run folder {runDir}");
+        progress.Message($"model: {config.Variant.ToChoiceName()}, {config.Backbone.ToChoiceName()} ×{config.Width}, {config.EffectiveExperts} expert(s) k={config.EffectiveK} ({config.ExpertDepth.ToChoiceName()}), {net.ParameterCount():N0} parameters; run folder {runDir}");
         using var trainer = new Trainer(net, data, options, runDir, RunSetup.ConfigJson(s, config, options, data), progress, reporter);
         configure?.Invoke(trainer);
         if (s.Resume is not null) trainer.Resume(runDir);
