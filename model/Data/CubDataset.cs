@@ -45,7 +45,7 @@ public sealed class CubDataset
     /// <summary>The test split.</summary>
     public IReadOnlyList<CubSample> Test { get; }
 
-    /// <summary>Images (or unparseable lines) dropped under <see cref="CubLoadOptions.SkipBad"/>.</summary>
+    /// <summary>Images (or unparseable lines) dropped under <see cref="CubValidationOptions.SkipBad"/>.</summary>
     public int SkippedCount => SkipReasons.Count;
 
     /// <summary>One message per dropped image or line.</summary>
@@ -67,11 +67,11 @@ public sealed class CubDataset
 
     /// <summary>
     /// Parses and validates the folder <paramref name="root"/> (the CUB_200_2011 folder, or a folder that contains
-    /// one). Throws <see cref="CubFormatException"/> on the first problem unless <see cref="CubLoadOptions.SkipBad"/>.
+    /// one). Throws <see cref="CubFormatException"/> on the first problem unless <see cref="CubValidationOptions.SkipBad"/>.
     /// </summary>
-    public static CubDataset Load(string root, CubLoadOptions? options = null)
+    public static CubDataset Load(string root, CubValidationOptions? options = null)
     {
-        options ??= new CubLoadOptions();
+        options ??= new CubValidationOptions();
         if (!File.Exists(Path.Combine(root, ImagesFile)) && Directory.Exists(Path.Combine(root, "CUB_200_2011")))
             root = Path.Combine(root, "CUB_200_2011");
         if (!Directory.Exists(root)) throw new CubFormatException(root, 0, "data set folder does not exist");
@@ -80,7 +80,7 @@ public sealed class CubDataset
     }
 
     /// <summary>Parsing state; one per <see cref="Load"/>.</summary>
-    private sealed class CubParser(string root, CubLoadOptions options)
+    private sealed class CubParser(string root, CubValidationOptions options)
     {
         private readonly List<string> _skips = new();
         private readonly HashSet<int> _bad = new();

@@ -12,7 +12,7 @@ namespace MtlMoe.Model.Data;
 /// with a fixed-size crop or resize).
 /// </summary>
 /// <example><code>
-/// using var loader = new CubLoader(ds.Train, CubTransforms.Train(448), new CubLoaderOptions { BatchSize = 16, Seed = 7 });
+/// using var loader = new CubLoader(ds.Train, CubTransforms.Train(448), new CubBatchOptions { BatchSize = 16, Seed = 7 });
 /// for (int epoch = 0; epoch &lt; epochs; epoch++)
 ///     foreach (var batch in loader.Epoch(epoch)) using (batch) { /* batch.Images [16,3,448,448] … */ }
 /// </code></example>
@@ -26,7 +26,7 @@ public sealed class CubLoader : IDisposable
     private readonly CancellationTokenSource _disposed = new();
 
     /// <summary>The settings.</summary>
-    public CubLoaderOptions Options { get; }
+    public CubBatchOptions Options { get; }
 
     /// <summary>Number of samples.</summary>
     public int SampleCount => _samples.Count;
@@ -35,9 +35,9 @@ public sealed class CubLoader : IDisposable
     public int BatchesPerEpoch { get; }
 
     /// <summary>A loader over <paramref name="samples"/> (not copied; do not change it while loading).</summary>
-    public CubLoader(IReadOnlyList<CubSample> samples, IBoxTransform transform, CubLoaderOptions? options = null)
+    public CubLoader(IReadOnlyList<CubSample> samples, IBoxTransform transform, CubBatchOptions? options = null)
     {
-        Options = options ?? new CubLoaderOptions();
+        Options = options ?? new CubBatchOptions();
         if (Options.BatchSize <= 0) throw new ArgumentException($"cub_loader: batch size {Options.BatchSize} must be positive");
         if (Options.Threads < 0 || Options.Prefetch <= 0) throw new ArgumentException($"cub_loader: threads {Options.Threads} must be >= 0 and prefetch {Options.Prefetch} > 0");
         if (samples.Count == 0) throw new ArgumentException("cub_loader: no samples");

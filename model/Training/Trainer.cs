@@ -62,9 +62,9 @@ public sealed class Trainer : IDisposable
         if (data.Train.Count == 0 || data.Test.Count == 0) throw new ArgumentException("trainer: the data set needs both train and test images");
         var batch = Math.Min(options.BatchSize, data.Train.Count);
         _train = new CubLoader(data.Train, CubTransforms.Train(options.Crop, options.Resize, options.ColorJitter),
-            new CubLoaderOptions { BatchSize = batch, Shuffle = true, DropLast = true, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
+            new CubBatchOptions { BatchSize = batch, Shuffle = true, DropLast = true, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
         _test = new CubLoader(data.Test, CubTransforms.Test(options.Crop, options.Resize),
-            new CubLoaderOptions { BatchSize = options.BatchSize, Shuffle = false, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
+            new CubBatchOptions { BatchSize = options.BatchSize, Shuffle = false, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
         StepsPerEpoch = options.MaxBatches > 0 ? Math.Min(options.MaxBatches, _train.BatchesPerEpoch) : _train.BatchesPerEpoch;
         _optimizer = options.Optimizer switch
         {

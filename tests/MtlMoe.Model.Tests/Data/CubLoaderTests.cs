@@ -15,7 +15,7 @@ public class CubLoaderTests
 
     private static CubLoader Make(int threads, bool cache = false, int batch = 5)
         => new(CubDataset.Load(TestSets.MasterRoot).Samples, CubTransforms.Train(48, 56),
-            new CubLoaderOptions { BatchSize = batch, Seed = 42, Threads = threads, Prefetch = 2, CacheDecoded = cache });
+            new CubBatchOptions { BatchSize = batch, Seed = 42, Threads = threads, Prefetch = 2, CacheDecoded = cache });
 
     [Test]
     public void BatchesHaveTheDocumentedShapesAndTypes()
@@ -92,7 +92,7 @@ public class CubLoaderTests
         var img = TestSets.ImagePath(root, 4);
         var bytes = File.ReadAllBytes(img);
         File.WriteAllBytes(img, bytes[..(bytes.Length * 2 / 3)]);
-        using var loader = new CubLoader(ds.Samples, CubTransforms.Test(32, 36), new CubLoaderOptions { BatchSize = 4, Threads = 2, Shuffle = false });
+        using var loader = new CubLoader(ds.Samples, CubTransforms.Test(32, 36), new CubBatchOptions { BatchSize = 4, Threads = 2, Shuffle = false });
         var e = Assert.Throws<CubFormatException>(() => { foreach (var b in loader.Epoch(0)) b.Dispose(); })!;
         Assert.That(e.Message, Does.StartWith(Path.GetFullPath(img) + ": truncated or corrupt image"));
     }
@@ -102,7 +102,7 @@ public class CubLoaderTests
     {
         var ds = SyntheticBirds.InMemory(TestSets.Small with { ImagesPerClass = 2 });
         Assert.That(ds.Samples.All(s => s.FullPath is null && s.Image is not null), Is.True);
-        using var loader = new CubLoader(ds.Test, CubTransforms.Test(32, 36), new CubLoaderOptions { BatchSize = 8, Threads = 1, Shuffle = false });
+        using var loader = new CubLoader(ds.Test, CubTransforms.Test(32, 36), new CubBatchOptions { BatchSize = 8, Threads = 1, Shuffle = false });
         var batches = Collect(loader, 0);
         Assert.That(batches, Has.Count.EqualTo(1));
         Assert.That(batches[0].Ids, Is.EqualTo(ds.Test.Select(s => s.ImageId)));

@@ -107,7 +107,7 @@ public class CubValidationTests
     {
         var root = TestSets.CopyOfMaster();
         TestSets.ReplaceLine(root, "classes.txt", 2, "9 009.Nope");
-        var e = Assert.Throws<CubFormatException>(() => CubDataset.Load(root, new CubLoadOptions { SkipBad = true }))!;
+        var e = Assert.Throws<CubFormatException>(() => CubDataset.Load(root, new CubValidationOptions { SkipBad = true }))!;
         Assert.That(e.Message, Does.StartWith("classes.txt:2: class id '9' must be an integer in 1..3"));
     }
 
@@ -122,7 +122,7 @@ public class CubValidationTests
         var ds = CubDataset.Load(root);
         var e = Assert.Throws<CubFormatException>(() => ImageLoader.Default.Load(ds.Samples[6].FullPath!))!;
         Assert.That(e.Message, Does.StartWith(Path.GetFullPath(img) + ": truncated or corrupt image"));
-        var e2 = Assert.Throws<CubFormatException>(() => CubDataset.Load(root, new CubLoadOptions { DecodeAll = true }))!;
+        var e2 = Assert.Throws<CubFormatException>(() => CubDataset.Load(root, new CubValidationOptions { DecodeAll = true }))!;
         Assert.That(e2.Message, Does.StartWith(Path.GetFullPath(img) + ": truncated or corrupt image"));
     }
 
@@ -156,7 +156,7 @@ public class CubValidationTests
         File.Delete(TestSets.ImagePath(root, 5));                                   // missing file
         File.WriteAllText(TestSets.ImagePath(root, 8), "not an image");             // not an image
         File.AppendAllText(Path.Combine(root, "train_test_split.txt"), "99 1\n");   // unknown id (a line, no image)
-        var ds = CubDataset.Load(root, new CubLoadOptions { SkipBad = true });
+        var ds = CubDataset.Load(root, new CubValidationOptions { SkipBad = true });
         Assert.That(ds.Samples.Select(s => s.ImageId), Is.EqualTo(new[] { 1, 4, 6, 7, 9, 10, 11, 12 }));
         Assert.That(ds.SkippedCount, Is.EqualTo(5));
         Assert.That(ds.SkipReasons, Has.Some.StartsWith("bounding_boxes.txt:3:"));

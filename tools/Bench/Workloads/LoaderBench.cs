@@ -42,7 +42,7 @@ public sealed class LoaderBench : IWorkload
         if (options.Flag("stages")) Stages(ds.Train[0].FullPath!, res, output);
 
         using var loader = new CubLoader(ds.Train, CubTransforms.Train(res, CubTransforms.ResizeFor(res)),
-            new CubLoaderOptions { BatchSize = batch, Threads = threads, Seed = 1, DropLast = true });
+            new CubBatchOptions { BatchSize = batch, Threads = threads, Seed = 1, DropLast = true });
         // Warm-up epoch (JIT, page cache), then timed epochs.
         foreach (var b in loader.Epoch(0)) b.Dispose();
         int n = 0;

@@ -52,7 +52,7 @@ public static class RunSetup
     /// <summary>Loads --data, or generates (once) and loads the synthetic set.</summary>
     public static CubDataset LoadData(TrainSettings s, Action<string>? say = null)
     {
-        if (s.Data is not null) return CubDataset.Load(s.Data, new CubLoadOptions { SkipBad = s.SkipBad });
+        if (s.Data is not null) return CubDataset.Load(s.Data, new CubValidationOptions { SkipBad = s.SkipBad });
         var opts = SyntheticOptions(s);
         string dir = Path.Combine(SyntheticCacheDir, opts.CacheKey);
         if (!Directory.Exists(dir)) say?.Invoke($"generating the synthetic birds set ({opts.Classes} classes × {opts.ImagesPerClass} images, {opts.Width}px) into {Path.GetFullPath(dir)} …");

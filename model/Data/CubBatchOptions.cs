@@ -1,7 +1,7 @@
 namespace MtlMoe.Model.Data;
 
-/// <summary>Settings of a <see cref="CubLoader"/>.</summary>
-public sealed record CubLoaderOptions
+/// <summary>How a <see cref="CubLoader"/> builds batches: size, order, worker threads, prefetch and the decoded-image cache.</summary>
+public sealed record CubBatchOptions
 {
     /// <summary>Rows per batch (default 16).</summary>
     public int BatchSize { get; init; } = 16;

@@ -1,7 +1,7 @@
 namespace MtlMoe.Model.Data;
 
-/// <summary>How <see cref="CubDataset.Load"/> validates a folder.</summary>
-public sealed record CubLoadOptions
+/// <summary>How <see cref="CubDataset.Load"/> parses and checks a CUB-layout folder (what to do with bad images, how deep to check them).</summary>
+public sealed record CubValidationOptions
 {
     /// <summary>
     /// The --skip-bad behaviour: drop images with a problem (bad line, unknown class, missing or unreadable
