@@ -72,11 +72,17 @@ public sealed class CubDataset
     public static CubDataset Load(string root, CubValidationOptions? options = null)
     {
         options ??= new CubValidationOptions();
+        root = ResolveRoot(root);
+        if (!Directory.Exists(root)) throw new CubFormatException(root, 0, "data set folder does not exist");
+        return new CubParser(root, options).Parse();
+    }
+
+    /// <summary>The full path of the folder holding images.txt: <paramref name="root"/> itself or its CUB_200_2011 subfolder.</summary>
+    public static string ResolveRoot(string root)
+    {
         if (!File.Exists(Path.Combine(root, ImagesFile)) && Directory.Exists(Path.Combine(root, "CUB_200_2011")))
             root = Path.Combine(root, "CUB_200_2011");
-        if (!Directory.Exists(root)) throw new CubFormatException(root, 0, "data set folder does not exist");
-        root = Path.GetFullPath(root);
-        return new CubParser(root, options).Parse();
+        return Path.GetFullPath(root);
     }
 
     /// <summary>Parsing state; one per <see cref="Load"/>.</summary>
@@ -208,7 +214,7 @@ public sealed class CubDataset
                         if (options.DecodeAll) { var img = loader.Load(pending[i].Full); sizes[i] = (img.Width, img.Height); }
                         else sizes[i] = loader.ReadSize(pending[i].Full);
                     }
-                    catch (CubFormatException e) { errors[i] = new CubFormatException(e.File, e.Line, e.Message[(e.File.Length + 2)..], pending[i].Id, e.InnerException); }
+                    catch (CubFormatException e) { errors[i] = new CubFormatException(e.File, e.Line, e.What, pending[i].Id, e.InnerException); }
                 });
             }
 

@@ -46,35 +46,57 @@ public static class RunFiles
         Safetensors.Save(path, net.StateDict(), meta);
     }
 
-    /// <summary>A checkpoint's metadata: config, class names and epoch.</summary>
+    /// <summary>A checkpoint's metadata: config, class names and epoch. A bad file is a <see cref="FileProblemException"/>.</summary>
     public static (ModelConfig Config, string[] Classes, int Epoch) ReadModelMetadata(string path)
     {
-        var (tensors, meta) = DisposeScope.Outside(() => (Safetensors.Load(path, out var m), m));
+        var (tensors, meta) = ReadTensors(path);
         foreach (var t in tensors.Values) t.Dispose();
         return ParseMetadata(path, meta);
     }
 
+    /// <summary>Every tensor and the metadata of a safetensors file; a missing or malformed file is a <see cref="FileProblemException"/> naming it.</summary>
+    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) ReadTensors(string path)
+        => FileErrors.About(path, () => DisposeScope.Outside(() => (Safetensors.Load(path, out var m), m)));
+
     private static (ModelConfig, string[], int) ParseMetadata(string path, IReadOnlyDictionary<string, string> meta)
     {
-        if (!meta.TryGetValue("config", out var cfg)) throw new InvalidDataException($"{path}: not an MTL-MOE checkpoint (no 'config' metadata)");
-        var classes = meta.TryGetValue("classes", out var c) ? JsonSerializer.Deserialize<string[]>(c) ?? [] : [];
-        int epoch = meta.TryGetValue("epoch", out var e) ? int.Parse(e, CultureInfo.InvariantCulture) : 0;
-        return (ModelConfig.FromJson(cfg), classes, epoch);
+        if (!meta.TryGetValue("config", out var cfg))
+            throw new FileProblemException(path, 0, "not an MTL-MOE checkpoint (no 'config' metadata; a backbone from elsewhere goes to --pretrained)");
+        try
+        {
+            var classes = meta.TryGetValue("classes", out var c) ? JsonSerializer.Deserialize<string[]>(c) ?? [] : [];
+            int epoch = meta.TryGetValue("epoch", out var e) ? int.Parse(e, CultureInfo.InvariantCulture) : 0;
+            return (ModelConfig.FromJson(cfg), classes, epoch);
+        }
+        catch (Exception e) when (e is ArgumentException or JsonException or FormatException or OverflowException)
+        {
+            throw new FileProblemException(path, 0, $"the checkpoint's metadata is damaged ({e.Message})", e);
+        }
     }
 
     /// <summary>Builds the network a checkpoint describes and loads its weights (strictly) onto <paramref name="device"/>.</summary>
     public static (MtlMoeNet Net, string[] Classes, int Epoch) LoadModel(string path, Device? device = null)
     {
-        var (tensors, meta) = DisposeScope.Outside(() => (Safetensors.Load(path, out var m), m));
+        var (tensors, meta) = ReadTensors(path);
         try
         {
             var (config, classes, epoch) = ParseMetadata(path, meta);
             var net = new MtlMoeNet(config);
-            net.LoadStateDict(tensors, strict: true);
+            LoadWeights(path, net, tensors);
             if (device is Device d) net.To(d);
             return (net, classes, epoch);
         }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
+    /// <summary>Loads <paramref name="tensors"/> (read from <paramref name="path"/>) into <paramref name="net"/> strictly; a mismatch names the file.</summary>
+    public static void LoadWeights(string path, MtlMoeNet net, IReadOnlyDictionary<string, Tensor> tensors)
+    {
+        try { net.LoadStateDict(tensors, strict: true); }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            throw new FileProblemException(path, 0, $"the weights do not fit the model its metadata describes ({e.Message})", e);
+        }
     }
 
     /// <summary>metrics.csv: one row per epoch, with one load column per expert.</summary>

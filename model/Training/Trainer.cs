@@ -84,10 +84,10 @@ public sealed class Trainer : IDisposable
     {
         string statePath = Path.Combine(runDir, RunFiles.State);
         if (!File.Exists(statePath)) throw new InvalidOperationException($"resume: {statePath} not found — no epoch of that run finished");
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), RunFiles.Json)
-            ?? throw new InvalidDataException($"resume: {statePath} is empty");
+        var state = FileErrors.About(statePath, () => JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), RunFiles.Json))
+            ?? throw new FileProblemException(statePath, 0, "is empty");
         var (_, _, ckptEpoch) = RunFiles.ReadModelMetadata(Path.Combine(runDir, RunFiles.Last));
-        var (optTensors, optMeta) = DisposeScope.Outside(() => (Safetensors.Load(Path.Combine(runDir, RunFiles.OptimizerState), out var m), m));
+        var (optTensors, optMeta) = RunFiles.ReadTensors(Path.Combine(runDir, RunFiles.OptimizerState));
         try
         {
             int optEpoch = optMeta.TryGetValue("epoch", out var e) ? int.Parse(e, System.Globalization.CultureInfo.InvariantCulture) : -1;
@@ -111,7 +111,7 @@ public sealed class Trainer : IDisposable
     public TrainResult Run(CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
-        Directory.CreateDirectory(RunDir);
+        FileErrors.About(RunDir, () => Directory.CreateDirectory(RunDir), "the run folder cannot be created there");
         if (_epochsDone == 0) AtomicFile.WriteAllText(Path.Combine(RunDir, RunFiles.Config), ConfigJson);
         _progress.BeginRun($"{_net.Config.Variant.ToChoiceName()} · {_net.Config.Backbone.ToChoiceName()}×{_net.Config.Width} · {_o.Crop}px · {_device}", _o.Epochs, StepsPerEpoch);
         EvalResult? final = null;

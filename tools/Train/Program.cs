@@ -2,7 +2,7 @@ using MtlMoe.Model.Training;
 using MtlMoe.Train.Cli;
 using MtlMoe.Train.Commands;
 
-// Entry point of tools/Train: parse, dispatch; option errors exit 2, runtime failures exit 1.
+// Entry point of tools/Train: parse, dispatch; every failure becomes one line (ErrorReport): options exit 2, the rest 1.
 return MtlMoe.Train.App.Run(args, Console.Out, Console.Error);
 
 namespace MtlMoe.Train
@@ -13,19 +13,13 @@ namespace MtlMoe.Train
         /// <summary>Runs one command line; returns the exit code.</summary>
         public static int Run(IReadOnlyList<string> args, TextWriter output, TextWriter error, CancellationToken cancel = default)
         {
-            TrainSettings settings;
-            try { settings = CommandLine.Parse(args); }
-            catch (UsageException e)
-            {
-                error.WriteLine($"error: {e.Message}");
-                error.WriteLine(CommandLine.Usage);
-                return 2;
-            }
+            bool debug = ErrorReport.DebugRequested(args);
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             ConsoleCancelEventHandler onCtrlC = (_, e) => { e.Cancel = true; cts.Cancel(); };
             Console.CancelKeyPress += onCtrlC;
             try
             {
+                var settings = CommandLine.Parse(args);
                 return settings.Command switch
                 {
                     "eval" => EvalCommand.Run(settings, output),
@@ -34,12 +28,7 @@ namespace MtlMoe.Train
                     _ => TrainCommand.Run(settings, cts.Token),
                 };
             }
-            catch (TrainingDivergedException e) { error.WriteLine($"error: {e.Message}"); return 1; }
-            catch (Exception e) when (e is InvalidOperationException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or IOException or ArgumentException)
-            {
-                error.WriteLine($"error: {e.Message}");
-                return 1;
-            }
+            catch (Exception e) { return ErrorReport.Write(e, error, debug); }
             finally { Console.CancelKeyPress -= onCtrlC; }
         }
     }

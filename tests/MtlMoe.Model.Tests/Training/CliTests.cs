@@ -63,7 +63,7 @@ public class CliTests
     {
         var (code, _, err) = Run("--resume", TrainingFixtures.NewTempDir(), "--device", "cpu");
         Assert.That(code, Is.EqualTo(1));
-        Assert.That(err, Does.StartWith("error: ").And.Contain("config.json not found"));
+        Assert.That(err, Does.StartWith("error: ").And.Contain("config.json: not found"));
     }
 
     [Test]

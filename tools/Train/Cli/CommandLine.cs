@@ -12,7 +12,10 @@ public sealed class UsageException(string message) : Exception(message);
 public static class CommandLine
 {
     private static readonly string[] Commands = ["train", "eval", "predict", "ablate"];
-    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "tf32", "help"];
+    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "tf32", "help", "debug"];
+
+    /// <summary>The line printed under an option error.</summary>
+    public const string ShortUsage = "usage: dotnet run --project tools/Train -- [train|eval|predict|ablate] [options]  (--help lists them)";
 
     /// <summary>The usage text.</summary>
     public const string Usage = """
@@ -32,7 +35,7 @@ public static class CommandLine
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
                   --res PX  --resize PX  --jitter X (colour)  --label-smoothing X  --lambda-loc X  --learned-weighting
                   --seed N  --threads N  --workers N  --device auto|cpu|cuda  --tf32 (GPU)  --preset cub448
-        output    --out DIR  --resume RUN_DIR  --checkpoint FILE  --annotate DIR  --plain
+        output    --out DIR  --resume RUN_DIR  --checkpoint FILE  --annotate DIR  --plain  --debug (stack traces)
         """;
 
     /// <summary>Parses the arguments; throws <see cref="UsageException"/> with one clear line on any error.</summary>
@@ -124,6 +127,7 @@ public static class CommandLine
         "max-batches" => s with { MaxBatches = Int(name, v) },
         "plain" => s with { Plain = true },
         "tf32" => s with { Tf32 = true },
+        "debug" => s with { Debug = true },
         _ => throw new UsageException($"unknown option --{name}"),
     };
 

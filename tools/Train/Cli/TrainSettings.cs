@@ -93,4 +93,6 @@ public sealed record TrainSettings
     public bool Tf32 { get; init; }
     /// <summary>Plain progress lines even on a terminal.</summary>
     public bool Plain { get; init; }
+    /// <summary>Print the stack trace under an error message (also MTLMOE_DEBUG=1).</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public bool Debug { get; init; }
 }

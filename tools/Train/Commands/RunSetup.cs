@@ -52,7 +52,12 @@ public static class RunSetup
     /// <summary>Loads --data, or generates (once) and loads the synthetic set.</summary>
     public static CubDataset LoadData(TrainSettings s, Action<string>? say = null)
     {
-        if (s.Data is not null) return CubDataset.Load(s.Data, new CubValidationOptions { SkipBad = s.SkipBad });
+        if (s.Data is not null)
+        {
+            // Metadata problems name images.txt etc.; the user sees them under the folder they gave.
+            try { return CubDataset.Load(s.Data, new CubValidationOptions { SkipBad = s.SkipBad }); }
+            catch (CubFormatException e) { throw e.UnderRoot(CubDataset.ResolveRoot(s.Data)); }
+        }
         var opts = SyntheticOptions(s);
         string dir = Path.Combine(SyntheticCacheDir, opts.CacheKey);
         if (!Directory.Exists(dir)) say?.Invoke($"generating the synthetic birds set ({opts.Classes} classes × {opts.ImagesPerClass} images, {opts.Width}px) into {Path.GetFullPath(dir)} …");
@@ -105,8 +110,11 @@ public static class RunSetup
     public static TrainSettings ReadSettings(string runDir)
     {
         var path = Path.Combine(runDir, RunFiles.Config);
-        if (!File.Exists(path)) throw new InvalidOperationException($"{path} not found (is {runDir} a run folder?)");
-        var node = JsonNode.Parse(File.ReadAllText(path))?["settings"] ?? throw new InvalidDataException($"{path} has no 'settings'");
-        return node.Deserialize<TrainSettings>(Json) ?? throw new InvalidDataException($"{path}: bad settings");
+        if (!File.Exists(path)) throw new FileProblemException(path, 0, $"not found (is {runDir} a run folder?)");
+        return FileErrors.About(path, () =>
+        {
+            var node = JsonNode.Parse(File.ReadAllText(path))?["settings"] ?? throw new FileProblemException(path, 0, "has no 'settings'");
+            return node.Deserialize<TrainSettings>(Json) ?? throw new FileProblemException(path, 0, "'settings' is empty");
+        });
     }
 }

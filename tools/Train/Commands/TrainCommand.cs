@@ -56,13 +56,13 @@ public static class TrainCommand
         {
             if (s.Pretrained is not null)
             {
-                var report = Transfer.LoadPretrainedBackbone(net, s.Pretrained);
+                var report = FileErrors.About(s.Pretrained, () => Transfer.LoadPretrainedBackbone(net, s.Pretrained));
                 progress.Message($"pretrained backbone {s.Pretrained}:");
                 foreach (var line in Transfer.Describe(report)) progress.Message(line);
             }
             if (s.InitExpertsFrom is not null)
             {
-                var report = Transfer.InitExpertsFrom(net, s.InitExpertsFrom);
+                var report = FileErrors.About(s.InitExpertsFrom, () => Transfer.InitExpertsFrom(net, s.InitExpertsFrom));
                 progress.Message($"experts initialised from {s.InitExpertsFrom}'s head:");
                 foreach (var line in Transfer.Describe(report)) progress.Message(line);
             }
