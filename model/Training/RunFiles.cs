@@ -16,14 +16,12 @@ public static class RunFiles
     public const string Config = "config.json";
     /// <summary>One row per epoch.</summary>
     public const string Metrics = "metrics.csv";
-    /// <summary>Model after the last finished epoch.</summary>
+    /// <summary>Model after the last finished epoch (a copy of the committed set's, see <see cref="RunCheckpoints"/>).</summary>
     public const string Last = "last.safetensors";
-    /// <summary>Model of the epoch with the best test top-1.</summary>
+    /// <summary>Model of the epoch with the best test top-1 (a copy of the committed set's).</summary>
     public const string Best = "best.safetensors";
-    /// <summary>Optimizer state tensors of the last epoch.</summary>
-    public const string OptimizerState = "trainer_state.safetensors";
-    /// <summary>Epoch, step, best top-1, RNG states, history (written last: it commits an epoch).</summary>
-    public const string State = "trainer_state.json";
+    /// <summary>Files skipped under --skip-bad, one line each.</summary>
+    public const string Skipped = "skipped.txt";
 
     /// <summary>JSON settings used for every run file (NaN allowed for metrics without a box head).</summary>
     public static readonly JsonSerializerOptions Json = new()
@@ -100,7 +98,7 @@ public static class RunFiles
     }
 
     /// <summary>metrics.csv: one row per epoch, with one load column per expert.</summary>
-    public static void WriteMetricsCsv(string path, IReadOnlyList<EpochMetrics> history)
+    public static void WriteMetricsCsv(string path, IReadOnlyList<EpochMetrics> history, IFileOps? fs = null)
     {
         var sb = new StringBuilder();
         int experts = history.Count > 0 ? history[0].ExpertLoad.Length : 0;
@@ -114,11 +112,11 @@ public static class RunFiles
                     .Concat(m.ExpertLoad).Select(v => v.ToString("R", CultureInfo.InvariantCulture)))));
             sb.Append('\n');
         }
-        AtomicFile.WriteAllText(path, sb.ToString());
+        AtomicFile.WriteAllText(fs ?? DiskFileOps.Instance, path, sb.ToString());
     }
 }
 
-/// <summary>What trainer_state.json holds: enough, with last.safetensors and trainer_state.safetensors, to continue bit for bit.</summary>
+/// <summary>What trainer_state.json holds: enough, with the set's model and optimizer state, to continue bit for bit.</summary>
 public sealed record TrainerState
 {
     /// <summary>Epochs finished (1-based count).</summary>

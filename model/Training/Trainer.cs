@@ -49,6 +49,9 @@ public sealed class Trainer : IDisposable
     /// <summary>Test seam: called before each training step with (0-based epoch, 0-based batch).</summary>
     internal Action<int, int>? BeforeStep { get; set; }
 
+    /// <summary>Test seam: the file operations the run folder is written with (a test injects crashes here).</summary>
+    internal IFileOps FileOps { get; set; } = DiskFileOps.Instance;
+
     /// <summary>
     /// A trainer for <paramref name="net"/> (already on <see cref="TrainerOptions.Device"/>) writing into
     /// <paramref name="runDir"/>; <paramref name="configJson"/> becomes config.json. A null reporter writes no reports.
@@ -77,42 +80,67 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// Restores the model, optimizer moments, step, RNG states and history from <paramref name="runDir"/>'s last
-    /// finished epoch. Throws when the checkpoint and the trainer state disagree (a crash while saving).
+    /// Restores the model, optimizer moments, step, RNG states and history from <paramref name="runDir"/>'s committed
+    /// checkpoint (see <see cref="RunCheckpoints"/>; run folders of the older layout — last.safetensors beside
+    /// trainer_state.json/.safetensors — are read too). Throws <see cref="FileProblemException"/> naming the file
+    /// when a checkpoint file is damaged or the files disagree.
     /// </summary>
     public void Resume(string runDir)
     {
-        string statePath = Path.Combine(runDir, RunFiles.State);
-        if (!File.Exists(statePath)) throw new InvalidOperationException($"resume: {statePath} not found — no epoch of that run finished");
-        var state = FileErrors.About(statePath, () => JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(statePath), RunFiles.Json))
-            ?? throw new FileProblemException(statePath, 0, "is empty");
-        var (_, _, ckptEpoch) = RunFiles.ReadModelMetadata(Path.Combine(runDir, RunFiles.Last));
-        var (optTensors, optMeta) = RunFiles.ReadTensors(Path.Combine(runDir, RunFiles.OptimizerState));
+        var c = new RunCheckpoints(runDir, FileOps).Committed()
+            ?? throw new FileProblemException(Path.Combine(runDir, RunCheckpoints.Pointer), 0, "not found: no epoch of that run finished, so there is nothing to resume (start it again without --resume)");
+        var state = FileErrors.About(c.State, () => JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(c.State), RunFiles.Json))
+            ?? throw new FileProblemException(c.State, 0, "is empty");
+        if (!c.Legacy && state.Epoch != c.Epoch)
+            throw new FileProblemException(c.State, 0, $"says epoch {state.Epoch} but {RunCheckpoints.Pointer} commits epoch {c.Epoch}; the set was changed by hand");
+        var (model, modelMeta) = RunFiles.ReadTensors(c.Model);
+        var (optTensors, optMeta) = (new Dictionary<string, Tensor>(), new Dictionary<string, string>());
         try
         {
-            int optEpoch = optMeta.TryGetValue("epoch", out var e) ? int.Parse(e, System.Globalization.CultureInfo.InvariantCulture) : -1;
+            (optTensors, optMeta) = RunFiles.ReadTensors(c.Optimizer);
+            int ckptEpoch = EpochOf(c.Model, modelMeta), optEpoch = EpochOf(c.Optimizer, optMeta);
             if (ckptEpoch != state.Epoch || optEpoch != state.Epoch)
-                throw new InvalidOperationException($"resume: {RunFiles.Last} is from epoch {ckptEpoch} and {RunFiles.OptimizerState} from epoch {optEpoch} but {RunFiles.State} says epoch {state.Epoch} — the run stopped while saving; it cannot continue exactly");
-            if (state.Optimizer != _optimizer.Name) throw new InvalidOperationException($"resume: the run used {state.Optimizer}, this trainer {_optimizer.Name}");
-            _net.LoadSafetensors(Path.Combine(runDir, RunFiles.Last), strict: true);
-            _optimizer.LoadStateTensors(optTensors);
+                throw new FileProblemException(c.State, 0, $"says epoch {state.Epoch} but {Path.GetFileName(c.Model)} is from epoch {ckptEpoch} and {Path.GetFileName(c.Optimizer)} from epoch {optEpoch} — the run stopped while saving; it cannot continue exactly");
+            if (state.Optimizer != _optimizer.Name) throw new FileProblemException(c.State, 0, $"the run used {state.Optimizer}, this trainer {_optimizer.Name}");
+            RunFiles.LoadWeights(c.Model, _net, model);
+            FileErrors.About(c.Optimizer, () => _optimizer.LoadStateTensors(optTensors));
         }
-        finally { foreach (var t in optTensors.Values) t.Dispose(); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            throw new FileProblemException(c.Optimizer, 0, $"does not fit this model's optimizer ({e.Message})", e);
+        }
+        finally
+        {
+            foreach (var t in model.Values) t.Dispose();
+            foreach (var t in optTensors.Values) t.Dispose();
+        }
         foreach (var (name, rng) in _net.Rngs)
             if (state.Rngs.TryGetValue(name, out var s)) rng.SetState(s);
-            else throw new InvalidDataException($"resume: no state for generator '{name}'");
+            else throw new FileProblemException(c.State, 0, $"no state for generator '{name}'");
         if (state.Rngs.TryGetValue("default", out var d)) Rng.Default.SetState(d);
         _history.Clear(); _history.AddRange(state.History);
         _epochsDone = state.Epoch; _globalStep = state.GlobalStep; _bestTop1 = state.BestTop1; _bestEpoch = state.BestEpoch;
-        _progress.Message($"resumed from {runDir} after epoch {state.Epoch} (step {state.GlobalStep}, best top-1 {Math.Max(0, state.BestTop1):P1})");
+        _progress.Message($"resumed from {runDir} after epoch {state.Epoch} (step {state.GlobalStep}, best top-1 {Math.Max(0, state.BestTop1):P1})" +
+            (c.Legacy ? "; the next checkpoint is written in the new layout (ckpt-NNNN/ + checkpoint.json)" : ""));
     }
+
+    private static int EpochOf(string path, IReadOnlyDictionary<string, string> meta)
+        => meta.TryGetValue("epoch", out var e) && int.TryParse(e, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int v)
+            ? v : throw new FileProblemException(path, 0, "has no 'epoch' metadata");
 
     /// <summary>Trains the remaining epochs, then reports. Cancellation stops between steps (nothing half-saved).</summary>
     public TrainResult Run(CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
         FileErrors.About(RunDir, () => Directory.CreateDirectory(RunDir), "the run folder cannot be created there");
-        if (_epochsDone == 0) AtomicFile.WriteAllText(Path.Combine(RunDir, RunFiles.Config), ConfigJson);
+        var store = new RunCheckpoints(RunDir, FileOps);
+        store.CleanStale();
+        if (_epochsDone == 0) AtomicFile.WriteAllText(FileOps, Path.Combine(RunDir, RunFiles.Config), ConfigJson);
+        else
+        {
+            store.Publish();   // a crash between a commit and its copies left them one epoch behind
+            RunFiles.WriteMetricsCsv(Path.Combine(RunDir, RunFiles.Metrics), _history, FileOps);
+        }
         _progress.BeginRun($"{_net.Config.Variant.ToChoiceName()} · {_net.Config.Backbone.ToChoiceName()}×{_net.Config.Width} · {_o.Crop}px · {_device}", _o.Epochs, StepsPerEpoch);
         EvalResult? final = null;
         for (int epoch = _epochsDone; epoch < _o.Epochs; epoch++)
@@ -190,21 +218,8 @@ public sealed class Trainer : IDisposable
 
     private void SaveEpoch(EpochMetrics m)
     {
-        if (m.TestTop1 > _bestTop1)
-        {
-            _bestTop1 = m.TestTop1; _bestEpoch = m.Epoch;
-            RunFiles.SaveModel(Path.Combine(RunDir, RunFiles.Best), _net, _data.ClassNames, m.Epoch);
-        }
-        // Order matters: checkpoint, optimizer state, then the JSON that commits the epoch. A crash in between
-        // leaves files whose epochs disagree, which Resume detects.
-        RunFiles.SaveModel(Path.Combine(RunDir, RunFiles.Last), _net, _data.ClassNames, m.Epoch);
-        var opt = DisposeScope.Outside(_optimizer.StateTensors);
-        try
-        {
-            Safetensors.Save(Path.Combine(RunDir, RunFiles.OptimizerState), opt,
-                new Dictionary<string, string> { ["epoch"] = m.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture), ["optimizer"] = _optimizer.Name });
-        }
-        finally { foreach (var t in opt.Values) t.Dispose(); }
+        bool isBest = m.TestTop1 > _bestTop1;
+        if (isBest) { _bestTop1 = m.TestTop1; _bestEpoch = m.Epoch; }
         var rngs = _net.Rngs.ToDictionary(kv => kv.Key, kv => kv.Value.GetState());
         rngs["default"] = Rng.Default.GetState();
         var state = new TrainerState
@@ -212,8 +227,17 @@ public sealed class Trainer : IDisposable
             Epoch = m.Epoch, GlobalStep = _globalStep, BestTop1 = _bestTop1, BestEpoch = _bestEpoch,
             Optimizer = _optimizer.Name, Rngs = rngs, History = _history.ToList(),
         };
-        AtomicFile.WriteAllText(Path.Combine(RunDir, RunFiles.State), JsonSerializer.Serialize(state, RunFiles.Json));
-        RunFiles.WriteMetricsCsv(Path.Combine(RunDir, RunFiles.Metrics), _history);
+        var opt = DisposeScope.Outside(_optimizer.StateTensors);
+        try
+        {
+            var epochText = m.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            new RunCheckpoints(RunDir, FileOps).Save(new CheckpointContent(m.Epoch,
+                path => RunFiles.SaveModel(path, _net, _data.ClassNames, m.Epoch),
+                path => Safetensors.Save(path, opt, new Dictionary<string, string> { ["epoch"] = epochText, ["optimizer"] = _optimizer.Name }),
+                isBest, JsonSerializer.Serialize(state, RunFiles.Json), ConfigJson));
+        }
+        finally { foreach (var t in opt.Values) t.Dispose(); }
+        RunFiles.WriteMetricsCsv(Path.Combine(RunDir, RunFiles.Metrics), _history, FileOps);
         _progress.Message($"epoch {m.Epoch}: checkpoint written to {RunDir}");
     }
 

@@ -23,7 +23,9 @@ public class EndToEndTests
         Assert.That(last.TestMeanIoU, Is.GreaterThan(0.5));
         Assert.That(r.Final.Samples, Has.Count.EqualTo(TrainingFixtures.Tiny.Value.Test.Count));
         Assert.That(r.Final.Samples.All(s => s.Experts.Length == 2 && s.PredictedBox is not null));
-        foreach (var f in new[] { RunFiles.Config, RunFiles.Metrics, RunFiles.Last, RunFiles.Best, RunFiles.State, RunFiles.OptimizerState })
+        foreach (var f in new[] { RunFiles.Config, RunFiles.Metrics, RunFiles.Last, RunFiles.Best, RunCheckpoints.Pointer })
             Assert.That(File.Exists(Path.Combine(dir, f)), f);
+        foreach (var f in new[] { RunCheckpoints.ModelFile, RunCheckpoints.OptimizerFile, RunCheckpoints.StateFile, RunCheckpoints.ConfigFile, RunCheckpoints.BestFile })
+            Assert.That(File.Exists(Path.Combine(dir, "ckpt-0016", f)), f);
     }
 }

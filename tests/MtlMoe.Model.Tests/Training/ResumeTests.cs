@@ -74,24 +74,6 @@ public class ResumeTests
     }
 
     [Test]
-    public void ResumeDetectsACheckpointNewerThanTheTrainerState()
-    {
-        string dir = TrainingFixtures.NewTempDir();
-        var config = TrainingFixtures.TinyConfig("single");
-        var options = TrainingFixtures.TinyOptions(epochs: 1) with { MaxBatches = 1 };
-        var (net, trainer) = TrainingFixtures.NewTrainer(config, options, dir);
-        using (net) using (trainer)
-        {
-            trainer.Run();
-            // Simulate a crash after the next epoch's checkpoint but before its state was committed.
-            RunFiles.SaveModel(Path.Combine(dir, RunFiles.Last), net, ["a", "b", "c", "d"], epoch: 2);
-        }
-        var (net2, trainer2) = TrainingFixtures.NewTrainer(config, options with { Epochs = 3 }, dir);
-        using (net2) using (trainer2)
-            Assert.That(() => trainer2.Resume(dir), Throws.InvalidOperationException.With.Message.Contains("epoch 2").And.Message.Contains("stopped while saving"));
-    }
-
-    [Test]
     public void NaNLossStopsWithEpochAndBatchAndKeepsTheLastCheckpoint()
     {
         string dir = TrainingFixtures.NewTempDir();

@@ -47,7 +47,7 @@ public static class TrainCommand
         var config = RunSetup.ModelConfigOf(s, data.NumClasses);
         var options = RunSetup.TrainerOptionsOf(s, device);
         string runDir = s.Out ?? RunSetup.DefaultRunDir(s);
-        if (s.Resume is null && File.Exists(Path.Combine(runDir, RunFiles.State)))
+        if (s.Resume is null && RunCheckpoints.HasCheckpoint(runDir))
             throw new InvalidOperationException($"{runDir} already holds a run; continue it with --resume {runDir} or choose another --out");
         onRunDir?.Invoke(runDir);
 
