@@ -32,6 +32,7 @@ public sealed class Trainer : IDisposable
     private long _globalStep;
     private double _bestTop1 = -1;
     private int _bestEpoch;
+    private readonly RunLock? _ownLock;
 
     /// <summary>The run folder.</summary>
     public string RunDir { get; }
@@ -46,6 +47,20 @@ public sealed class Trainer : IDisposable
     /// <summary>Epochs finished so far (restored by <see cref="Resume"/>).</summary>
     public int EpochsDone => _epochsDone;
 
+    /// <summary>Optimizer steps taken so far (restored by <see cref="Resume"/>).</summary>
+    public long GlobalStep => _globalStep;
+
+    /// <summary>
+    /// The learning rate per step: linear warm-up over <see cref="TrainerOptions.WarmupEpochs"/>, then cosine decay to 0
+    /// at <see cref="TrainerOptions.Epochs"/> × <paramref name="stepsPerEpoch"/> steps. A run resumed with more epochs
+    /// gets the schedule of its new total from its next step on (the steps already taken keep theirs).
+    /// </summary>
+    public static LrSchedule ScheduleFor(TrainerOptions options, int stepsPerEpoch)
+    {
+        long total = (long)options.Epochs * stepsPerEpoch;
+        return LrSchedule.WarmupCosine(options.Lr, Math.Min(total - 1, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch)), total);
+    }
+
     /// <summary>Test seam: called before each training step with (0-based epoch, 0-based batch).</summary>
     internal Action<int, int>? BeforeStep { get; set; }
 
@@ -55,12 +70,16 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// A trainer for <paramref name="net"/> (already on <see cref="TrainerOptions.Device"/>) writing into
     /// <paramref name="runDir"/>; <paramref name="configJson"/> becomes config.json. A null reporter writes no reports.
+    /// The folder must be locked for the trainer's life: pass the caller's <paramref name="runLock"/>, or the trainer
+    /// takes one itself (and throws when another run holds the folder).
     /// </summary>
     public Trainer(MtlMoeNet net, CubDataset data, TrainerOptions options, string runDir, string configJson,
-        ITrainingProgress progress, IRunReporter? reporter = null)
+        ITrainingProgress progress, IRunReporter? reporter = null, RunLock? runLock = null)
     {
         _net = net; _data = data; _o = options; _progress = progress; _reporter = reporter;
         RunDir = runDir; ConfigJson = configJson;
+        if (runLock is not null && runLock.RunDir != Path.GetFullPath(runDir)) throw new ArgumentException($"trainer: the lock is on {runLock.RunDir}, the run folder is {runDir}");
+
         _device = options.Device;
         if (data.Train.Count == 0 || data.Test.Count == 0) throw new ArgumentException("trainer: the data set needs both train and test images");
         var batch = Math.Min(options.BatchSize, data.Train.Count);
@@ -75,8 +94,8 @@ public sealed class Trainer : IDisposable
             OptimizerKind.AdamW => new AdamW(net.Parameters(), options.Lr, weightDecay: options.WeightDecay),
             _ => throw new ArgumentException($"trainer: unknown optimizer {(int)options.Optimizer}"),
         };
-        long total = (long)options.Epochs * StepsPerEpoch;
-        _schedule = LrSchedule.WarmupCosine(options.Lr, Math.Min(total - 1, (long)Math.Round(options.WarmupEpochs * StepsPerEpoch)), total);
+        _schedule = ScheduleFor(options, StepsPerEpoch);
+        _ownLock = runLock is null ? RunLock.Acquire(runDir) : null;   // last: nothing after it can throw and leak the lock
     }
 
     /// <summary>
@@ -241,11 +260,12 @@ public sealed class Trainer : IDisposable
         _progress.Message($"epoch {m.Epoch}: checkpoint written to {RunDir}");
     }
 
-    /// <summary>Frees the optimizer state and stops the loaders (the network belongs to the caller).</summary>
+    /// <summary>Frees the optimizer state, stops the loaders and releases a lock it took (the network belongs to the caller).</summary>
     public void Dispose()
     {
         _optimizer.Dispose();
         _train.Dispose();
         _test.Dispose();
+        _ownLock?.Dispose();
     }
 }

@@ -114,7 +114,7 @@ public class CheckpointSetTests
         var (dir, result) = Reference.Value;
         Assert.That(Listing(dir), Is.EqualTo(new[]
         {
-            "best.safetensors", "checkpoint.json", "ckpt-0003", "ckpt-0003/best.safetensors", "ckpt-0003/config.json", "ckpt-0003/model.safetensors",
+            ".lock", "best.safetensors", "checkpoint.json", "ckpt-0003", "ckpt-0003/best.safetensors", "ckpt-0003/config.json", "ckpt-0003/model.safetensors",
             "ckpt-0003/optimizer.safetensors", "ckpt-0003/trainer_state.json", "config.json", "last.safetensors", "metrics.csv",
         }));
         Assert.That(File.ReadAllBytes(Path.Combine(dir, "ckpt-0003", "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, RunFiles.Last))));

@@ -70,6 +70,7 @@ public static class CommandLine
         if (values.TryGetValue("preset", out var preset)) s = ApplyPreset(s, preset!);
         foreach (var (name, value) in values) s = Apply(s, name, value);
         if (inputs.Count > 0) s = s with { Inputs = inputs };
+        s = s with { Given = values.Keys.ToArray() };
         Validate(s);
         return s;
     }

@@ -93,6 +93,8 @@ public sealed record TrainSettings
     public bool Tf32 { get; init; }
     /// <summary>Plain progress lines even on a terminal.</summary>
     public bool Plain { get; init; }
+    /// <summary>The options given on the command line (names without "--"), as opposed to defaults and preset values.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public IReadOnlyList<string> Given { get; init; } = [];
     /// <summary>Print the stack trace under an error message (also MTLMOE_DEBUG=1).</summary>
     [System.Text.Json.Serialization.JsonIgnore] public bool Debug { get; init; }
 }

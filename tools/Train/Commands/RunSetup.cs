@@ -106,10 +106,10 @@ public static class RunSetup
         return o.ToJsonString(Json);
     }
 
-    /// <summary>The settings stored in a run folder's config.json.</summary>
+    /// <summary>The settings stored in a run folder's config.json (the committed checkpoint's, when there is one).</summary>
     public static TrainSettings ReadSettings(string runDir)
     {
-        var path = Path.Combine(runDir, RunFiles.Config);
+        var path = new RunCheckpoints(runDir, DiskFileOps.Instance).Committed()?.Config ?? Path.Combine(runDir, RunFiles.Config);
         if (!File.Exists(path)) throw new FileProblemException(path, 0, $"not found (is {runDir} a run folder?)");
         return FileErrors.About(path, () =>
         {

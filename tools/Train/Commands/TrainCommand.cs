@@ -1,4 +1,5 @@
 using MtlMoe.Model.IO;
+using MtlMoe.Model.Data;
 using MtlMoe.Model.Net;
 using MtlMoe.Model.Training;
 using MtlMoe.Train.Cli;
@@ -35,21 +36,28 @@ public static class TrainCommand
     public static TrainResult Train(TrainSettings settings, ITrainingProgress progress, IRunReporter? reporter,
         CancellationToken cancel = default, Action<string>? onRunDir = null, Action<Trainer>? configure = null)
     {
+        // The folder is locked before anything is read or written, so two runs never share it.
+        string runDir = settings.Resume ?? settings.Out ?? RunSetup.DefaultRunDir(settings);
+        using var runLock = RunLock.Acquire(runDir);
         var s = settings;
+        TrainSettings? saved = null;
         if (settings.Resume is not null)
-            s = RunSetup.ReadSettings(settings.Resume) with { Resume = settings.Resume, Out = settings.Resume, Command = "train" };
+        {
+            saved = RunSetup.ReadSettings(runDir);
+            s = ResumeSettings.Merge(settings, saved, runDir);
+        }
+        else if (RunCheckpoints.HasCheckpoint(runDir))
+            throw new UsageException($"{runDir} already holds a run; continue it with --resume {runDir} or choose another --out");
+        onRunDir?.Invoke(runDir);
         RunSetup.ApplyThreads(s);
         var (device, why) = RunSetup.ResolveDevice(s.Device);
         RunSetup.ApplyMath(s, device);
         progress.Message($"device: {device} ({why}){(device.Type == MtlMoe.Engine.DeviceType.Cuda && s.Tf32 ? ", TF32 tensor cores on" : "")}");
         var data = RunSetup.LoadData(s, progress.Message);
         progress.Message($"data: {data.Root ?? "(in memory)"} — {data.NumClasses} classes, {data.Train.Count} train / {data.Test.Count} test images");
+        if (saved is not null && s.Given.Contains("data")) ResumeSettings.CheckSameData(runDir, data);
         var config = RunSetup.ModelConfigOf(s, data.NumClasses);
         var options = RunSetup.TrainerOptionsOf(s, device);
-        string runDir = s.Out ?? RunSetup.DefaultRunDir(s);
-        if (s.Resume is null && RunCheckpoints.HasCheckpoint(runDir))
-            throw new InvalidOperationException($"{runDir} already holds a run; continue it with --resume {runDir} or choose another --out");
-        onRunDir?.Invoke(runDir);
 
         using var net = new MtlMoeNet(config, s.Seed);
         if (s.Resume is null)
@@ -69,9 +77,13 @@ public static class TrainCommand
         }
         net.To(device);
         progress.Message($"model: {config.Variant.ToChoiceName()}, {config.Backbone.ToChoiceName()} ×{config.Width}, {config.EffectiveExperts} expert(s) k={config.EffectiveK} ({config.ExpertDepth.ToChoiceName()}), {net.ParameterCount():N0} parameters; run folder {runDir}");
-        using var trainer = new Trainer(net, data, options, runDir, RunSetup.ConfigJson(s, config, options, data), progress, reporter);
+        using var trainer = new Trainer(net, data, options, runDir, RunSetup.ConfigJson(s, config, options, data), progress, reporter, runLock);
         configure?.Invoke(trainer);
-        if (s.Resume is not null) trainer.Resume(runDir);
+        if (saved is not null)
+        {
+            trainer.Resume(runDir);
+            if (ResumeSettings.DescribeEpochs(RunSetup.TrainerOptionsOf(saved, device), options, trainer) is { } note) progress.Message(note);
+        }
         return trainer.Run(cancel);
     }
 }
