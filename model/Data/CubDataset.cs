@@ -95,7 +95,7 @@ public sealed class CubDataset
         private void Problem(CubFormatException e)
         {
             if (!options.SkipBad) throw e;
-            if (e.ImageId <= 0 || _bad.Add(e.ImageId)) _skips.Add(e.Message);
+            if (e.ImageId <= 0 || _bad.Add(e.ImageId)) _skips.Add(e.UnderRoot(root).Message);
         }
 
         private List<(int Line, string[] Fields)> Read(string file, int fields, string what, bool restIsLastField)
@@ -175,6 +175,7 @@ public sealed class CubDataset
             var boxes = ReadPerImage(BoxesFile, 5, "<image_id> <x> <y> <width> <height>", images);
 
             var ids = images.Keys.Where(id => !_bad.Contains(id)).OrderBy(i => i).ToArray();
+            string imagesRoot = Path.GetFullPath(Path.Combine(root, ImagesDir)) + Path.DirectorySeparatorChar;
             var pending = new List<(int Id, int Class, bool Train, BoxF Box, int BoxLine, string Rel, string Full)>();
             foreach (int id in ids)
             {
@@ -196,6 +197,8 @@ public sealed class CubDataset
                 { Problem(new CubFormatException(BoxesFile, boxLine, FormattableString.Invariant($"box of image {id} has no area (w={v[2]}, h={v[3]})"), id)); continue; }
                 string rel = imgF[1];
                 string full = Path.GetFullPath(Path.Combine(root, ImagesDir, rel));
+                if (!full.StartsWith(imagesRoot, StringComparison.Ordinal))
+                { Problem(new CubFormatException(ImagesFile, imgLine, $"path '{rel}' leaves the {ImagesDir}/ folder (paths are relative to {ImagesDir}/ and stay inside it)", id)); continue; }
                 if (!File.Exists(full))
                 { Problem(new CubFormatException(ImagesFile, imgLine, $"image file '{ImagesDir}/{rel}' does not exist", id)); continue; }
                 pending.Add((id, cid - 1, splF[1] == "1", BoxF.FromXywh(v[0], v[1], v[2], v[3]), boxLine, rel, full));
@@ -207,6 +210,7 @@ public sealed class CubDataset
             var errors = new CubFormatException?[pending.Count];
             if (options.CheckImageHeaders || options.DecodeAll)
             {
+                int done = 0, step = Math.Max(1, pending.Count / 10);
                 Parallel.For(0, pending.Count, i =>
                 {
                     try
@@ -215,6 +219,8 @@ public sealed class CubDataset
                         else sizes[i] = loader.ReadSize(pending[i].Full);
                     }
                     catch (CubFormatException e) { errors[i] = new CubFormatException(e.File, e.Line, e.What, pending[i].Id, e.InnerException); }
+                    int n = Interlocked.Increment(ref done);
+                    if (options.Progress is { } report && (n % step == 0 || n == pending.Count)) report(n, pending.Count);
                 });
             }
 

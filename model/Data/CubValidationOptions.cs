@@ -13,8 +13,15 @@ public sealed record CubValidationOptions
     /// <summary>Read every image header (size, format, pixel limit) during validation (default true).</summary>
     public bool CheckImageHeaders { get; init; } = true;
 
-    /// <summary>Also fully decode every image during validation (slow; catches truncated files up front).</summary>
+    /// <summary>
+    /// Also fully decode every image during validation (in parallel), so a truncated or corrupt file is found before
+    /// training starts — and dropped under <see cref="SkipBad"/> — instead of stopping an epoch. About 2 ms per
+    /// CUB image per core.
+    /// </summary>
     public bool DecodeAll { get; init; }
+
+    /// <summary>Called now and then from the checking threads with (images checked, images to check).</summary>
+    public Action<int, int>? Progress { get; init; }
 
     /// <summary>Boxes may overhang the image by this many pixels and are clipped; more is an error (default 2).</summary>
     public float BoxOverhangTolerance { get; init; } = 2f;

@@ -11,6 +11,9 @@ public sealed record DecodeLimits
     /// <summary>Largest width × height accepted, checked from the header before any pixel is decoded (default 40 M).</summary>
     public long MaxPixels { get; init; } = 40_000_000;
 
+    /// <summary>What to add to the over-the-limit message (e.g. the option that raises it); empty by default.</summary>
+    public string LimitHint { get; init; } = "";
+
     /// <summary>Largest single decoder allocation in MiB (ImageSharp's allocator limit; default 512).</summary>
     public int MaxDecoderMemoryMegabytes { get; init; } = 512;
 
@@ -93,7 +96,8 @@ public sealed class ImageLoader
     private (int, int) CheckHeader(Stream stream, long length, string name)
     {
         IImageInfo? info;
-        try { info = Image.Identify(_config, stream, out IImageFormat _); }
+        IImageFormat? format;
+        try { info = Image.Identify(_config, stream, out format); }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new CubFormatException(name, 0, $"unreadable image header ({e.GetType().Name}: {e.Message})", inner: e);
@@ -104,8 +108,28 @@ public sealed class ImageLoader
         if (info.Width <= 0 || info.Height <= 0)
             throw new CubFormatException(name, 0, $"image header gives an empty size {info.Width}x{info.Height}");
         if (pixels > Limits.MaxPixels)
-            throw new CubFormatException(name, 0, $"image header claims {info.Width}x{info.Height} = {pixels} pixels, over the limit of {Limits.MaxPixels}");
+            throw new CubFormatException(name, 0, $"image header claims {info.Width}x{info.Height} = {pixels} pixels, over the limit of {Limits.MaxPixels}{Limits.LimitHint}");
+        long least = LeastBytes(format, info);
+        if (length < least)
+            throw new CubFormatException(name, 0, $"the file has {length} bytes, fewer than the {least} any complete {format!.Name} of {info.Width}x{info.Height} pixels needs: truncated or crafted (not decoded)");
         return (info.Width, info.Height);
+    }
+
+    /// <summary>
+    /// A lower bound on the size of a complete file of this format and size, so a small file claiming a huge image
+    /// (a decompression bomb, or a truncated file a decoder would pad with grey) is refused before any pixel is
+    /// allocated. JPEG (Huffman-coded, all ImageSharp decodes): every 8×8 luminance block costs at least one bit.
+    /// PNG: deflate expands at most 1032:1, and the raw data is one filter byte plus the packed pixels per row.
+    /// </summary>
+    private static long LeastBytes(IImageFormat? format, IImageInfo info)
+    {
+        long w = info.Width, h = info.Height;
+        return format?.Name switch
+        {
+            "JPEG" => (w + 7) / 8 * ((h + 7) / 8) / 8,
+            "PNG" => h * (1 + (w * Math.Max(1, info.PixelType.BitsPerPixel) + 7) / 8) / 1032,
+            _ => 0,
+        };
     }
 
     private static bool IsJpeg(byte[] b) => b.Length >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;

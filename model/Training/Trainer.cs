@@ -84,9 +84,9 @@ public sealed class Trainer : IDisposable
         if (data.Train.Count == 0 || data.Test.Count == 0) throw new ArgumentException("trainer: the data set needs both train and test images");
         var batch = Math.Min(options.BatchSize, data.Train.Count);
         _train = new CubLoader(data.Train, CubTransforms.Train(options.Crop, options.Resize, options.ColorJitter),
-            new CubBatchOptions { BatchSize = batch, Shuffle = true, DropLast = true, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
+            new CubBatchOptions { BatchSize = batch, Shuffle = true, DropLast = true, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded, Limits = new DecodeLimits { MaxPixels = options.MaxImagePixels } });
         _test = new CubLoader(data.Test, CubTransforms.Test(options.Crop, options.Resize),
-            new CubBatchOptions { BatchSize = options.BatchSize, Shuffle = false, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded });
+            new CubBatchOptions { BatchSize = options.BatchSize, Shuffle = false, Seed = options.Seed, Threads = options.Workers, CacheDecoded = options.CacheDecoded, Limits = new DecodeLimits { MaxPixels = options.MaxImagePixels } });
         StepsPerEpoch = options.MaxBatches > 0 ? Math.Min(options.MaxBatches, _train.BatchesPerEpoch) : _train.BatchesPerEpoch;
         _optimizer = options.Optimizer switch
         {

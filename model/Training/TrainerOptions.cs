@@ -38,6 +38,8 @@ public sealed record TrainerOptions
     /// <summary>Compute device (written "cpu" or "cuda:N" in config.json).</summary>
     [JsonConverter(typeof(DeviceJsonConverter))]
     public Device Device { get; init; } = Device.Cpu;
+    /// <summary>Largest image (width × height) the loaders decode (see <see cref="Data.DecodeLimits.MaxPixels"/>).</summary>
+    public long MaxImagePixels { get; init; } = Data.DecodeLimits.Default.MaxPixels;
     /// <summary>Keep decoded images in memory between epochs.</summary>
     public bool CacheDecoded { get; init; } = true;
 

@@ -17,6 +17,19 @@ internal static class CraftedImages
         return ms.ToArray();
     }
 
+    /// <summary>A copy of a baseline JPEG whose frame header (SOF0) claims <paramref name="w"/> × <paramref name="h"/>; the data stays small.</summary>
+    public static byte[] JpegClaiming(byte[] jpeg, int w, int h)
+    {
+        var b = (byte[])jpeg.Clone();
+        for (int i = 2; i + 9 < b.Length; i++)
+            if (b[i] == 0xFF && b[i + 1] == 0xC0)
+            {
+                b[i + 5] = (byte)(h >> 8); b[i + 6] = (byte)h; b[i + 7] = (byte)(w >> 8); b[i + 8] = (byte)w;
+                return b;
+            }
+        throw new ArgumentException("no baseline SOF0 marker");
+    }
+
     private static void Chunk(Stream s, string type, byte[] data)
     {
         var len = new byte[4]; BE(len, 0, (uint)data.Length); s.Write(len);

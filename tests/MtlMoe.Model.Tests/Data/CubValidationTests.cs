@@ -159,7 +159,41 @@ public class CubValidationTests
         var ds = CubDataset.Load(root, new CubValidationOptions { SkipBad = true });
         Assert.That(ds.Samples.Select(s => s.ImageId), Is.EqualTo(new[] { 1, 4, 6, 7, 9, 10, 11, 12 }));
         Assert.That(ds.SkippedCount, Is.EqualTo(5));
-        Assert.That(ds.SkipReasons, Has.Some.StartsWith("bounding_boxes.txt:3:"));
-        Assert.That(ds.SkipReasons, Has.Some.StartsWith("train_test_split.txt:13:"));
+        Assert.That(ds.SkipReasons, Has.Some.StartsWith(Path.Combine(root, "bounding_boxes.txt") + ":3:"));
+        Assert.That(ds.SkipReasons, Has.Some.StartsWith(Path.Combine(root, "train_test_split.txt") + ":13:"));
+    }
+
+    [TestCase("../../../etc/hostname"), TestCase("/etc/hostname"), TestCase("001.x/../../images.txt")]
+    public void PathsThatLeaveTheImagesFolderAreRefused(string path)
+    {
+        var root = TestSets.CopyOfMaster();
+        TestSets.ReplaceLine(root, "images.txt", 3, "3 " + path);
+        var e = Fails(root);
+        Assert.That(e.Message, Is.EqualTo($"images.txt:3: path '{path}' leaves the images/ folder (paths are relative to images/ and stay inside it)"));
+        Assert.That(e.ImageId, Is.EqualTo(3), "--skip-bad can drop it");
+    }
+
+    [Test]
+    public void ASmallJpegClaimingAHugeSizeIsRefusedBeforeDecoding()
+    {
+        var root = TestSets.CopyOfMaster();
+        var img = TestSets.ImagePath(root, 2);
+        var bytes = CraftedImages.JpegClaiming(File.ReadAllBytes(img), 6000, 6000);
+        Assert.That(bytes.Length, Is.LessThan(10_000));
+        File.WriteAllBytes(img, bytes);
+        var e = Fails(root);
+        Assert.That(e.Message, Is.EqualTo($"{Path.GetFullPath(img)}: the file has {bytes.Length} bytes, fewer than the 70312 any complete JPEG of 6000x6000 pixels needs: truncated or crafted (not decoded)"));
+        // Decoding it directly is refused the same way, before any pixel buffer exists.
+        var e2 = Assert.Throws<CubFormatException>(() => ImageLoader.Default.Load(img))!;
+        Assert.That(e2.What, Does.StartWith($"the file has {bytes.Length} bytes"));
+    }
+
+    [Test]
+    public void ThePixelLimitIsAnOption()
+    {
+        var root = TestSets.CopyOfMaster();
+        var e = Assert.Throws<CubFormatException>(() => CubDataset.Load(root, new CubValidationOptions { Limits = new DecodeLimits { MaxPixels = 4000, LimitHint = "; raise it" } }))!;
+        Assert.That(e.What, Is.EqualTo("image header claims 64x64 = 4096 pixels, over the limit of 4000; raise it"));
+        Assert.That(CubDataset.Load(root, new CubValidationOptions { Limits = new DecodeLimits { MaxPixels = 4096 } }).Samples, Has.Count.EqualTo(12));
     }
 }

@@ -74,7 +74,15 @@ public class CliErrorTests
         yield return new("text file named .jpg", c => { File.WriteAllText(c.Img(8), "not an image\n"); return c.Train(); }, 1,
             c => $"error: {c.Img(8)}: not a recognised image format (13 bytes){Hint}");
         yield return new("decompression-bomb header", c => { File.WriteAllBytes(c.Img(9), CraftedImages.PngHeader(100_000, 100_000)); return c.Train(); }, 1,
-            c => $"error: {c.Img(9)}: image header claims 100000x100000 = 10000000000 pixels, over the limit of 40000000{Hint}");
+            c => $"error: {c.Img(9)}: image header claims 100000x100000 = 10000000000 pixels, over the limit of 40000000; --max-image-pixels raises it{Hint}");
+        yield return new("--max-image-pixels below the images", c => c.Train("--max-image-pixels", "4000"), 1,
+            c => $"error: {c.Img(1)}: image header claims 64x64 = 4096 pixels, over the limit of 4000; --max-image-pixels raises it{Hint}");
+        yield return new("3 KB JPEG claiming 6000x6000", c => { File.WriteAllBytes(c.Img(2), CraftedImages.JpegClaiming(File.ReadAllBytes(c.Img(2)), 6000, 6000)); return c.Train(); }, 1,
+            c => $"error: {c.Img(2)}: the file has {new FileInfo(c.Img(2)).Length} bytes, fewer than the 70312 any complete JPEG of 6000x6000 pixels needs: truncated or crafted (not decoded){Hint}");
+        yield return new("truncated JPEG (decoded before training)", c => { var b = File.ReadAllBytes(c.Img(7)); File.WriteAllBytes(c.Img(7), b[..(b.Length / 2)]); return c.Train(); }, 1,
+            c => $"error: {c.Img(7)}: truncated or corrupt image (JPEG has no end-of-image marker; ");
+        yield return new("images.txt path leaving images/", c => { TestSets.ReplaceLine(c.Root, "images.txt", 3, "3 ../../../../etc/hostname"); return c.Train(); }, 1,
+            c => $"error: {c.Meta("images.txt")}:3: path '../../../../etc/hostname' leaves the images/ folder (paths are relative to images/ and stay inside it){Hint}");
         // Checkpoints
         yield return new("eval: truncated checkpoint", c => ["eval", "--checkpoint", Truncated(c), "--data", c.Root, "--device", "cpu"], 1,
             c => $"error: {Path.Combine(c.Dir, "model.safetensors")}: not a valid safetensors file: ");

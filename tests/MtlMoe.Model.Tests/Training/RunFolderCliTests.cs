@@ -93,3 +93,37 @@ public class RunFolderCliTests
         Assert.That(CliRunner.FirstLine(err), Does.EndWith("--resume needs the same data set").And.Contain("5 train / 7 test images"));
     }
 }
+
+/// <summary>Issue 18, item 3: --skip-bad decodes every image before training and drops, lists and counts the bad ones.</summary>
+[NonParallelizable]
+public class SkipBadCliTests
+{
+    [Test]
+    public void SkipBadDropsUndecodableImagesBeforeTrainingAndListsThem()
+    {
+        string data = TestSets.CopyOfMaster();
+        string dir = Path.Combine(TrainingFixtures.NewTempDir(), "run");
+        var truncated = Path.GetFullPath(TestSets.ImagePath(data, 7));
+        var bytes = File.ReadAllBytes(truncated);
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);          // headers intact: only decoding finds it
+        File.Delete(TestSets.ImagePath(data, 5));
+
+        var console = Console.Out;
+        var printed = new StringWriter();
+        Console.SetOut(printed);                                             // the plain progress lines
+        int code;
+        string err;
+        try { (code, _, err) = CliRunner.Run(["--data", data, "--out", dir, .. CliRunner.Tiny, "--skip-bad"]); }
+        finally { Console.SetOut(console); }
+        Assert.That(code, Is.EqualTo(0), err);
+
+        var skipped = File.ReadAllLines(Path.Combine(dir, RunFiles.Skipped));
+        Assert.That(skipped, Has.Length.EqualTo(2));
+        Assert.That(skipped, Has.Some.StartsWith(truncated + ": truncated or corrupt image"));
+        Assert.That(skipped, Has.Some.Contains("images.txt:5: image file"));
+        var lines = printed.ToString().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.That(lines.Count(l => l.Contains("skipped: ")), Is.EqualTo(2), "one line per image");
+        Assert.That(lines, Has.Some.Contains("--skip-bad: left out 2 image(s) or line(s), 10 images remain"));
+        Assert.That(lines, Has.Some.Contains("checking images: 11/11 decoded"));
+    }
+}

@@ -26,7 +26,7 @@ public static class CommandLine
           predict  IMAGE|DIR… --checkpoint FILE: top-5 classes, box and expert route per image
           ablate   train single, moe, mtl and mtl-moe with one seed and budget; write a comparison
 
-        data      --data DIR (a CUB_200_2011 folder)  --skip-bad  --synthetic-classes N
+        data      --data DIR (a CUB_200_2011 folder)  --skip-bad  --max-image-pixels N  --synthetic-classes N
                   --synthetic-images N (per class)  --synthetic-size PX
         model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50  --width X
                   --experts E  --k K  --expert-depth head|layer4  --pretrained FILE.safetensors
@@ -125,6 +125,7 @@ public static class CommandLine
         "synthetic-images" => s with { SyntheticImagesPerClass = Int(name, v) },
         "synthetic-size" => s with { SyntheticSize = Int(name, v) },
         "skip-bad" => s with { SkipBad = true },
+        "max-image-pixels" => s with { MaxImagePixels = long.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var px) && px > 0 ? px : throw new UsageException($"--max-image-pixels expects a positive integer, got '{v}'") },
         "max-batches" => s with { MaxBatches = Int(name, v) },
         "plain" => s with { Plain = true },
         "tf32" => s with { Tf32 = true },

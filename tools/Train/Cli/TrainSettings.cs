@@ -85,6 +85,8 @@ public sealed record TrainSettings
     public int SyntheticImagesPerClass { get; init; } = 120;
     /// <summary>Synthetic set: image size in pixels.</summary>
     public int SyntheticSize { get; init; } = 160;
+    /// <summary>Largest image (width × height) decoded; a header above it is refused before decoding.</summary>
+    public long MaxImagePixels { get; init; } = MtlMoe.Model.Data.DecodeLimits.Default.MaxPixels;
     /// <summary>Drop bad CUB images (counted) instead of stopping.</summary>
     public bool SkipBad { get; init; }
     /// <summary>Limit on training batches per epoch (0: all) — for smoke tests.</summary>

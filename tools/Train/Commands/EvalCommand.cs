@@ -41,7 +41,7 @@ public static class EvalCommand
             throw new InvalidOperationException($"{ckpt} predicts {net.Config.Classes} classes but the data set has {data.NumClasses}");
         int res = net.Config.Resolution, resize = s.Res == res ? RunSetup.ResizeOf(s) : CubTransforms.ResizeFor(res);
         output.WriteLine($"checkpoint {ckpt} (epoch {epoch}, {net.Config.Variant.ToChoiceName()}) on {data.Test.Count} test images at {res}px");
-        using var loader = new CubLoader(data.Test, CubTransforms.Test(res, resize), new CubBatchOptions { BatchSize = s.Batch, Shuffle = false, Threads = s.Workers });
+        using var loader = new CubLoader(data.Test, CubTransforms.Test(res, resize), new CubBatchOptions { BatchSize = s.Batch, Shuffle = false, Threads = s.Workers, Limits = RunSetup.DecodeLimitsOf(s) });
         return Evaluator.Evaluate(net, loader, data.Test, data.ClassNames, res, resize, new LossOptions(s.LabelSmoothing, s.LambdaLoc), device);
     }
 }

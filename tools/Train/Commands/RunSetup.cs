@@ -55,14 +55,34 @@ public static class RunSetup
         if (s.Data is not null)
         {
             // Metadata problems name images.txt etc.; the user sees them under the folder they gave.
-            try { return CubDataset.Load(s.Data, new CubValidationOptions { SkipBad = s.SkipBad }); }
+            var options = new CubValidationOptions
+            {
+                SkipBad = s.SkipBad, DecodeAll = true, Limits = DecodeLimitsOf(s),
+                Progress = (done, total) => say?.Invoke($"checking images: {done}/{total} decoded"),
+            };
+            CubDataset data;
+            try { data = CubDataset.Load(s.Data, options); }
             catch (CubFormatException e) { throw e.UnderRoot(CubDataset.ResolveRoot(s.Data)); }
+            foreach (var reason in data.SkipReasons) say?.Invoke($"skipped: {reason}");
+            return data;
         }
         var opts = SyntheticOptions(s);
         string dir = Path.Combine(SyntheticCacheDir, opts.CacheKey);
         if (!Directory.Exists(dir)) say?.Invoke($"generating the synthetic birds set ({opts.Classes} classes × {opts.ImagesPerClass} images, {opts.Width}px) into {Path.GetFullPath(dir)} …");
         var root = SyntheticBirds.EnsureGenerated(SyntheticCacheDir, opts);
         return CubDataset.Load(root);
+    }
+
+    /// <summary>The decoding limits for these settings (--max-image-pixels).</summary>
+    public static DecodeLimits DecodeLimitsOf(TrainSettings s) => new() { MaxPixels = s.MaxImagePixels, LimitHint = "; --max-image-pixels raises it" };
+
+    /// <summary>Writes skipped.txt (one line per image or line left out under --skip-bad) into the run folder and says how many.</summary>
+    public static void ReportSkipped(CubDataset data, string runDir, Action<string> say)
+    {
+        if (data.SkippedCount == 0) return;
+        string path = Path.Combine(runDir, RunFiles.Skipped);
+        AtomicFile.WriteAllText(path, string.Join("\n", data.SkipReasons) + "\n");
+        say($"--skip-bad: left out {data.SkippedCount} image(s) or line(s), {data.Samples.Count} images remain; the list is in {path}");
     }
 
     /// <summary>The resize before the crop.</summary>
@@ -81,6 +101,7 @@ public static class RunSetup
         Epochs = s.Epochs, BatchSize = s.Batch, Lr = s.Lr, Optimizer = s.Optimizer, WeightDecay = s.WeightDecay,
         WarmupEpochs = s.WarmupEpochs, LabelSmoothing = s.LabelSmoothing, LambdaLoc = s.LambdaLoc, Seed = s.Seed,
         Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), ColorJitter = s.Jitter, Device = device,
+        MaxImagePixels = s.MaxImagePixels,
     };
 
     /// <summary>A new run folder name: runs/&lt;timestamp&gt;-&lt;variant&gt;.</summary>

@@ -56,6 +56,7 @@ public static class TrainCommand
         var data = RunSetup.LoadData(s, progress.Message);
         progress.Message($"data: {data.Root ?? "(in memory)"} — {data.NumClasses} classes, {data.Train.Count} train / {data.Test.Count} test images");
         if (saved is not null && s.Given.Contains("data")) ResumeSettings.CheckSameData(runDir, data);
+        RunSetup.ReportSkipped(data, runDir, progress.Message);
         var config = RunSetup.ModelConfigOf(s, data.NumClasses);
         var options = RunSetup.TrainerOptionsOf(s, device);
 
