@@ -3,8 +3,8 @@ namespace MtlMoe.Tests.Data;
 /// <summary>Hand-made files for the decoder limit tests.</summary>
 internal static class CraftedImages
 {
-    /// <summary>A PNG whose IHDR (valid CRC) claims <paramref name="w"/> × <paramref name="h"/> RGB pixels, with no real data.</summary>
-    public static byte[] PngHeader(int w, int h)
+    /// <summary>A PNG whose IHDR (valid CRC) claims <paramref name="w"/> × <paramref name="h"/> RGB pixels, with no real data (and <paramref name="padding"/> bytes of an ancillary chunk).</summary>
+    public static byte[] PngHeader(int w, int h, int padding = 0)
     {
         var ms = new MemoryStream();
         ms.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
@@ -12,6 +12,7 @@ internal static class CraftedImages
         BE(ihdr, 0, (uint)w); BE(ihdr, 4, (uint)h);
         ihdr[8] = 8; ihdr[9] = 2; // 8-bit truecolour
         Chunk(ms, "IHDR", ihdr);
+        if (padding > 0) Chunk(ms, "pAdd", new byte[padding]);   // an ancillary chunk decoders skip: makes the file plausibly large
         Chunk(ms, "IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
         Chunk(ms, "IEND", []);
         return ms.ToArray();

@@ -39,7 +39,7 @@ public class ImageDecodeTests
     {
         // Under the pixel limit, but its pixel buffer (2000·2000·3 bytes) is over a 1 MiB allocator cap.
         var path = Path.Combine(TestSets.NewTempDir(), "big.png");
-        File.WriteAllBytes(path, CraftedImages.PngHeader(2000, 2000));
+        File.WriteAllBytes(path, CraftedImages.PngHeader(2000, 2000, padding: 12_000));   // ≥ 2000·6001/1032 bytes: not refused as too small
         var loader = new ImageLoader(new DecodeLimits { MaxPixels = 10_000_000, MaxDecoderMemoryMegabytes = 1 });
         var e = Assert.Throws<CubFormatException>(() => loader.Load(path))!;
         Assert.That(e.Message, Does.StartWith(path + ": decoding needs more memory than the cap of 1 MiB"));
@@ -62,5 +62,14 @@ public class ImageDecodeTests
         var path = Path.Combine(TestSets.NewTempDir(), "nope.jpg");
         var e = Assert.Throws<CubFormatException>(() => ImageLoader.Default.Load(path))!;
         Assert.That(e.Message, Does.StartWith(path + ": cannot read image file"));
+    }
+
+    [Test]
+    public void APngTooSmallForItsHeaderIsRefusedBeforeDecoding()
+    {
+        var path = Path.Combine(TestSets.NewTempDir(), "small.png");
+        File.WriteAllBytes(path, CraftedImages.PngHeader(2000, 2000));
+        var e = Assert.Throws<CubFormatException>(() => ImageLoader.Default.Load(path))!;
+        Assert.That(e.What, Does.EndWith("fewer than the 11629 any complete PNG of 2000x2000 pixels needs: truncated or crafted (not decoded)"));
     }
 }
