@@ -211,7 +211,7 @@ public sealed class CubDataset
             if (options.CheckImageHeaders || options.DecodeAll)
             {
                 int done = 0, step = Math.Max(1, pending.Count / 10);
-                Parallel.For(0, pending.Count, i =>
+                Parallel.For(0, pending.Count, new ParallelOptions { CancellationToken = options.Cancel }, i =>
                 {
                     try
                     {

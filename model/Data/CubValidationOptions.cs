@@ -20,6 +20,9 @@ public sealed record CubValidationOptions
     /// </summary>
     public bool DecodeAll { get; init; }
 
+    /// <summary>Stops the image check (Ctrl-C): <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken Cancel { get; init; }
+
     /// <summary>Called now and then from the checking threads with (images checked, images to check).</summary>
     public Action<int, int>? Progress { get; init; }
 

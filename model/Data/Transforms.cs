@@ -255,6 +255,21 @@ public static class CubTransforms
     public static IBoxTransform Test(int crop = 448, int resize = 512)
         => new Compose(new Resize(resize), new CenterCrop(crop));
 
+    /// <summary>
+    /// Maps a box normalised to the centre crop of <see cref="Test"/> (what the model predicts) back to pixels of the
+    /// original <paramref name="width"/> × <paramref name="height"/> image, clipped to it.
+    /// </summary>
+    public static BoxF TestCropToOriginal(BoxF normalized, int width, int height, int crop, int resize)
+    {
+        var (rw, rh) = new Resize(resize).TargetSize(width, height);
+        // The same window CenterCrop takes from the resized image.
+        double left = Math.Round((rw - crop) / 2.0), top = Math.Round((rh - crop) / 2.0);
+        double sx = (double)width / rw, sy = (double)height / rh;
+        float X(float v) => (float)((v * crop + left) * sx);
+        float Y(float v) => (float)((v * crop + top) * sy);
+        return new BoxF(X(normalized.X0), Y(normalized.Y0), X(normalized.X1), Y(normalized.Y1)).Clip(width, height);
+    }
+
     /// <summary>The resize that goes with a crop in the usual 512 → 448 proportion (e.g. 224 → 256).</summary>
     public static int ResizeFor(int crop) => (int)Math.Round(crop * 512.0 / 448.0);
 }

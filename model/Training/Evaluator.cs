@@ -10,10 +10,10 @@ public static class Evaluator
 {
     /// <summary>
     /// Runs <paramref name="net"/> (in eval mode, no gradients) over every batch of <paramref name="loader"/>
-    /// (which must not shuffle) whose samples are <paramref name="samples"/>.
+    /// (which must not shuffle) whose samples are <paramref name="samples"/>. <paramref name="cancel"/> stops it between batches.
     /// </summary>
     public static EvalResult Evaluate(MtlMoeNet net, CubLoader loader, IReadOnlyList<CubSample> samples, IReadOnlyList<string> classNames,
-        int crop, int resize, LossOptions lossOptions, Device device)
+        int crop, int resize, LossOptions lossOptions, Device device, CancellationToken cancel = default)
     {
         if (loader.Options.Shuffle) throw new ArgumentException("evaluate: the loader must keep the data-set order");
         bool wasTraining = net.Training;
@@ -32,6 +32,7 @@ public static class Evaluator
             foreach (var batch in loader.Epoch(0))
             {
                 using var _ = batch;
+                cancel.ThrowIfCancellationRequested();
                 using var scope = DisposeScope.Begin();
                 var x = batch.Images.Device == device ? batch.Images : batch.Images.To(device);       // [B, 3, R, R]
                 var labels = batch.Labels.Device == device ? batch.Labels : batch.Labels.To(device);  // [B]

@@ -22,8 +22,8 @@ namespace MtlMoe.Train
                 var settings = CommandLine.Parse(args);
                 return settings.Command switch
                 {
-                    "eval" => EvalCommand.Run(settings, output),
-                    "predict" => PredictCommand.Run(settings, output),
+                    "eval" => EvalCommand.Run(settings, output, error, cts.Token),
+                    "predict" => PredictCommand.Run(settings, output, error, cts.Token),
                     "ablate" => AblateCommand.Run(settings, cts.Token),
                     _ => TrainCommand.Run(settings, cts.Token),
                 };

@@ -69,6 +69,36 @@ public class CliTests
     [Test]
     public void PredictPrintsTopFiveBoxAndRouteAndWritesAnAnnotatedPng()
     {
+        var (dir, image, ckpt, names) = PredictFixture.Make();
+        string annotate = Path.Combine(dir, "annotated");
+
+        var (code, output, err) = Run("predict", image, "--checkpoint", ckpt, "--annotate", annotate, "--device", "cpu");
+        var (w, h) = ImageLoader.Default.ReadSize(image);
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(output, Does.Contain("bird.png").And.Contain("  5. ").And.Contain($"box (x y w h in pixels of the {w}x{h} image)").And.Contain("route: expert "));
+        Assert.That(names.Count(n => output.Contains(n)), Is.EqualTo(5), "five class names printed");
+        Assert.That(File.Exists(Path.Combine(annotate, "bird.png")));
+        using (var png = SixLabors.ImageSharp.Image.Load(Path.Combine(annotate, "bird.png")))
+            Assert.That((png.Width, png.Height), Is.EqualTo((w, h)), "drawn on the original image, not the crop");
+
+        var settings = CommandLine.Parse(["predict", dir, "--checkpoint", ckpt, "--device", "cpu"]);
+        var p = PredictCommand.Predict(settings).Single(x => x.Path == image);
+        Assert.That(p.Top5, Has.Count.EqualTo(5));
+        Assert.That(p.Top5.Select(t => t.Probability), Is.Ordered.Descending);
+        Assert.That(p.Top5.Sum(t => t.Probability), Is.LessThanOrEqualTo(1.0 + 1e-9));
+        Assert.That(p.Box, Is.Not.Null);
+        var b = p.Box!.Value;
+        Assert.That(b.X0 >= 0 && b.Y0 >= 0 && b.X1 <= w && b.Y1 <= h && b.Area > 0, $"box {b} inside the {w}x{h} image");
+        Assert.That(p.Experts, Has.Length.EqualTo(2));
+        Assert.That(p.Gates.Sum(), Is.EqualTo(1.0).Within(1e-5));
+    }
+}
+
+/// <summary>A generated bird image and a tiny untrained checkpoint for the predict tests.</summary>
+internal static class PredictFixture
+{
+    public static (string Dir, string Image, string Checkpoint, IReadOnlyList<string> Names) Make()
+    {
         string dir = TrainingFixtures.NewTempDir();
         var synth = new SyntheticBirdsOptions { Classes = 6, ImagesPerClass = 1, Width = 48, Height = 40, Seed = 3 };
         var bird = SyntheticBirds.Render(synth, 2, 0);
@@ -78,21 +108,6 @@ public class CliTests
         var names = SyntheticBirds.ClassNames(synth);
         using (var net = new MtlMoeNet(TrainingFixtures.TinyConfig("mtl-moe", classes: 6), seed: 4))
             RunFiles.SaveModel(ckpt, net, names, 1);
-        string annotate = Path.Combine(dir, "annotated");
-
-        var (code, output, err) = Run("predict", image, "--checkpoint", ckpt, "--annotate", annotate, "--device", "cpu");
-        Assert.That(code, Is.EqualTo(0), err);
-        Assert.That(output, Does.Contain("bird.png").And.Contain("  5. ").And.Contain("box (x0, y0, x1, y1").And.Contain("route: expert "));
-        Assert.That(names.Count(n => output.Contains(n)), Is.EqualTo(5), "five class names printed");
-        Assert.That(File.Exists(Path.Combine(annotate, "bird.png")));
-
-        var settings = CommandLine.Parse(["predict", dir, "--checkpoint", ckpt, "--device", "cpu"]);
-        var p = PredictCommand.Predict(settings, TextWriter.Null).Single(x => x.Path == image);
-        Assert.That(p.Top5, Has.Count.EqualTo(5));
-        Assert.That(p.Top5.Select(t => t.Probability), Is.Ordered.Descending);
-        Assert.That(p.Top5.Sum(t => t.Probability), Is.LessThanOrEqualTo(1.0 + 1e-9));
-        Assert.That(p.Box, Has.Length.EqualTo(4));
-        Assert.That(p.Experts, Has.Length.EqualTo(2));
-        Assert.That(p.Gates.Sum(), Is.EqualTo(1.0).Within(1e-5));
+        return (dir, image, ckpt, names);
     }
 }

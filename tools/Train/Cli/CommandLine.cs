@@ -12,7 +12,7 @@ public sealed class UsageException(string message) : Exception(message);
 public static class CommandLine
 {
     private static readonly string[] Commands = ["train", "eval", "predict", "ablate"];
-    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "tf32", "help", "debug"];
+    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "tf32", "help", "debug", "json"];
 
     /// <summary>The line printed under an option error.</summary>
     public const string ShortUsage = "usage: dotnet run --project tools/Train -- [train|eval|predict|ablate] [options]  (--help lists them)";
@@ -130,6 +130,7 @@ public static class CommandLine
         "plain" => s with { Plain = true },
         "tf32" => s with { Tf32 = true },
         "debug" => s with { Debug = true },
+        "json" => s with { Json = true },
         _ => throw new UsageException($"unknown option --{name}"),
     };
 

@@ -77,6 +77,8 @@ public sealed record TrainSettings
     public string? Checkpoint { get; init; }
     /// <summary>Images or folders for predict.</summary>
     public IReadOnlyList<string> Inputs { get; init; } = [];
+    /// <summary>predict: one JSON object per image on stdout instead of text.</summary>
+    public bool Json { get; init; }
     /// <summary>Where predict writes annotated PNGs (none when null).</summary>
     public string? Annotate { get; init; }
     /// <summary>Synthetic set: classes.</summary>

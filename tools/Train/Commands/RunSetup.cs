@@ -50,7 +50,7 @@ public static class RunSetup
     };
 
     /// <summary>Loads --data, or generates (once) and loads the synthetic set.</summary>
-    public static CubDataset LoadData(TrainSettings s, Action<string>? say = null)
+    public static CubDataset LoadData(TrainSettings s, Action<string>? say = null, CancellationToken cancel = default)
     {
         if (s.Data is not null)
         {
@@ -58,7 +58,7 @@ public static class RunSetup
             var options = new CubValidationOptions
             {
                 SkipBad = s.SkipBad, DecodeAll = true, Limits = DecodeLimitsOf(s),
-                Progress = (done, total) => say?.Invoke($"checking images: {done}/{total} decoded"),
+                Progress = (done, total) => say?.Invoke($"checking images: {done}/{total} decoded"), Cancel = cancel,
             };
             CubDataset data;
             try { data = CubDataset.Load(s.Data, options); }

@@ -24,7 +24,9 @@ public static class TrainCommand
         }
         catch (OperationCanceledException)
         {
-            progress.Message($"interrupted; the last finished epoch is saved — continue with: --resume {runDir}");
+            progress.Message(runDir is not null && RunCheckpoints.HasCheckpoint(runDir)
+                ? $"interrupted; the last finished epoch is saved — continue with: --resume {runDir}"
+                : "interrupted before the first epoch finished; nothing to resume");
             return 130;
         }
     }
@@ -53,7 +55,7 @@ public static class TrainCommand
         var (device, why) = RunSetup.ResolveDevice(s.Device);
         RunSetup.ApplyMath(s, device);
         progress.Message($"device: {device} ({why}){(device.Type == MtlMoe.Engine.DeviceType.Cuda && s.Tf32 ? ", TF32 tensor cores on" : "")}");
-        var data = RunSetup.LoadData(s, progress.Message);
+        var data = RunSetup.LoadData(s, progress.Message, cancel);
         progress.Message($"data: {data.Root ?? "(in memory)"} — {data.NumClasses} classes, {data.Train.Count} train / {data.Test.Count} test images");
         if (saved is not null && s.Given.Contains("data")) ResumeSettings.CheckSameData(runDir, data);
         RunSetup.ReportSkipped(data, runDir, progress.Message);

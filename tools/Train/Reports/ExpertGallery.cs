@@ -114,7 +114,7 @@ public static class ExpertGallery
         using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
         var canvas = surface.Canvas;
         canvas.Clear(SKColors.White);
-        var typeface = Typeface(); // cached by ScottPlot: not disposed here
+        var typeface = SkiaImages.Typeface(); // cached by ScottPlot: not disposed here
         using var titleFont = new SKFont(typeface, 18);
         using var small = new SKFont(typeface, 12.5f);
         using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
@@ -129,7 +129,7 @@ public static class ExpertGallery
             using (var frame = new SKPaint { Color = ok ? CorrectColor : WrongColor })
                 canvas.DrawRect(x, y, cellW, side + 2 * Frame, frame);
             var dest = new SKRect(x + Frame, y + Frame, x + Frame + side, y + Frame + side);
-            using (var img = ToSkImage(crop))
+            using (var img = SkiaImages.From(crop))
                 canvas.DrawImage(img, dest, new SKSamplingOptions(SKFilterMode.Linear));
             canvas.Save();
             canvas.ClipRect(dest);
@@ -182,9 +182,7 @@ public static class ExpertGallery
     private static string ClassLabel(EvalResult eval, int c)
     {
         if ((uint)c >= (uint)eval.ClassNames.Count) return $"class {c}";
-        var name = eval.ClassNames[c];
-        int dot = name.IndexOf('.'); // CUB folder names look like "017.Cardinal"
-        return dot > 0 && dot < name.Length - 1 && name[..dot].All(char.IsDigit) ? name[(dot + 1)..] : name;
+        return SkiaImages.ClassLabel(eval.ClassNames[c]);
     }
 
     private static string Fit(string text, SKFont font, float width)
@@ -192,23 +190,5 @@ public static class ExpertGallery
         if (font.MeasureText(text) <= width - 4) return text;
         while (text.Length > 1 && font.MeasureText(text + "…") > width - 4) text = text[..^1];
         return text + "…";
-    }
-
-    private static SKImage ToSkImage(RgbImage img)
-    {
-        var rgba = new byte[img.Width * img.Height * 4];
-        var src = img.Pixels;
-        for (int i = 0, j = 0; i < src.Length; i += 3, j += 4)
-        {
-            rgba[j] = src[i]; rgba[j + 1] = src[i + 1]; rgba[j + 2] = src[i + 2]; rgba[j + 3] = 255;
-        }
-        return SKImage.FromPixelCopy(new SKImageInfo(img.Width, img.Height, SKColorType.Rgba8888, SKAlphaType.Opaque), rgba, img.Width * 4);
-    }
-
-    // ScottPlot resolves a usable sans typeface (it ships fonts); fall back to Skia's default.
-    private static SKTypeface Typeface()
-    {
-        try { return ScottPlot.Fonts.GetTypeface(ScottPlot.Fonts.Default, bold: false, italic: false); }
-        catch (Exception) { return SKTypeface.Default; }
     }
 }
