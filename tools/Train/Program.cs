@@ -19,12 +19,17 @@ namespace MtlMoe.Train
             Console.CancelKeyPress += onCtrlC;
             try
             {
+                if (CommandLine.HelpText(args) is { } help)
+                {
+                    output.Write(help);
+                    return 0;
+                }
                 var settings = CommandLine.Parse(args);
                 return settings.Command switch
                 {
-                    "eval" => EvalCommand.Run(settings, output, error, cts.Token),
-                    "predict" => PredictCommand.Run(settings, output, error, cts.Token),
-                    "ablate" => AblateCommand.Run(settings, cts.Token),
+                    CommandKind.Eval => EvalCommand.Run(settings, output, error, cts.Token),
+                    CommandKind.Predict => PredictCommand.Run(settings, output, error, cts.Token),
+                    CommandKind.Ablate => AblateCommand.Run(settings, cts.Token),
                     _ => TrainCommand.Run(settings, cts.Token),
                 };
             }

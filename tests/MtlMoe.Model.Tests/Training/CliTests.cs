@@ -4,6 +4,7 @@ using MtlMoe.Model.Training;
 using MtlMoe.Train;
 using MtlMoe.Train.Cli;
 using MtlMoe.Train.Commands;
+using MtlMoe.Model.Training;
 
 namespace MtlMoe.Tests.Training;
 
@@ -109,5 +110,83 @@ internal static class PredictFixture
         using (var net = new MtlMoeNet(TrainingFixtures.TinyConfig("mtl-moe", classes: 6), seed: 4))
             RunFiles.SaveModel(ckpt, net, names, 1);
         return (dir, image, ckpt, names);
+    }
+}
+
+/// <summary>Issue 18, item 9: help on stdout with exit 0, per command; options checked per command; @FILE.</summary>
+public class CliHelpTests
+{
+    [TestCase("--help"), TestCase("-h"), TestCase("help")]
+    public void HelpGoesToStdoutWithExitZero(string arg)
+    {
+        var (code, output, err) = CliRunner.Run(arg);
+        Assert.That((code, err), Is.EqualTo((0, "")));
+        Assert.That(output, Does.StartWith("usage: ").And.Contain("commands:").And.Contain("  predict ").And.Contain("--epochs N"));
+    }
+
+    [TestCase(new[] { "train", "--help" }, "--resume RUN_DIR", "--json")]
+    [TestCase(new[] { "predict", "-h" }, "--json", "--lr")]
+    [TestCase(new[] { "help", "eval" }, "--checkpoint FILE", "--epochs")]
+    [TestCase(new[] { "ablate", "--epochs", "3", "--help" }, "--epochs N", "--variant")]
+    public void EachCommandHasItsOwnHelp(string[] args, string has, string hasNot)
+    {
+        var (code, output, err) = CliRunner.Run(args);
+        Assert.That((code, err), Is.EqualTo((0, "")));
+        Assert.That(output, Does.StartWith("usage: ").And.Contain(has).And.Contain("exit codes:"));
+        Assert.That(output, Does.Not.Contain(hasNot + " "));
+    }
+
+    [Test]
+    public void HelpForAnUnknownCommandIsAnOptionError()
+    {
+        var (code, _, err) = CliRunner.Run("help", "fly");
+        Assert.That((code, CliRunner.FirstLine(err)), Is.EqualTo((2, "error: unknown command 'fly' (expected train, eval, predict, ablate)")));
+    }
+
+    [Test]
+    public void AnOptionOfAnotherCommandIsRefused()
+    {
+        var (code, _, err) = CliRunner.Run("predict", "x.jpg", "--checkpoint", "c.safetensors", "--epochs", "3");
+        Assert.That((code, CliRunner.FirstLine(err)), Is.EqualTo((2, "error: --epochs does not apply to predict ('predict --help' lists its options)")));
+    }
+
+    [Test]
+    public void ResponseFilesAddTheirWords()
+    {
+        string file = Path.Combine(TrainingFixtures.NewTempDir(), "args.txt");
+        File.WriteAllText(file, "# a recipe\n--epochs 3\n--batch 8   --optimizer adamw\n");
+        var s = CommandLine.Parse(["@" + file, "--lr", "0.01"]);
+        Assert.That((s.Epochs, s.Batch, s.Optimizer, s.Lr), Is.EqualTo((3, 8, OptimizerKind.AdamW, 0.01)));
+        var (code, _, err) = CliRunner.Run("@/nonexistent/args.txt");
+        Assert.That((code, CliRunner.FirstLine(err)), Is.EqualTo((2, "error: response file '/nonexistent/args.txt' does not exist")));
+    }
+
+    [Test]
+    public void EveryOptionInTheTableIsHandled()
+    {
+        // The sample value each placeholder stands for; a flag has none.
+        string Sample(OptionSpec o) => o.Value switch
+        {
+            null => "",
+            "DIR" or "RUN_DIR" or "FILE" or "CHECKPOINT" => Path.GetTempPath(),
+            "X" => "0.5",
+            "on|off" => "on",
+            "cub448" => "cub448",
+            "auto|cpu|cuda|cuda:N" => "cpu",
+            var v when v.Contains('|') => v.Split('|')[0],
+            "PX" => "64",
+            _ => "2",
+        };
+        foreach (var o in OptionTable.All.Where(o => o.Name != "help"))
+        {
+            var command = Enum.GetValues<CommandKind>().First(c => OptionTable.Applies(o, c));
+            var args = new List<string> { command.ToString().ToLowerInvariant() };
+            if (command == CommandKind.Predict) args.AddRange(["x.jpg", "--checkpoint", "c"]);
+            if (command == CommandKind.Eval && o.Name is not ("checkpoint" or "resume")) args.AddRange(["--checkpoint", "c"]);
+            args.Add("--" + o.Name);
+            if (!o.IsFlag) args.Add(Sample(o));
+            Assert.That(() => CommandLine.Parse(args), Throws.Nothing, string.Join(" ", args));
+            Assert.That(CommandLine.Parse(args).Given, Does.Contain(o.Name));
+        }
     }
 }

@@ -8,47 +8,66 @@ namespace MtlMoe.Train.Cli;
 /// <summary>Thrown for a bad command line; the message is one line for the user.</summary>
 public sealed class UsageException(string message) : Exception(message);
 
-/// <summary>Parses <c>[command] [--option value | --flag]… [inputs…]</c> into <see cref="TrainSettings"/>.</summary>
+/// <summary>
+/// Parses <c>[command] [--option value | --flag]… [inputs…]</c> into <see cref="TrainSettings"/>. The options, their
+/// help and which command takes which are in <see cref="OptionTable"/>; <c>@FILE</c> arguments are replaced by the
+/// file's whitespace-separated words (lines starting with # are comments).
+/// </summary>
+/// <remarks>
+/// System.CommandLine 2.0 was considered (it gives help, response files and completion): its stock messages
+/// ("Cannot parse argument 'x' for option '--epochs' as expected type 'System.Int32'.", two errors for one mistyped
+/// option, choices listed over several lines) are less clear than these one-liners, keeping ours means a custom
+/// parser per option, and its first parse took about 100 ms. So the parser stays hand-written and small.
+/// </remarks>
 public static class CommandLine
 {
-    private static readonly string[] Commands = ["train", "eval", "predict", "ablate"];
-    private static readonly HashSet<string> Flags = ["learned-weighting", "skip-bad", "plain", "tf32", "help", "debug", "json"];
-
     /// <summary>The line printed under an option error.</summary>
     public const string ShortUsage = "usage: dotnet run --project tools/Train -- [train|eval|predict|ablate] [options]  (--help lists them)";
 
-    /// <summary>The usage text.</summary>
-    public const string Usage = """
-        usage: dotnet run --project tools/Train -- [train|eval|predict|ablate] [options]
+    /// <summary>
+    /// The help the arguments ask for (<c>--help</c>, <c>-h</c> or <c>help [COMMAND]</c>), or null: then run the command.
+    /// </summary>
+    public static string? HelpText(IReadOnlyList<string> args)
+    {
+        args = ExpandResponseFiles(args);
+        if (args.Count > 0 && args[0] == "help")
+            return args.Count == 1 ? OptionTable.GeneralHelp() : OptionTable.CommandHelp(ParseCommand(args[1]));
+        if (!args.Any(a => a is "--help" or "-h")) return null;
+        return args.Count > 0 && !args[0].StartsWith('-') ? OptionTable.CommandHelp(ParseCommand(args[0])) : OptionTable.GeneralHelp();
+    }
 
-          train    train a model (the default); without --data, on the synthetic birds set
-          eval     evaluate --checkpoint on the test split
-          predict  IMAGE|DIR… --checkpoint FILE: top-5 classes, box and expert route per image
-          ablate   train single, moe, mtl and mtl-moe with one seed and budget; write a comparison
+    private static CommandKind ParseCommand(string word) => ChoiceNames.TryParse<CommandKind>(word, out var c) ? c
+        : throw new UsageException($"unknown command '{word}' (expected {string.Join(", ", ChoiceNames.Names<CommandKind>())})");
 
-        data      --data DIR (a CUB_200_2011 folder)  --skip-bad  --max-image-pixels N  --synthetic-classes N
-                  --synthetic-images N (per class)  --synthetic-size PX
-        model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50  --width X
-                  --experts E  --k K  --expert-depth head|layer4  --pretrained FILE.safetensors
-                  --init-experts-from CHECKPOINT  --hidden N (expert MLP)  --dropout X
-                  --zero-init-residual on|off
-        training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
-                  --res PX  --resize PX  --jitter X (colour)  --label-smoothing X  --lambda-loc X  --learned-weighting
-                  --seed N  --threads N  --workers N  --device auto|cpu|cuda  --tf32 (GPU)  --preset cub448
-        output    --out DIR  --resume RUN_DIR  --checkpoint FILE  --annotate DIR  --plain  --debug (stack traces)
-        """;
+    /// <summary>Replaces every <c>@FILE</c> argument by the words of FILE.</summary>
+    public static IReadOnlyList<string> ExpandResponseFiles(IReadOnlyList<string> args)
+    {
+        if (!args.Any(a => a.StartsWith('@'))) return args;
+        var result = new List<string>();
+        foreach (var a in args)
+        {
+            if (!a.StartsWith('@') || a.Length == 1) { result.Add(a); continue; }
+            string path = a[1..];
+            if (!File.Exists(path)) throw new UsageException($"response file '{path}' does not exist");
+            foreach (var line in File.ReadLines(path))
+                if (!line.TrimStart().StartsWith('#'))
+                    result.AddRange(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+        }
+        return result;
+    }
 
     /// <summary>Parses the arguments; throws <see cref="UsageException"/> with one clear line on any error.</summary>
     public static TrainSettings Parse(IReadOnlyList<string> args)
     {
+        args = ExpandResponseFiles(args);
         var s = new TrainSettings();
         int i = 0;
         if (args.Count > 0 && !args[0].StartsWith('-'))
         {
-            if (!Commands.Contains(args[0])) throw new UsageException($"unknown command '{args[0]}' (expected {string.Join(", ", Commands)})");
-            s = s with { Command = args[0] };
+            s = s with { Command = ParseCommand(args[0]) };
             i = 1;
         }
+        string command = s.Command.ToChoiceName();
         var values = new Dictionary<string, string?>(StringComparer.Ordinal);
         var inputs = new List<string>();
         for (; i < args.Count; i++)
@@ -56,16 +75,17 @@ public static class CommandLine
             var a = args[i];
             if (!a.StartsWith("--", StringComparison.Ordinal))
             {
-                if (s.Command != "predict") throw new UsageException($"unexpected argument '{a}' (options look like --name value)");
+                if (s.Command != CommandKind.Predict) throw new UsageException($"unexpected argument '{a}' (options look like --name value)");
                 inputs.Add(a);
                 continue;
             }
             var name = a[2..];
-            if (Flags.Contains(name)) { values[name] = null; continue; }
+            var spec = OptionTable.Find(name) ?? throw new UsageException($"unknown option --{name}");
+            if (!OptionTable.Applies(spec, s.Command)) throw new UsageException($"--{name} does not apply to {command} ('{command} --help' lists its options)");
+            if (spec.IsFlag) { values[name] = null; continue; }
             if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"option --{name} needs a value");
             values[name] = args[++i];
         }
-        if (values.ContainsKey("help")) throw new UsageException("help requested");
 
         if (values.TryGetValue("preset", out var preset)) s = ApplyPreset(s, preset!);
         foreach (var (name, value) in values) s = Apply(s, name, value);
@@ -131,7 +151,8 @@ public static class CommandLine
         "tf32" => s with { Tf32 = true },
         "debug" => s with { Debug = true },
         "json" => s with { Json = true },
-        _ => throw new UsageException($"unknown option --{name}"),
+        "help" => s,
+        _ => throw new InvalidOperationException($"option --{name} is in the table but not handled"),
     };
 
     private static T Choice<T>(string name, string? v) where T : struct, Enum
@@ -164,8 +185,8 @@ public static class CommandLine
         if (s.Dropout is < 0 or >= 1) throw new UsageException($"--dropout must be in [0, 1), got {s.Dropout}");
         if (s.LabelSmoothing is < 0 or >= 1) throw new UsageException($"--label-smoothing must be in [0, 1), got {s.LabelSmoothing}");
         if (s.Threads < 0 || s.Workers < 0) throw new UsageException("--threads and --workers must not be negative");
-        if (s.Command == "predict" && (s.Inputs.Count == 0 || s.Checkpoint is null)) throw new UsageException("predict needs IMAGE|DIR arguments and --checkpoint FILE");
-        if (s.Command == "eval" && s.Checkpoint is null && s.Resume is null) throw new UsageException("eval needs --checkpoint FILE");
+        if (s.Command == CommandKind.Predict && (s.Inputs.Count == 0 || s.Checkpoint is null)) throw new UsageException("predict needs IMAGE|DIR arguments and --checkpoint FILE");
+        if (s.Command == CommandKind.Eval && s.Checkpoint is null && s.Resume is null) throw new UsageException("eval needs --checkpoint FILE (or --resume RUN_DIR)");
         if (s.Data is not null && !Directory.Exists(s.Data)) throw new UsageException($"--data folder '{s.Data}' does not exist");
         if (s.Resume is not null && !Directory.Exists(s.Resume)) throw new UsageException($"--resume folder '{s.Resume}' does not exist");
     }

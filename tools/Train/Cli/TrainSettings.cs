@@ -7,7 +7,7 @@ namespace MtlMoe.Train.Cli;
 public sealed record TrainSettings
 {
     /// <summary>train (default), eval, predict or ablate.</summary>
-    public string Command { get; init; } = "train";
+    public CommandKind Command { get; init; } = CommandKind.Train;
     /// <summary>A CUB_200_2011 folder; null: the synthetic birds set, generated once into a cache folder.</summary>
     public string? Data { get; init; }
     /// <summary>auto (a GPU when usable), cpu or cuda[:N].</summary>

@@ -35,7 +35,7 @@ public static class AblateCommand
         {
             string name = v.ToChoiceName();
             progress.Message($"── ablate: {name} ──");
-            var s = settings with { Command = "train", Variant = v, Out = Path.Combine(dir, name), Resume = null };
+            var s = settings with { Command = CommandKind.Train, Variant = v, Out = Path.Combine(dir, name), Resume = null };
             var r = TrainCommand.Train(s, progress, reporter, cancel);
             int? reached = r.History.FirstOrDefault(m => m.TestTop1 >= TargetTop1)?.Epoch;
             rows.Add(new AblationRow(name, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History));

@@ -25,7 +25,7 @@ public static class ResumeSettings
         if (refused.Count > 0)
             throw new UsageException($"--resume continues {runDir} with the settings in its config.json; {string.Join(", ", refused.Select(n => "--" + n))} cannot change " +
                 $"(on resume only {string.Join(", ", Changeable.Select(n => "--" + n))} may be given)");
-        var s = saved with { Resume = runDir, Out = runDir, Command = "train", Given = given.Given };
+        var s = saved with { Resume = runDir, Out = runDir, Command = CommandKind.Train, Given = given.Given };
         bool Has(string n) => given.Given.Contains(n);
         if (Has("epochs")) s = s with { Epochs = given.Epochs };
         if (Has("device")) s = s with { Device = given.Device };
