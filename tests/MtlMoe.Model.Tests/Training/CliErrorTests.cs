@@ -29,6 +29,14 @@ public class CliErrorTests
         public string Img(int id) => Path.GetFullPath(TestSets.ImagePath(Root, id));
         public string Meta(string file) => Path.Combine(Root, file);
         public string[] Train(params string[] extra) => ["--data", Root, "--out", Path.Combine(Dir, "run"), .. CliRunner.Tiny, .. extra];
+        /// <summary>A finished one-epoch run of the tiny settings.</summary>
+        public string Run()
+        {
+            string run = Path.Combine(Dir, "run");
+            var (code, _, err) = CliRunner.Run(Train());
+            Assert.That(code, Is.EqualTo(0), err);
+            return run;
+        }
         public string Checkpoint(byte[] bytes) { var p = Path.Combine(Dir, "model.safetensors"); File.WriteAllBytes(p, bytes); return p; }
         public string GoodCheckpoint()
         {
@@ -94,6 +102,28 @@ public class CliErrorTests
             c => $"error: {Path.Combine(c.Dir, "nope.safetensors")}: file not found");
         yield return new("--pretrained: truncated file", c => c.Train("--pretrained", Truncated(c)), 1,
             c => $"error: {Path.Combine(c.Dir, "model.safetensors")}: not a valid safetensors file: ");
+        yield return new("--resume: truncated trainer_state.json", c =>
+        {
+            var state = Path.Combine(c.Run(), "ckpt-0001", "trainer_state.json");
+            File.WriteAllText(state, File.ReadAllText(state)[..40]);
+            return ["--resume", Path.Combine(c.Dir, "run"), "--epochs", "2"];
+        }, 1, c => $"error: {Path.Combine(c.Dir, "run", "ckpt-0001", "trainer_state.json")}:");
+        yield return new("--resume: truncated model", c =>
+        {
+            var model = Path.Combine(c.Run(), "ckpt-0001", "model.safetensors");
+            File.WriteAllBytes(model, File.ReadAllBytes(model)[..5000]);
+            return ["--resume", Path.Combine(c.Dir, "run"), "--epochs", "2"];
+        }, 1, c => $"error: {Path.Combine(c.Dir, "run", "ckpt-0001", "model.safetensors")}: not a valid safetensors file: ");
+        yield return new("--resume with --lr", c => ["--resume", c.Run(), "--lr", "0.5"], 2,
+            c => $"error: --resume continues {Path.Combine(c.Dir, "run")} with the settings in its config.json; --lr cannot change");
+        yield return new("--out of a finished run", c => { c.Run(); return c.Train(); }, 2,
+            c => $"error: {Path.Combine(c.Dir, "run")} already holds a run; continue it with --resume");
+        yield return new("predict: a text file", c =>
+        {
+            var f = Path.Combine(c.Dir, "notes.jpg");
+            File.WriteAllText(f, "hello");
+            return ["predict", f, "--checkpoint", c.GoodCheckpoint(), "--device", "cpu"];
+        }, 1, c => $"error: {Path.Combine(c.Dir, "notes.jpg")}: not a recognised image format (5 bytes)");
         // Folders
         yield return new("--out under a regular file", c =>
         {
@@ -120,7 +150,8 @@ public class CliErrorTests
         Assert.That(first, Does.StartWith(k.Expected(c)));
         Assert.That(code, Is.EqualTo(k.Code), err);
         int lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
-        Assert.That(lines, Is.EqualTo(k.Code == 2 ? 2 : 1), "one line (options: plus the usage line)");
+        int expected = k.Code == 2 ? 2 : k.Name.StartsWith("predict") ? 2 : 1;
+        Assert.That(lines, Is.EqualTo(expected), "one line (options: plus the usage line; predict: plus its summary)");
     }
 
     [Test]
