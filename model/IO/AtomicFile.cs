@@ -11,20 +11,7 @@ public static class AtomicFile
     public static void Write(string path, Action<Stream> write) => Write(DiskFileOps.Instance, path, write);
 
     /// <summary>As <see cref="Write(string, Action{Stream})"/> through <paramref name="fs"/>.</summary>
-    public static void Write(IFileOps fs, string path, Action<Stream> write)
-    {
-        var (full, tmp) = TempBeside(path);
-        try
-        {
-            fs.WriteFile(tmp, write);
-            fs.ReplaceFile(tmp, full);
-        }
-        catch
-        {
-            try { fs.DeleteFile(tmp); } catch (Exception) { /* the next start cleans it */ }
-            throw;
-        }
-    }
+    public static void Write(IFileOps fs, string path, Action<Stream> write) => ViaTemp(fs, path, tmp => fs.WriteFile(tmp, write));
 
     /// <summary>Writes text atomically (UTF-8).</summary>
     public static void WriteAllText(string path, string text) => WriteAllText(DiskFileOps.Instance, path, text);
@@ -33,12 +20,15 @@ public static class AtomicFile
     public static void WriteAllText(IFileOps fs, string path, string text) => Write(fs, path, s => WriteText(s, text));
 
     /// <summary>Replaces <paramref name="destination"/> by a copy of <paramref name="source"/> (copy beside it, then rename).</summary>
-    public static void Copy(IFileOps fs, string source, string destination)
+    public static void Copy(IFileOps fs, string source, string destination) => ViaTemp(fs, destination, tmp => fs.CopyFile(source, tmp));
+
+    // Creates the temp file beside the destination, then renames it over; on failure the temp file goes again.
+    private static void ViaTemp(IFileOps fs, string path, Action<string> create)
     {
-        var (full, tmp) = TempBeside(destination);
+        var (full, tmp) = TempBeside(path);
         try
         {
-            fs.CopyFile(source, tmp);
+            create(tmp);
             fs.ReplaceFile(tmp, full);
         }
         catch

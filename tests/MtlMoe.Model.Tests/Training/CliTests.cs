@@ -4,7 +4,6 @@ using MtlMoe.Model.Training;
 using MtlMoe.Train;
 using MtlMoe.Train.Cli;
 using MtlMoe.Train.Commands;
-using MtlMoe.Model.Training;
 
 namespace MtlMoe.Tests.Training;
 

@@ -63,6 +63,7 @@ public static class ResumeSettings
         double before = Trainer.ScheduleFor(saved, trainer.StepsPerEpoch).At(step), after = Trainer.ScheduleFor(now, trainer.StepsPerEpoch).At(step);
         return FormattableString.Invariant(
             $"--epochs {now.Epochs} (the run was planned for {saved.Epochs}): the warm-up + cosine schedule is recomputed for {now.Epochs} epochs; ") +
-            FormattableString.Invariant($"step {step + 1} continues at lr {after:G4} where the {saved.Epochs}-epoch schedule gave {before:G4}; epochs 1–{done} keep the rates they had");
+            FormattableString.Invariant($"step {step + 1} continues at lr {after:G4} where the {saved.Epochs}-epoch schedule gave {before:G4}; ") +
+            (done == 1 ? "epoch 1 keeps the rates it had" : $"epochs 1–{done} keep the rates they had");
     }
 }
