@@ -12,6 +12,11 @@ public enum ResNetDepth
     ResNet34,
     /// <summary>Bottleneck × [3, 4, 6, 3]</summary>
     ResNet50,
+    /// <summary>
+    /// BasicBlock × [2, 2, 2, 3], widths 64–512: the ImageNet ResNet that CNTK's model zoo exports as "ResNet18"
+    /// (ML.NET's DnnImageFeaturizer.ResNet18 package) — one block more in the last stage than torchvision's ResNet-18.
+    /// </summary>
+    ResNet18Cntk,
 }
 
 /// <summary>
@@ -44,8 +49,8 @@ public sealed class ResNet : Module
         rng ??= Rng.Default;
         Depth = depth;
         int W(int c) => Math.Max(4, (int)Math.Round(c * widthMultiplier));
-        int[] blocks = depth == ResNetDepth.ResNet18 ? [2, 2, 2, 2] : [3, 4, 6, 3];
-        bool bottleneck = depth == ResNetDepth.ResNet50;
+        int[] blocks = StageBlocks(depth);
+        bool bottleneck = UsesBottleneck(depth);
         int expansion = bottleneck ? Bottleneck.Expansion : BasicBlock.Expansion;
 
         int inPlanes = W(64);
@@ -71,6 +76,17 @@ public sealed class ResNet : Module
         foreach (var (name, t) in NamedParameters())
             if (t.Rank == 4 && name.EndsWith("weight", StringComparison.Ordinal)) Init.KaimingNormal(t, rng, FanMode.FanOut);
     }
+
+    /// <summary>Residual blocks in each of the four stages.</summary>
+    public static int[] StageBlocks(ResNetDepth depth) => depth switch
+    {
+        ResNetDepth.ResNet18 => [2, 2, 2, 2],
+        ResNetDepth.ResNet18Cntk => [2, 2, 2, 3],
+        _ => [3, 4, 6, 3],
+    };
+
+    /// <summary>True when the stages are made of bottleneck blocks (ResNet-50), false for basic blocks.</summary>
+    public static bool UsesBottleneck(ResNetDepth depth) => depth == ResNetDepth.ResNet50;
 
     /// <summary>The last residual stage (what <c>--expert-depth</c> may replicate per expert).</summary>
     public Sequential Layer4 => _layers[3];

@@ -12,7 +12,7 @@ public sealed record ModelConfig
 {
     /// <summary>single, moe, mtl or mtl-moe.</summary>
     public string Variant { get; init; } = "mtl-moe";
-    /// <summary>resnet18, resnet34 or resnet50.</summary>
+    /// <summary>resnet18, resnet34, resnet50 or resnet18-cntk (see <see cref="Backbones"/>).</summary>
     public string Backbone { get; init; } = "resnet18";
     /// <summary>Backbone width multiplier.</summary>
     public double Width { get; init; } = 1.0;
@@ -47,13 +47,21 @@ public sealed record ModelConfig
     /// <summary>Experts per row actually used (1 without MoE).</summary>
     [JsonIgnore] public int EffectiveK => HasMoe ? K : 1;
 
+    /// <summary>
+    /// The backbone names: torchvision's resnet18/34/50, and resnet18-cntk, the [2, 2, 2, 3] ResNet whose ImageNet
+    /// weights ship in the DnnImageFeaturizer.ResNet18 package (named for where its architecture comes from, so it is
+    /// never mistaken for torchvision's ResNet-18, whose checkpoints do not fit it).
+    /// </summary>
+    public static readonly IReadOnlyList<string> Backbones = ["resnet18", "resnet34", "resnet50", "resnet18-cntk"];
+
     /// <summary>The backbone depth enum.</summary>
     [JsonIgnore] public ResNetDepth Depth => Backbone switch
     {
         "resnet18" => ResNetDepth.ResNet18,
         "resnet34" => ResNetDepth.ResNet34,
         "resnet50" => ResNetDepth.ResNet50,
-        _ => throw new ArgumentException($"model config: unknown backbone '{Backbone}' (expected resnet18, resnet34 or resnet50)"),
+        "resnet18-cntk" => ResNetDepth.ResNet18Cntk,
+        _ => throw new ArgumentException($"model config: unknown backbone '{Backbone}' (expected {string.Join(", ", Backbones)})"),
     };
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first bad field.</summary>
