@@ -88,6 +88,40 @@ public sealed class ResNet : Module
     /// <summary>True when the stages are made of bottleneck blocks (ResNet-50), false for basic blocks.</summary>
     public static bool UsesBottleneck(ResNetDepth depth) => depth == ResNetDepth.ResNet50;
 
+    /// <summary>The parts that <see cref="Freeze"/> counts, input side first.</summary>
+    public static readonly IReadOnlyList<string> StageNames = ["stem", "layer1", "layer2", "layer3", "layer4"];
+
+    /// <summary>How many leading parts of <see cref="StageNames"/> are frozen (0: none).</summary>
+    public int FrozenStages { get; private set; }
+
+    /// <summary>
+    /// Freezes the stem and the stages up to and including <paramref name="through"/> ("none", "stem", "layer1", …,
+    /// "layer4"): their parameters stop requiring gradients — so autograd records nothing below the first trainable
+    /// layer and computes neither their weight gradients nor the input gradient of that layer — and their batch-norms
+    /// keep their running statistics (<see cref="KeepFrozenInEval"/>).
+    /// </summary>
+    public void Freeze(string through)
+    {
+        int n = through == "none" ? 0 : StageNames.ToList().IndexOf(through) + 1;
+        if (n == 0 && through != "none") throw new ArgumentException($"resnet: cannot freeze through '{through}' (expected none, {string.Join(", ", StageNames)})");
+        FrozenStages = n;
+        foreach (var m in FrozenModules())
+            foreach (var (_, p) in m.NamedParameters()) p.RequiresGrad = false;
+        KeepFrozenInEval();
+    }
+
+    /// <summary>Puts the frozen parts back in evaluation mode (call after <see cref="Module.Train"/>).</summary>
+    public void KeepFrozenInEval()
+    {
+        foreach (var m in FrozenModules()) m.Eval();
+    }
+
+    private IEnumerable<Module> FrozenModules()
+    {
+        if (FrozenStages >= 1) { yield return _conv1; yield return _bn1; }
+        for (int s = 0; s < FrozenStages - 1; s++) yield return _layers[s];
+    }
+
     /// <summary>The last residual stage (what <c>--expert-depth</c> may replicate per expert).</summary>
     public Sequential Layer4 => _layers[3];
 

@@ -25,12 +25,14 @@ public static class Transfer
             var own = net.Backbone.StateDict();
             string prefix = BestPrefix(tensors.Keys, own);
             var byName = tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
-            int fitting = own.Count(kv => byName.TryGetValue(kv.Key, out var t) && Shapes.Equal(t.Shape, kv.Value.Shape));
-            if (2 * fitting < own.Count)
+            // The half rule counts weights and statistics: num_batches_tracked is a scalar of every width.
+            var counted = own.Where(kv => !kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal)).ToList();
+            int fitting = counted.Count(kv => byName.TryGetValue(kv.Key, out var t) && Shapes.Equal(t.Shape, kv.Value.Shape));
+            if (2 * fitting < counted.Count)
             {
-                int sameName = own.Keys.Count(byName.ContainsKey);
+                int sameName = counted.Count(kv => byName.ContainsKey(kv.Key));
                 throw new InvalidDataException(
-                    $"{path}: only {fitting} of the backbone's {own.Count} tensors match by name and shape ({sameName} by name" +
+                    $"{path}: only {fitting} of the backbone's {counted.Count} weight and statistics tensors match by name and shape ({sameName} by name" +
                     $"{(prefix.Length > 0 ? $" under '{prefix}'" : "")}), so it holds no weights for backbone {net.Config.Backbone} ×{net.Config.Width}; " +
                     "pass a torchvision-named ResNet state dict of that depth and width (or a checkpoint of this program with the same --backbone and --width)");
             }

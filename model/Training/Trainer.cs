@@ -72,6 +72,8 @@ public sealed class Trainer : IDisposable
             "adamw" => new AdamW(net.Parameters(), options.Lr, weightDecay: options.WeightDecay),
             _ => throw new ArgumentException($"trainer: unknown optimizer '{options.Optimizer}' (expected sgd or adamw)"),
         };
+        net.Backbone.Freeze(options.Freeze);
+        if (options.BackboneLrScale != 1.0) _optimizer.ScaleLearningRate(net.Backbone.Parameters(), options.BackboneLrScale);
         long total = (long)options.Epochs * StepsPerEpoch;
         _schedule = LrSchedule.WarmupCosine(options.Lr, Math.Min(total - 1, (long)Math.Round(options.WarmupEpochs * StepsPerEpoch)), total);
     }
@@ -140,6 +142,7 @@ public sealed class Trainer : IDisposable
     private (double Loss, double Cls, double Box, double Aux, double Top1, double Ips) TrainEpoch(int epoch, CancellationToken cancel)
     {
         _net.Train();
+        _net.Backbone.KeepFrozenInEval();
         double lossSum = 0, clsSum = 0, boxSum = 0, auxSum = 0;
         int seen = 0, correct = 0, batches = 0;
         var clock = Stopwatch.StartNew();

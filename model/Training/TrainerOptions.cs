@@ -33,6 +33,10 @@ public sealed record TrainerOptions
     public double ColorJitter { get; init; } = 0.4;
     /// <summary>Compute device (cpu, cuda, cuda:N).</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>Backbone parts frozen, from the input up to and including this one: none, stem, layer1 … layer4 (see <see cref="Backbone.ResNet.Freeze"/>).</summary>
+    public string Freeze { get; init; } = "none";
+    /// <summary>The backbone's learning rate as a fraction of <see cref="Lr"/> (a parameter group; heads keep the full rate).</summary>
+    public double BackboneLrScale { get; init; } = 1.0;
     /// <summary>Keep decoded images in memory between epochs.</summary>
     public bool CacheDecoded { get; init; } = true;
 

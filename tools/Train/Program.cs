@@ -35,7 +35,7 @@ namespace MtlMoe.Train
                 };
             }
             catch (TrainingDivergedException e) { error.WriteLine($"error: {e.Message}"); return 1; }
-            catch (Exception e) when (e is InvalidOperationException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or IOException or ArgumentException)
+            catch (Exception e) when (e is InvalidOperationException or InvalidDataException or FormatException or FileNotFoundException or DirectoryNotFoundException or IOException or ArgumentException)
             {
                 error.WriteLine($"error: {e.Message}");
                 return 1;

@@ -22,9 +22,9 @@ public static class CommandLine
 
         data      --data DIR (a CUB_200_2011 folder)  --skip-bad  --synthetic-classes N
                   --synthetic-images N (per class)  --synthetic-size PX
-        model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50  --width X
-                  --experts E  --k K  --expert-depth head|layer4  --pretrained FILE.safetensors
-                  --init-experts-from CHECKPOINT  --hidden N (expert MLP)  --dropout X
+        model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50|resnet18-cntk  --width X
+                  --experts E  --k K  --expert-depth head|layer4  --pretrained imagenet|FILE (.safetensors, .pth)
+                  --freeze none|stem|layer1|layer2|layer3|layer4  --backbone-lr X (× --lr)  --init-experts-from CHECKPOINT  --hidden N (expert MLP)  --dropout X
                   --zero-init-residual on|off
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
                   --res PX  --resize PX  --jitter X (colour)  --label-smoothing X  --lambda-loc X  --learned-weighting
@@ -63,6 +63,7 @@ public static class CommandLine
 
         if (values.TryGetValue("preset", out var preset)) s = ApplyPreset(s, preset!);
         foreach (var (name, value) in values) s = Apply(s, name, value);
+        s = PretrainedChoice.Resolve(s, values);
         if (inputs.Count > 0) s = s with { Inputs = inputs };
         Validate(s);
         return s;
@@ -111,6 +112,8 @@ public static class CommandLine
         "lambda-loc" => s with { LambdaLoc = Double(name, v) },
         "learned-weighting" => s with { LearnedWeighting = true },
         "pretrained" => s with { Pretrained = v },
+        "freeze" => s with { Freeze = v! },
+        "backbone-lr" => s with { BackboneLr = Double(name, v) },
         "init-experts-from" => s with { InitExpertsFrom = v },
         "checkpoint" => s with { Checkpoint = v },
         "annotate" => s with { Annotate = v },
@@ -141,7 +144,7 @@ public static class CommandLine
     {
         string[] variants = ["single", "moe", "mtl", "mtl-moe"];
         if (!variants.Contains(s.Variant)) throw new UsageException($"--variant must be one of {string.Join(", ", variants)}, got '{s.Variant}'");
-        string[] backbones = ["resnet18", "resnet34", "resnet50"];
+        var backbones = MtlMoe.Model.Net.ModelConfig.Backbones;
         if (!backbones.Contains(s.Backbone)) throw new UsageException($"--backbone must be one of {string.Join(", ", backbones)}, got '{s.Backbone}'");
         if (s.Device is not ("auto" or "cpu" or "cuda") && !s.Device.StartsWith("cuda:", StringComparison.Ordinal)) throw new UsageException($"--device must be auto, cpu or cuda, got '{s.Device}'");
         if (s.Optimizer is not ("sgd" or "adamw")) throw new UsageException($"--optimizer must be sgd or adamw, got '{s.Optimizer}'");
@@ -157,6 +160,8 @@ public static class CommandLine
         if (s.Hidden < 1) throw new UsageException($"--hidden must be at least 1, got {s.Hidden}");
         if (s.Dropout is < 0 or >= 1) throw new UsageException($"--dropout must be in [0, 1), got {s.Dropout}");
         if (s.LabelSmoothing is < 0 or >= 1) throw new UsageException($"--label-smoothing must be in [0, 1), got {s.LabelSmoothing}");
+        if (s.Freeze != "none" && !MtlMoe.Model.Backbone.ResNet.StageNames.Contains(s.Freeze)) throw new UsageException($"--freeze must be none, {string.Join(", ", MtlMoe.Model.Backbone.ResNet.StageNames)}, got '{s.Freeze}'");
+        if (s.BackboneLr is < 0 or > 10) throw new UsageException($"--backbone-lr must be in [0, 10], got {s.BackboneLr}");
         if (s.Threads < 0 || s.Workers < 0) throw new UsageException("--threads and --workers must not be negative");
         if (s.Command == "predict" && (s.Inputs.Count == 0 || s.Checkpoint is null)) throw new UsageException("predict needs IMAGE|DIR arguments and --checkpoint FILE");
         if (s.Command == "eval" && s.Checkpoint is null && s.Resume is null) throw new UsageException("eval needs --checkpoint FILE");

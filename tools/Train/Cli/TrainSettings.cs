@@ -66,8 +66,12 @@ public sealed record TrainSettings
     public double LambdaLoc { get; init; } = 1.0;
     /// <summary>Learned uncertainty weighting of the task losses instead of a fixed λ.</summary>
     public bool LearnedWeighting { get; init; }
-    /// <summary>Backbone weights (safetensors, torchvision names).</summary>
+    /// <summary>Backbone weights: "imagenet" (resnet18-cntk, width 1), or a file with torchvision names (.safetensors, .pth, or a checkpoint of this program).</summary>
     public string? Pretrained { get; init; }
+    /// <summary>Backbone parts frozen from the input up to and including this one: none, stem, layer1 … layer4.</summary>
+    public string Freeze { get; init; } = "none";
+    /// <summary>The backbone's learning rate as a fraction of --lr (the heads keep --lr).</summary>
+    public double BackboneLr { get; init; } = 1.0;
     /// <summary>A checkpoint of a single-expert run whose head starts every expert.</summary>
     public string? InitExpertsFrom { get; init; }
     /// <summary>Checkpoint for eval/predict.</summary>

@@ -55,7 +55,9 @@ public static class TrainCommand
         {
             if (s.Pretrained is not null)
             {
-                var report = Transfer.LoadPretrainedBackbone(net, s.Pretrained);
+                var report = s.Pretrained == PretrainedChoice.ImageNet
+                    ? Transfer.LoadImageNetBackbone(net, RunSetup.CacheDir, progress.Message)
+                    : Transfer.LoadPretrainedBackbone(net, s.Pretrained);
                 progress.Message($"pretrained backbone {s.Pretrained}:");
                 foreach (var line in Transfer.Describe(report)) progress.Message(line);
             }
