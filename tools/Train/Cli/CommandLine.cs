@@ -18,7 +18,8 @@ public static class CommandLine
           train    train a model (the default); without --data, on the synthetic birds set
           eval     evaluate --checkpoint on the test split
           predict  IMAGE|DIR… --checkpoint FILE: top-5 classes, box and expert route per image
-          ablate   train single, moe, mtl and mtl-moe with one seed and budget; write a comparison
+          ablate   train single, moe, mtl and mtl-moe with one budget (--seeds N: N seeds each, mean ± sd,
+                   paired differences against mtl-moe); write a comparison
 
         data      --data DIR (a CUB_200_2011 folder)  --skip-bad  --synthetic-classes N
                   --synthetic-images N (per class)  --synthetic-size PX
@@ -28,7 +29,7 @@ public static class CommandLine
                   --zero-init-residual on|off
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)
                   --res PX  --resize PX  --jitter X (colour)  --label-smoothing X  --lambda-loc X  --learned-weighting
-                  --seed N  --threads N  --workers N  --device auto|cpu|cuda  --tf32 (GPU)  --preset cub448
+                  --seed N  --seeds N (ablate)  --threads N  --workers N  --device auto|cpu|cuda  --tf32 (GPU)  --preset cub448
         output    --out DIR  --resume RUN_DIR  --checkpoint FILE  --annotate DIR  --plain
         """;
 
@@ -104,6 +105,7 @@ public static class CommandLine
         "dropout" => s with { Dropout = Double(name, v) },
         "zero-init-residual" => s with { ZeroInitResidual = Bool(name, v) },
         "seed" => s with { Seed = ulong.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var seed) ? seed : throw new UsageException($"--seed expects a non-negative integer, got '{v}'") },
+        "seeds" => s with { Seeds = Int(name, v) },
         "threads" => s with { Threads = Int(name, v) },
         "workers" => s with { Workers = Int(name, v) },
         "out" => s with { Out = v },
@@ -162,6 +164,8 @@ public static class CommandLine
         if (s.LabelSmoothing is < 0 or >= 1) throw new UsageException($"--label-smoothing must be in [0, 1), got {s.LabelSmoothing}");
         if (s.Freeze != "none" && !MtlMoe.Model.Backbone.ResNet.StageNames.Contains(s.Freeze)) throw new UsageException($"--freeze must be none, {string.Join(", ", MtlMoe.Model.Backbone.ResNet.StageNames)}, got '{s.Freeze}'");
         if (s.BackboneLr is < 0 or > 10) throw new UsageException($"--backbone-lr must be in [0, 10], got {s.BackboneLr}");
+        if (s.Seeds is < 1 or > 100) throw new UsageException($"--seeds must be between 1 and 100, got {s.Seeds}");
+        if (s.Seeds > 1 && s.Command != "ablate") throw new UsageException("--seeds is an ablate option (train takes one --seed)");
         if (s.Threads < 0 || s.Workers < 0) throw new UsageException("--threads and --workers must not be negative");
         if (s.Command == "predict" && (s.Inputs.Count == 0 || s.Checkpoint is null)) throw new UsageException("predict needs IMAGE|DIR arguments and --checkpoint FILE");
         if (s.Command == "eval" && s.Checkpoint is null && s.Resume is null) throw new UsageException("eval needs --checkpoint FILE");

@@ -50,6 +50,8 @@ public sealed record TrainSettings
     public double Dropout { get; init; } = 0.2;
     /// <summary>Seed of every random choice.</summary>
     public ulong Seed { get; init; } = 1;
+    /// <summary>ablate: seeds per variant (--seed, --seed + 1, …), for mean ± sd and paired differences.</summary>
+    public int Seeds { get; init; } = 1;
     /// <summary>CPU threads for compute (0: all cores).</summary>
     public int Threads { get; init; }
     /// <summary>Data-loading worker threads.</summary>
