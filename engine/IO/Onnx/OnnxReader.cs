@@ -278,15 +278,15 @@ public static class OnnxReader
         string what = $"tensor '{name}' ({dataType}, shape {Format(dims)})";
         Array data = dataType switch
         {
-            OnnxDataType.Float => rawAt >= 0 ? RawFloats(raw, n, 4, what, rawAt, (b, i) => BinaryPrimitives.ReadSingleLittleEndian(b[(4 * i)..]))
+            OnnxDataType.Float => rawAt >= 0 ? Raw<float>(raw, n, what, rawAt)
                 : Typed(floats, n, what, start, "float_data"),
             OnnxDataType.Float16 => rawAt >= 0 ? RawFloats(raw, n, 2, what, rawAt, (b, i) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..])))
                 : Typed(ints.Select(v => (float)BitConverter.UInt16BitsToHalf((ushort)v)).ToList(), n, what, start, "int32_data"),
             OnnxDataType.BFloat16 => rawAt >= 0 ? RawFloats(raw, n, 2, what, rawAt, (b, i) => BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(b[(2 * i)..]) << 16))
                 : Typed(ints.Select(v => BitConverter.Int32BitsToSingle((int)((ushort)v) << 16)).ToList(), n, what, start, "int32_data"),
-            OnnxDataType.Double => rawAt >= 0 ? RawDoubles(raw, n, what, rawAt) : Typed(doubles, n, what, start, "double_data"),
-            OnnxDataType.Int32 => rawAt >= 0 ? RawInts(raw, n, what, rawAt) : Typed(ints.Select(v => (int)v).ToList(), n, what, start, "int32_data"),
-            OnnxDataType.Int64 => rawAt >= 0 ? RawLongs(raw, n, what, rawAt) : Typed(ints, n, what, start, "int64_data"),
+            OnnxDataType.Double => rawAt >= 0 ? Raw<double>(raw, n, what, rawAt) : Typed(doubles, n, what, start, "double_data"),
+            OnnxDataType.Int32 => rawAt >= 0 ? Raw<int>(raw, n, what, rawAt) : Typed(ints.Select(v => (int)v).ToList(), n, what, start, "int32_data"),
+            OnnxDataType.Int64 => rawAt >= 0 ? Raw<long>(raw, n, what, rawAt) : Typed(ints, n, what, start, "int64_data"),
             _ => throw new ProtoException($"{what}: element type {dataType} is not supported (supported: Float, Float16, BFloat16, Double, Int32, Int64)", start),
         };
         return new OnnxTensor(name, dims.ToArray(), dataType, data);
@@ -310,28 +310,12 @@ public static class OnnxReader
         return a;
     }
 
-    private static double[] RawDoubles(ReadOnlySpan<byte> raw, int n, string what, long at)
+    // Little-endian element types read straight from raw_data (the engine runs on little-endian hosts only).
+    private static T[] Raw<T>(ReadOnlySpan<byte> raw, int n, string what, long at) where T : unmanaged
     {
-        CheckRaw(raw, n, 8, what, at);
-        var a = new double[n];
-        for (int i = 0; i < n; i++) a[i] = BinaryPrimitives.ReadDoubleLittleEndian(raw[(8 * i)..]);
-        return a;
-    }
-
-    private static int[] RawInts(ReadOnlySpan<byte> raw, int n, string what, long at)
-    {
-        CheckRaw(raw, n, 4, what, at);
-        var a = new int[n];
-        for (int i = 0; i < n; i++) a[i] = BinaryPrimitives.ReadInt32LittleEndian(raw[(4 * i)..]);
-        return a;
-    }
-
-    private static long[] RawLongs(ReadOnlySpan<byte> raw, int n, string what, long at)
-    {
-        CheckRaw(raw, n, 8, what, at);
-        var a = new long[n];
-        for (int i = 0; i < n; i++) a[i] = BinaryPrimitives.ReadInt64LittleEndian(raw[(8 * i)..]);
-        return a;
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("onnx: big-endian hosts are not supported");
+        CheckRaw(raw, n, System.Runtime.CompilerServices.Unsafe.SizeOf<T>(), what, at);
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(raw).ToArray();
     }
 
     private static void CheckRaw(ReadOnlySpan<byte> raw, int n, int size, string what, long at)
