@@ -41,6 +41,25 @@ public class PretrainedCliTests
         Assert.That(CommandLine.Parse(["--pretrained", "imagenet", "--backbone", "resnet18-cntk", "--width", "1"]).Backbone, Is.EqualTo("resnet18-cntk"));
     }
 
+    [Test]
+    public void TheDefaultRunStartsFromImageNetWithItsRecipe()
+    {
+        var d = CommandLine.Parse([]);
+        Assert.That((d.Pretrained, d.Backbone, d.Width, d.Lr, d.Epochs, d.Res, d.Resize), Is.EqualTo(("imagenet", "resnet18-cntk", 1.0, 0.01, 10, 160, 176)));
+        var ablate = CommandLine.Parse(["ablate", "--epochs", "6", "--res", "128"]);
+        Assert.That((ablate.Pretrained, ablate.Epochs, ablate.Res, ablate.Resize, ablate.Lr), Is.EqualTo(("imagenet", 6, 128, 0, 0.01)), "given options win; the resize follows --res");
+        // Naming a network, or --pretrained none, keeps the from-scratch defaults.
+        var scratch = CommandLine.Parse(["--pretrained", "none"]);
+        Assert.That((scratch.Pretrained, scratch.Backbone, scratch.Width, scratch.Lr, scratch.Epochs, scratch.Res), Is.EqualTo(((string?)null, "resnet18", 0.25, 0.1, 70, 128)));
+        Assert.That(CommandLine.Parse(["--width", "0.5"]).Pretrained, Is.Null);
+        Assert.That(CommandLine.Parse(["--backbone", "resnet34"]).Pretrained, Is.Null);
+        var cub = CommandLine.Parse(["--preset", "cub448"]);
+        Assert.That((cub.Pretrained, cub.Backbone), Is.EqualTo(((string?)null, "resnet50")));
+        var cubImageNet = CommandLine.Parse(["--preset", "cub448", "--pretrained", "imagenet"]);
+        Assert.That((cubImageNet.Res, cubImageNet.Epochs), Is.EqualTo((448, 50)), "a preset's recipe stays");
+        Assert.That(CommandLine.Parse(["predict", "x.png", "--checkpoint", "c.safetensors"]).Pretrained, Is.Null, "only train and ablate load weights");
+    }
+
     [TestCase(new[] { "--pretrained", "imagenet", "--backbone", "resnet50" }, "error: --pretrained imagenet needs --backbone resnet18-cntk (the ImageNet weights' architecture), got 'resnet50'")]
     [TestCase(new[] { "--width", "0.5", "--pretrained", "imagenet" }, "error: --pretrained imagenet needs --width 1 (the ImageNet weights are full width), got 0.5")]
     [TestCase(new[] { "--freeze", "layer5" }, "error: --freeze must be none, stem, layer1, layer2, layer3, layer4, got 'layer5'")]

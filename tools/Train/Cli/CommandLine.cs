@@ -15,7 +15,8 @@ public static class CommandLine
     public const string Usage = """
         usage: dotnet run --project tools/Train -- [train|eval|predict|ablate] [options]
 
-          train    train a model (the default); without --data, on the synthetic birds set
+          train    train a model (the default); without --data, on the synthetic birds set; without --pretrained,
+                   --backbone, --width or --preset, from the ImageNet weights (lr 0.01, 10 epochs, 160 px)
           eval     evaluate --checkpoint on the test split
           predict  IMAGE|DIR… --checkpoint FILE: top-5 classes, box and expert route per image
           ablate   train single, moe, mtl and mtl-moe with one budget (--seeds N: N seeds each, mean ± sd,
@@ -24,7 +25,7 @@ public static class CommandLine
         data      --data DIR (a CUB_200_2011 folder)  --skip-bad  --synthetic-classes N
                   --synthetic-images N (per class)  --synthetic-size PX
         model     --variant single|moe|mtl|mtl-moe  --backbone resnet18|resnet34|resnet50|resnet18-cntk  --width X
-                  --experts E  --k K  --expert-depth head|layer4  --pretrained imagenet|FILE (.safetensors, .pth)
+                  --experts E  --k K  --expert-depth head|layer4  --pretrained imagenet|none|FILE (.safetensors, .pth)
                   --freeze none|stem|layer1|layer2|layer3|layer4  --backbone-lr X (× --lr)  --init-experts-from CHECKPOINT  --hidden N (expert MLP)  --dropout X
                   --zero-init-residual on|off
         training  --epochs N  --batch N  --lr X  --optimizer sgd|adamw  --weight-decay X  --warmup X (epochs)

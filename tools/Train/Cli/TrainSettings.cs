@@ -68,7 +68,11 @@ public sealed record TrainSettings
     public double LambdaLoc { get; init; } = 1.0;
     /// <summary>Learned uncertainty weighting of the task losses instead of a fixed λ.</summary>
     public bool LearnedWeighting { get; init; }
-    /// <summary>Backbone weights: "imagenet" (resnet18-cntk, width 1), or a file with torchvision names (.safetensors, .pth, or a checkpoint of this program).</summary>
+    /// <summary>
+    /// Backbone weights: "imagenet" (resnet18-cntk, width 1), or a file with torchvision names (.safetensors, .pth, or a
+    /// checkpoint of this program). A train or ablate run that names no network starts from "imagenet" with its recipe;
+    /// the backbone, width, lr, epoch and resolution defaults here are the from-scratch ones (see <see cref="PretrainedChoice"/>).
+    /// </summary>
     public string? Pretrained { get; init; }
     /// <summary>Backbone parts frozen from the input up to and including this one: none, stem, layer1 … layer4.</summary>
     public string Freeze { get; init; } = "none";
