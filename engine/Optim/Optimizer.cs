@@ -26,7 +26,27 @@ public abstract class Optimizer : IDisposable
             if (!p.DType.IsFloat()) throw new ArgumentException($"{name}: parameter {i} {Shapes.Format(p.Shape)} is {p.DType.Name()}, not float");
         }
         LearningRate = lr;
+        _lrScale = new double[_parameters.Count];
+        Array.Fill(_lrScale, 1.0);
     }
+
+    private readonly double[] _lrScale;
+
+    /// <summary>
+    /// Multiplies the learning rate of the parameters in <paramref name="group"/> by <paramref name="scale"/> (a
+    /// parameter group: e.g. a pretrained backbone at a tenth of the heads' rate); schedules keep setting the base rate.
+    /// </summary>
+    public void ScaleLearningRate(IEnumerable<Tensor> group, double scale)
+    {
+        if (!(scale >= 0) || !double.IsFinite(scale)) throw new ArgumentOutOfRangeException(nameof(scale), scale, $"{Name}: learning-rate scale must be finite and ≥ 0");
+        var index = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < _parameters.Count; i++) index[_parameters[i]] = i;
+        foreach (var p in group)
+            _lrScale[index.TryGetValue(p, out int i) ? i : throw new ArgumentException($"{Name}: a tensor {Shapes.Format(p.Shape)} of the group is not one of the optimizer's parameters")] = scale;
+    }
+
+    /// <summary>The learning rate of parameter <paramref name="index"/> in the next step (base rate × its group's scale).</summary>
+    protected double LearningRateOf(int index) => _lr * _lrScale[index];
 
     /// <summary>Optimizer name used in messages ("sgd", "adamw").</summary>
     public string Name { get; }

@@ -40,7 +40,7 @@ public sealed class SGD : Optimizer
             if (buf is null) { buf = _buffers[index] = NewBuffer(param); init = true; }
         }
         param.Backend.SgdUpdate(param.Storage, param.Layout, grad.Storage, grad.Layout, buf?.Storage, buf?.Layout,
-            LearningRate, Momentum, Dampening, WeightDecay, Nesterov, init);
+            LearningRateOf(index), Momentum, Dampening, WeightDecay, Nesterov, init);
     }
 
     /// <inheritdoc />

@@ -12,6 +12,11 @@ public enum ResNetDepth
     ResNet34,
     /// <summary>Bottleneck × [3, 4, 6, 3]</summary>
     ResNet50,
+    /// <summary>
+    /// BasicBlock × [2, 2, 2, 3], widths 64–512: the ImageNet ResNet that CNTK's model zoo exports as "ResNet18"
+    /// (ML.NET's DnnImageFeaturizer.ResNet18 package) — one block more in the last stage than torchvision's ResNet-18.
+    /// </summary>
+    ResNet18Cntk,
 }
 
 /// <summary>
@@ -44,8 +49,8 @@ public sealed class ResNet : Module
         rng ??= Rng.Default;
         Depth = depth;
         int W(int c) => Math.Max(4, (int)Math.Round(c * widthMultiplier));
-        int[] blocks = depth == ResNetDepth.ResNet18 ? [2, 2, 2, 2] : [3, 4, 6, 3];
-        bool bottleneck = depth == ResNetDepth.ResNet50;
+        int[] blocks = StageBlocks(depth);
+        bool bottleneck = UsesBottleneck(depth);
         int expansion = bottleneck ? Bottleneck.Expansion : BasicBlock.Expansion;
 
         int inPlanes = W(64);
@@ -70,6 +75,47 @@ public sealed class ResNet : Module
 
         foreach (var (name, t) in NamedParameters())
             if (t.Rank == 4 && name.EndsWith("weight", StringComparison.Ordinal)) Init.KaimingNormal(t, rng, FanMode.FanOut);
+    }
+
+    /// <summary>Residual blocks in each of the four stages.</summary>
+    public static int[] StageBlocks(ResNetDepth depth) => depth switch
+    {
+        ResNetDepth.ResNet18 => [2, 2, 2, 2],
+        ResNetDepth.ResNet18Cntk => [2, 2, 2, 3],
+        _ => [3, 4, 6, 3],
+    };
+
+    /// <summary>True when the stages are made of bottleneck blocks (ResNet-50), false for basic blocks.</summary>
+    public static bool UsesBottleneck(ResNetDepth depth) => depth == ResNetDepth.ResNet50;
+
+    /// <summary>How many leading parts (the stem, then layer1 … layer4) are frozen (0: none).</summary>
+    public int FrozenStages { get; private set; }
+
+    /// <summary>
+    /// Freezes the first <paramref name="parts"/> parts of the backbone, input side first (1: the stem, 2: the stem and
+    /// layer1, …, 5: everything): their parameters stop requiring gradients — so autograd records nothing below the
+    /// first trainable layer and computes neither their weight gradients nor the input gradient of that layer — and
+    /// their batch-norms keep their running statistics (<see cref="KeepFrozenInEval"/>).
+    /// </summary>
+    public void Freeze(int parts)
+    {
+        if (parts is < 0 or > 5) throw new ArgumentOutOfRangeException(nameof(parts), parts, "resnet: 0 (none) to 5 (stem and all four stages) parts can be frozen");
+        FrozenStages = parts;
+        foreach (var m in FrozenModules())
+            foreach (var (_, p) in m.NamedParameters()) p.RequiresGrad = false;
+        KeepFrozenInEval();
+    }
+
+    /// <summary>Puts the frozen parts back in evaluation mode (call after <see cref="Module.Train"/>).</summary>
+    public void KeepFrozenInEval()
+    {
+        foreach (var m in FrozenModules()) m.Eval();
+    }
+
+    private IEnumerable<Module> FrozenModules()
+    {
+        if (FrozenStages >= 1) { yield return _conv1; yield return _bn1; }
+        for (int s = 0; s < FrozenStages - 1; s++) yield return _layers[s];
     }
 
     /// <summary>The last residual stage (what <c>--expert-depth</c> may replicate per expert).</summary>

@@ -79,8 +79,8 @@ public sealed class Layer4Expert : Module
     internal static (Sequential Stage, int OutChannels) BuildLayer4(ResNetDepth depth, double width, int inPlanes, Rng rng)
     {
         int planes = Math.Max(4, (int)Math.Round(512 * width));
-        int blocks = depth == ResNetDepth.ResNet18 ? 2 : 3;
-        bool bottleneck = depth == ResNetDepth.ResNet50;
+        int blocks = ResNet.StageBlocks(depth)[3];
+        bool bottleneck = ResNet.UsesBottleneck(depth);
         var layer = new Sequential();
         for (int b = 0; b < blocks; b++)
         {

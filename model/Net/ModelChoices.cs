@@ -31,6 +31,30 @@ public enum BackboneKind
     [ChoiceName("resnet34")] ResNet34,
     /// <summary>torchvision's ResNet-50.</summary>
     [ChoiceName("resnet50")] ResNet50,
+    /// <summary>
+    /// The [2, 2, 2, 3] BasicBlock ResNet whose ImageNet weights ship in the DnnImageFeaturizer.ResNet18 package (CNTK's
+    /// export): named for where its architecture comes from, so it is never mistaken for torchvision's ResNet-18, whose
+    /// checkpoints do not fit it.
+    /// </summary>
+    [ChoiceName("resnet18-cntk")] ResNet18Cntk,
+}
+
+/// <summary>How much of the backbone is frozen, from the input up to and including the named part.</summary>
+[JsonConverter(typeof(ChoiceJsonConverter<FreezeThrough>))]
+public enum FreezeThrough
+{
+    /// <summary>Nothing frozen.</summary>
+    [ChoiceName("none")] None,
+    /// <summary>conv1 and bn1.</summary>
+    [ChoiceName("stem")] Stem,
+    /// <summary>The stem and layer1.</summary>
+    [ChoiceName("layer1")] Layer1,
+    /// <summary>Up to layer2.</summary>
+    [ChoiceName("layer2")] Layer2,
+    /// <summary>Up to layer3.</summary>
+    [ChoiceName("layer3")] Layer3,
+    /// <summary>The whole backbone.</summary>
+    [ChoiceName("layer4")] Layer4,
 }
 
 /// <summary>What an expert is.</summary>
@@ -52,6 +76,7 @@ public static class BackboneKinds
         BackboneKind.ResNet18 => ResNetDepth.ResNet18,
         BackboneKind.ResNet34 => ResNetDepth.ResNet34,
         BackboneKind.ResNet50 => ResNetDepth.ResNet50,
+        BackboneKind.ResNet18Cntk => ResNetDepth.ResNet18Cntk,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown backbone"),
     };
 }

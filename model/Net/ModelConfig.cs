@@ -48,6 +48,13 @@ public sealed record ModelConfig
     /// <summary>Experts per row actually used (1 without MoE).</summary>
     [JsonIgnore] public int EffectiveK => HasMoe ? K : 1;
 
+    /// <summary>
+    /// The backbone names: torchvision's resnet18/34/50, and resnet18-cntk, the [2, 2, 2, 3] ResNet whose ImageNet
+    /// weights ship in the DnnImageFeaturizer.ResNet18 package (named for where its architecture comes from, so it is
+    /// never mistaken for torchvision's ResNet-18, whose checkpoints do not fit it).
+    /// </summary>
+    public static readonly IReadOnlyList<string> Backbones = ["resnet18", "resnet34", "resnet50", "resnet18-cntk"];
+
     /// <summary>The backbone depth enum.</summary>
     [JsonIgnore] public ResNetDepth Depth => BackboneKinds.Depth(Backbone);
 

@@ -63,7 +63,7 @@ public sealed class MtlMoeNet : Module
         Func<int, Module> expert;
         if (config.ExpertDepth == ExpertDepth.Layer4)
         {
-            int c3 = Math.Max(4, (int)Math.Round(256 * config.Width)) * (config.Depth == ResNetDepth.ResNet50 ? Bottleneck.Expansion : BasicBlock.Expansion);
+            int c3 = Math.Max(4, (int)Math.Round(256 * config.Width)) * (ResNet.UsesBottleneck(config.Depth) ? Bottleneck.Expansion : BasicBlock.Expansion);
             int h3 = Layer3MapSize(config.Resolution);
             inputDim = c3 * h3 * h3;
             expert = _ => new Layer4Expert(config.Depth, config.Width, c3, h3, config.Classes, config.Dropout, init, DropoutRng);
@@ -87,7 +87,7 @@ public sealed class MtlMoeNet : Module
     // γ of each block's last batch-norm (layerS.B.bn2 in basic blocks, bn3 in bottlenecks) to 0.
     private static void ZeroLastNorms(ResNet backbone, ResNetDepth depth)
     {
-        string last = depth == ResNetDepth.ResNet50 ? ".bn3.weight" : ".bn2.weight";
+        string last = ResNet.UsesBottleneck(depth) ? ".bn3.weight" : ".bn2.weight";
         foreach (var (name, t) in backbone.NamedParameters())
             if (name.StartsWith("layer", StringComparison.Ordinal) && name.EndsWith(last, StringComparison.Ordinal) && name.Count(c => c == '.') == 3)
                 t.Fill(0);

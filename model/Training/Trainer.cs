@@ -94,6 +94,8 @@ public sealed class Trainer : IDisposable
             OptimizerKind.AdamW => new AdamW(net.Parameters(), options.Lr, weightDecay: options.WeightDecay),
             _ => throw new ArgumentException($"trainer: unknown optimizer {(int)options.Optimizer}"),
         };
+        net.Backbone.Freeze((int)options.Freeze);
+        if (options.BackboneLrScale != 1.0) _optimizer.ScaleLearningRate(net.Backbone.Parameters(), options.BackboneLrScale);
         _schedule = ScheduleFor(options, StepsPerEpoch);
         _ownLock = runLock is null ? RunLock.Acquire(runDir) : null;   // last: nothing after it can throw and leak the lock
     }
@@ -187,6 +189,7 @@ public sealed class Trainer : IDisposable
     private (double Loss, double Cls, double Box, double Aux, double Top1, double Ips) TrainEpoch(int epoch, CancellationToken cancel)
     {
         _net.Train();
+        _net.Backbone.KeepFrozenInEval();
         double lossSum = 0, clsSum = 0, boxSum = 0, auxSum = 0;
         int seen = 0, correct = 0, batches = 0;
         var clock = Stopwatch.StartNew();

@@ -40,6 +40,10 @@ public sealed record TrainerOptions
     public Device Device { get; init; } = Device.Cpu;
     /// <summary>Largest image (width × height) the loaders decode (see <see cref="Data.DecodeLimits.MaxPixels"/>).</summary>
     public long MaxImagePixels { get; init; } = Data.DecodeLimits.Default.MaxPixels;
+    /// <summary>Backbone parts frozen, from the input up to and including this one (see <see cref="Backbone.ResNet.Freeze"/>).</summary>
+    public Net.FreezeThrough Freeze { get; init; } = Net.FreezeThrough.None;
+    /// <summary>The backbone's learning rate as a fraction of <see cref="Lr"/> (a parameter group; heads keep the full rate).</summary>
+    public double BackboneLrScale { get; init; } = 1.0;
     /// <summary>Keep decoded images in memory between epochs.</summary>
     public bool CacheDecoded { get; init; } = true;
 

@@ -76,9 +76,10 @@ public sealed record EvalResult(
 /// <param name="TargetTop1">The accuracy threshold used for <see cref="EpochsToTarget"/>.</param>
 /// <param name="Seconds">Training wall time.</param>
 /// <param name="History">Every epoch's metrics.</param>
+/// <param name="Seed">The seed of this run (ablate --seeds N trains every variant with N seeds).</param>
 public sealed record AblationRow(
     string Variant, double FinalTop1, double BestTop1, double FinalMeanIoU, int? EpochsToTarget, double TargetTop1,
-    double Seconds, IReadOnlyList<EpochMetrics> History);
+    double Seconds, IReadOnlyList<EpochMetrics> History, ulong Seed = 1);
 
 /// <summary>Receives progress while training runs (a live display on a terminal, plain lines otherwise).</summary>
 public interface ITrainingProgress : IDisposable

@@ -13,8 +13,9 @@ public class ChoiceNamesTests
     public void EveryChoiceHasItsOldSpelling()
     {
         Assert.That(ChoiceNames.Names<ModelVariant>(), Is.EqualTo(new[] { "single", "moe", "mtl", "mtl-moe" }));
-        Assert.That(ChoiceNames.Names<BackboneKind>(), Is.EqualTo(new[] { "resnet18", "resnet34", "resnet50" }));
+        Assert.That(ChoiceNames.Names<BackboneKind>(), Is.EqualTo(new[] { "resnet18", "resnet34", "resnet50", "resnet18-cntk" }));
         Assert.That(ChoiceNames.Names<ExpertDepth>(), Is.EqualTo(new[] { "head", "layer4" }));
+        Assert.That(ChoiceNames.Names<FreezeThrough>(), Is.EqualTo(new[] { "none", "stem", "layer1", "layer2", "layer3", "layer4" }));
         Assert.That(ChoiceNames.Names<OptimizerKind>(), Is.EqualTo(new[] { "sgd", "adamw" }));
         Assert.That(ChoiceNames.Names<DeviceKind>(), Is.EqualTo(new[] { "auto", "cpu", "cuda" }));
     }

@@ -89,6 +89,7 @@ public static class CommandLine
 
         if (values.TryGetValue("preset", out var preset)) s = ApplyPreset(s, preset!);
         foreach (var (name, value) in values) s = Apply(s, name, value);
+        s = PretrainedChoice.Resolve(s, values);
         if (inputs.Count > 0) s = s with { Inputs = inputs };
         s = s with { Given = values.Keys.ToArray() };
         Validate(s);
@@ -130,6 +131,7 @@ public static class CommandLine
         "dropout" => s with { Dropout = Double(name, v) },
         "zero-init-residual" => s with { ZeroInitResidual = Bool(name, v) },
         "seed" => s with { Seed = ulong.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var seed) ? seed : throw new UsageException($"--seed expects a non-negative integer, got '{v}'") },
+        "seeds" => s with { Seeds = Int(name, v) },
         "threads" => s with { Threads = Int(name, v) },
         "workers" => s with { Workers = Int(name, v) },
         "out" => s with { Out = v },
@@ -138,6 +140,8 @@ public static class CommandLine
         "lambda-loc" => s with { LambdaLoc = Double(name, v) },
         "learned-weighting" => s with { LearnedWeighting = true },
         "pretrained" => s with { Pretrained = v },
+        "freeze" => s with { Freeze = Choice<FreezeThrough>(name, v) },
+        "backbone-lr" => s with { BackboneLr = Double(name, v) },
         "init-experts-from" => s with { InitExpertsFrom = v },
         "checkpoint" => s with { Checkpoint = v },
         "annotate" => s with { Annotate = v },
@@ -184,6 +188,8 @@ public static class CommandLine
         if (s.Hidden < 1) throw new UsageException($"--hidden must be at least 1, got {s.Hidden}");
         if (s.Dropout is < 0 or >= 1) throw new UsageException($"--dropout must be in [0, 1), got {s.Dropout}");
         if (s.LabelSmoothing is < 0 or >= 1) throw new UsageException($"--label-smoothing must be in [0, 1), got {s.LabelSmoothing}");
+        if (s.BackboneLr is < 0 or > 10) throw new UsageException($"--backbone-lr must be in [0, 10], got {s.BackboneLr}");
+        if (s.Seeds is < 1 or > 100) throw new UsageException($"--seeds must be between 1 and 100, got {s.Seeds}");
         if (s.Threads < 0 || s.Workers < 0) throw new UsageException("--threads and --workers must not be negative");
         if (s.Command == CommandKind.Predict && (s.Inputs.Count == 0 || s.Checkpoint is null)) throw new UsageException("predict needs IMAGE|DIR arguments and --checkpoint FILE");
         if (s.Command == CommandKind.Eval && s.Checkpoint is null && s.Resume is null) throw new UsageException("eval needs --checkpoint FILE (or --resume RUN_DIR)");

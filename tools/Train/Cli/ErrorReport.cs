@@ -46,7 +46,7 @@ public static class ErrorReport
             FileProblemException => (FailureExit, e.Message),
             TrainingDivergedException or DeviceUnavailableException => (FailureExit, e.Message),
             UnauthorizedAccessException => (FailureExit, $"{e.Message} (permission denied)"),
-            IOException or InvalidDataException or InvalidOperationException or ArgumentException => (FailureExit, e.Message),
+            IOException or InvalidDataException or FormatException or InvalidOperationException or ArgumentException => (FailureExit, e.Message),
             OutOfMemoryException => (FailureExit, $"out of memory ({e.Message}); try a smaller --batch or --res"),
             _ => (FailureExit, $"internal error ({e.GetType().Name}: {e.Message}); rerun with --debug (or {DebugVariable}=1) for the stack trace and report it"),
         };

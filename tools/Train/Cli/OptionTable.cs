@@ -69,7 +69,9 @@ public static class OptionTable
         new("hidden", "N", "hidden units of an expert's MLP (default 256)", "model", Takes.Training),
         new("dropout", "X", "dropout in the experts (default 0.2)", "model", Takes.Training),
         new("zero-init-residual", "on|off", "start every residual block as the identity", "model", Takes.Training),
-        new("pretrained", "FILE", "backbone weights (safetensors, torchvision names)", "model", Takes.Training),
+        new("pretrained", "imagenet|none|FILE", "backbone weights: the ImageNet ResNet (the default when no network is named), none, or a .safetensors/.pth file with torchvision names", "model", Takes.Training),
+        new("freeze", Choices<FreezeThrough>(), "freeze the backbone from the input up to and including this part (default none)", "model", Takes.Training),
+        new("backbone-lr", "X", "the backbone's learning rate as a fraction of --lr (default 1)", "model", Takes.Training),
         new("init-experts-from", "CHECKPOINT", "start every expert from a single-expert run's head", "model", Takes.Training),
 
         new("epochs", "N", "training epochs (default 70); with --resume: the new total", "training", Takes.Training),
@@ -85,6 +87,7 @@ public static class OptionTable
         new("lambda-loc", "X", "weight of the box loss (default 1)", "training", Takes.Training),
         new("learned-weighting", null, "learn the task weights instead of --lambda-loc", "training", Takes.Training),
         new("seed", "N", "seed of every random choice (default 1)", "training", Takes.Training),
+        new("seeds", "N", "ablate: train every variant with N seeds (--seed, --seed+1, …): mean ± sd, paired differences", "training", Takes.Ablate),
         new("preset", "cub448", "the standard CUB recipe (ResNet-50, 448 px, SGD 0.01, 50 epochs, TF32)", "training", Takes.Training),
         new("max-batches", "N", "at most N training batches per epoch (smoke tests)", "training", Takes.Training),
 
@@ -116,10 +119,10 @@ public static class OptionTable
 
     private static readonly (CommandKind Kind, string Usage, string What)[] Commands =
     [
-        (CommandKind.Train, "[train] [options]", "train a model (the default command); without --data, on the synthetic birds set"),
+        (CommandKind.Train, "[train] [options]", "train a model (the default command); without --data, on the synthetic birds set; without --pretrained, --backbone, --width or --preset, from the ImageNet weights with their recipe (resnet18-cntk, lr 0.01, 10 epochs, 160 px) — the defaults below are the from-scratch ones"),
         (CommandKind.Eval, "eval --checkpoint FILE | --resume RUN_DIR [options]", "evaluate a checkpoint on the test split of its data set"),
         (CommandKind.Predict, "predict IMAGE|DIR… --checkpoint FILE [options]", "top-5 classes, box (image pixels) and expert route per image"),
-        (CommandKind.Ablate, "ablate [options]", "train single, moe, mtl and mtl-moe with one seed and budget; compare them"),
+        (CommandKind.Ablate, "ablate [options]", "train single, moe, mtl and mtl-moe with one budget and the same seeds (--seeds N); compare them"),
     ];
 
     /// <summary>The overview: commands, then the train command's options.</summary>

@@ -53,6 +53,8 @@ public sealed record TrainSettings
     public double Dropout { get; init; } = 0.2;
     /// <summary>Seed of every random choice.</summary>
     public ulong Seed { get; init; } = 1;
+    /// <summary>ablate: seeds per variant (--seed, --seed + 1, …), for mean ± sd and paired differences.</summary>
+    public int Seeds { get; init; } = 1;
     /// <summary>CPU threads for compute (0: all cores).</summary>
     public int Threads { get; init; }
     /// <summary>Data-loading worker threads.</summary>
@@ -69,8 +71,16 @@ public sealed record TrainSettings
     public double LambdaLoc { get; init; } = 1.0;
     /// <summary>Learned uncertainty weighting of the task losses instead of a fixed λ.</summary>
     public bool LearnedWeighting { get; init; }
-    /// <summary>Backbone weights (safetensors, torchvision names).</summary>
+    /// <summary>
+    /// Backbone weights: "imagenet" (resnet18-cntk, width 1), or a file with torchvision names (.safetensors, .pth, or a
+    /// checkpoint of this program). A train or ablate run that names no network starts from "imagenet" with its recipe;
+    /// the backbone, width, lr, epoch and resolution defaults here are the from-scratch ones (see <see cref="PretrainedChoice"/>).
+    /// </summary>
     public string? Pretrained { get; init; }
+    /// <summary>Backbone parts frozen from the input up to and including this one: none, stem, layer1 … layer4.</summary>
+    public FreezeThrough Freeze { get; init; } = FreezeThrough.None;
+    /// <summary>The backbone's learning rate as a fraction of --lr (the heads keep --lr).</summary>
+    public double BackboneLr { get; init; } = 1.0;
     /// <summary>A checkpoint of a single-expert run whose head starts every expert.</summary>
     public string? InitExpertsFrom { get; init; }
     /// <summary>Checkpoint for eval/predict.</summary>

@@ -20,25 +20,44 @@ public static class AblateCommand
         using var progress = Reporting.CreateProgress(settings);
         var rows = Ablate(settings, progress, Reporting.Create(), cancel, out var dir);
         progress.Message($"ablation in {Path.GetFullPath(dir)} (target top-1 {TargetTop1:P0}):");
+        if (settings.Seeds > 1)
+        {
+            progress.Message($"{"variant",-8} {"final top-1",16} {"best top-1",16} {"mean IoU",15}  (mean ± sd over {settings.Seeds} seeds)");
+            foreach (var name in Variants.Select(v => v.ToChoiceName()))
+            {
+                var rs = rows.Where(r => r.Variant == name).ToList();
+                progress.Message($"{name,-8} {Reports.AblationSeeds.Pct(Reports.MeanSd.Of(rs.Select(r => r.FinalTop1))),16} {Reports.AblationSeeds.Pct(Reports.MeanSd.Of(rs.Select(r => r.BestTop1))),16} {Reports.AblationSeeds.Num(Reports.MeanSd.Of(rs.Select(r => r.FinalMeanIoU))),15}");
+            }
+            progress.Message(Reports.AblationSeeds.Verdict(rows));
+            return 0;
+        }
         progress.Message($"{"variant",-8} {"final top-1",11} {"best top-1",10} {"mean IoU",8} {"epochs to target",16} {"seconds",8}");
         foreach (var r in rows)
             progress.Message($"{r.Variant,-8} {r.FinalTop1,11:P1} {r.BestTop1,10:P1} {(double.IsNaN(r.FinalMeanIoU) ? "—" : r.FinalMeanIoU.ToString("F3")),8} {(r.EpochsToTarget?.ToString() ?? "never"),16} {r.Seconds,8:F0}");
         return 0;
     }
 
-    /// <summary>Trains each variant into &lt;out&gt;/&lt;variant&gt; and hands the rows to the reporter.</summary>
+    /// <summary>
+    /// Trains each variant into &lt;out&gt;/&lt;variant&gt; (with --seeds N: seeds --seed … --seed + N − 1, into
+    /// &lt;out&gt;/seed&lt;s&gt;/&lt;variant&gt;) and hands the rows to the reporter.
+    /// </summary>
     public static List<AblationRow> Ablate(TrainSettings settings, ITrainingProgress progress, IRunReporter? reporter, CancellationToken cancel, out string dir)
     {
         dir = settings.Out ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture) + "-ablate");
         var rows = new List<AblationRow>();
-        foreach (var v in Variants)
+        for (int k = 0; k < settings.Seeds; k++)
         {
-            string name = v.ToChoiceName();
-            progress.Message($"── ablate: {name} ──");
-            var s = settings with { Command = CommandKind.Train, Variant = v, Out = Path.Combine(dir, name), Resume = null };
-            var r = TrainCommand.Train(s, progress, reporter, cancel);
-            int? reached = r.History.FirstOrDefault(m => m.TestTop1 >= TargetTop1)?.Epoch;
-            rows.Add(new AblationRow(name, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History));
+            ulong seed = settings.Seed + (ulong)k;
+            foreach (var v in Variants)
+            {
+                string name = v.ToChoiceName();
+                progress.Message(settings.Seeds > 1 ? $"── ablate: {name}, seed {seed} ──" : $"── ablate: {name} ──");
+                string outDir = settings.Seeds > 1 ? Path.Combine(dir, $"seed{seed}", name) : Path.Combine(dir, name);
+                var s = settings with { Command = CommandKind.Train, Variant = v, Out = outDir, Resume = null, Seed = seed };
+                var r = TrainCommand.Train(s, progress, reporter, cancel);
+                int? reached = r.History.FirstOrDefault(m => m.TestTop1 >= TargetTop1)?.Epoch;
+                rows.Add(new AblationRow(name, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History, seed));
+            }
         }
         reporter?.AblationFinished(dir, rows);
         return rows;

@@ -16,8 +16,11 @@ namespace MtlMoe.Train.Commands;
 /// <summary>What every command shares: device choice, data, model config, run folders and config.json.</summary>
 public static class RunSetup
 {
+    /// <summary>The cache folder (under the current directory): the synthetic set, the converted ImageNet weights.</summary>
+    public static string CacheDir => ".cache";
+
     /// <summary>Where the synthetic set is generated (under the current directory).</summary>
-    public static string SyntheticCacheDir => Path.Combine(".cache", "synthetic-birds");
+    public static string SyntheticCacheDir => Path.Combine(CacheDir, "synthetic-birds");
 
     /// <summary>Picks the device: auto = CUDA when the driver and a CUDA backend are present, else the CPU; says why.</summary>
     public static (Device Device, string Why) ResolveDevice(DeviceRequest requested)
@@ -102,6 +105,7 @@ public static class RunSetup
         WarmupEpochs = s.WarmupEpochs, LabelSmoothing = s.LabelSmoothing, LambdaLoc = s.LambdaLoc, Seed = s.Seed,
         Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), ColorJitter = s.Jitter, Device = device,
         MaxImagePixels = s.MaxImagePixels,
+        Freeze = s.Freeze, BackboneLrScale = s.BackboneLr,
     };
 
     /// <summary>A new run folder name: runs/&lt;timestamp&gt;-&lt;variant&gt;.</summary>

@@ -67,7 +67,9 @@ public static class TrainCommand
         {
             if (s.Pretrained is not null)
             {
-                var report = FileErrors.About(s.Pretrained, () => Transfer.LoadPretrainedBackbone(net, s.Pretrained));
+                var report = s.Pretrained == PretrainedChoice.ImageNet
+                    ? Transfer.LoadImageNetBackbone(net, RunSetup.CacheDir, progress.Message)
+                    : FileErrors.About(s.Pretrained, () => Transfer.LoadPretrainedBackbone(net, s.Pretrained));
                 progress.Message($"pretrained backbone {s.Pretrained}:");
                 foreach (var line in Transfer.Describe(report)) progress.Message(line);
             }

@@ -17,8 +17,9 @@ public static class AblationReport
         Directory.CreateDirectory(dir);
         AtomicFile.WriteAllText(Path.Combine(dir, Markdown), BuildMarkdown(rows));
         if (rows.Count == 0) return;
-        WriteChart(Path.Combine(dir, Chart), rows);
-        WriteCurves(Path.Combine(dir, Curves), rows);
+        bool seeds = rows.Select(r => r.Seed).Distinct().Count() > 1;
+        WriteChart(Path.Combine(dir, Chart), seeds ? AblationSeeds.MeanRows(rows) : rows);
+        WriteCurves(Path.Combine(dir, Curves), seeds ? rows.Where(r => r.Seed == rows[0].Seed).ToList() : rows);
     }
 
     /// <summary>The markdown: a table and one sentence naming the winner.</summary>
@@ -27,6 +28,10 @@ public static class AblationReport
         var sb = new StringBuilder();
         sb.AppendLine("# Ablation").AppendLine();
         if (rows.Count == 0) return sb.AppendLine("No variants were run.").ToString();
+        if (rows.Select(r => r.Seed).Distinct().Count() > 1)
+            return sb.Append(AblationSeeds.BuildMarkdown(rows)).AppendLine()
+                .AppendLine($"![mean final and best top-1, mean IoU]({Chart})").AppendLine()
+                .AppendLine($"![test top-1 per epoch, seed {rows[0].Seed}]({Curves})").ToString();
         double target = rows[0].TargetTop1;
         sb.AppendLine($"Same seed and budget for every variant. \"Epochs to {Fmt.Pct(target)}\" is the first epoch whose test top-1 reached {Fmt.Pct(target)}.").AppendLine();
         sb.AppendLine($"| variant | final top-1 | best top-1 | final mean IoU | epochs to {Fmt.Pct(target)} | time |");
