@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
-using MtlMoe.Engine.Cuda;
-using MtlMoe.Engine.Cuda.Native;
-using static MtlMoe.Engine.Cuda.Native.CudaDriver;
+using MtlMoe.Engine.Backends.Cuda;
+using MtlMoe.Engine.Backends.Cuda.Native;
+using static MtlMoe.Engine.Backends.Cuda.Native.CudaDriver;
 
 namespace MtlMoe.Tests.Cuda;
 

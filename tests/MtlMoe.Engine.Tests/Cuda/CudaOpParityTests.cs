@@ -189,7 +189,7 @@ public class CudaOpParityTests
     [Test]
     public void TheAllocatorReusesFreedBlocks()
     {
-        var be = (MtlMoe.Engine.Cuda.CudaBackend)BackendRegistry.Get(CudaParity.Gpu);
+        var be = (MtlMoe.Engine.Backends.Cuda.CudaBackend)BackendRegistry.Get(CudaParity.Gpu);
         for (int i = 0; i < 3; i++) Tensor.Zeros([1000, 10], device: CudaParity.Gpu).Dispose();
         long hits = be.Context.Allocator.CacheHits;
         long inUse = be.Context.Allocator.InUseBytes;

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Tests.Cuda;
 

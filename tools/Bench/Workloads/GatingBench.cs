@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 using MtlMoe.Engine.MoE;
 
 namespace MtlMoe.Bench.Workloads;

@@ -1,6 +1,6 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Bench.Workloads;
 

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 using MtlMoe.Model.Data;
 using MtlMoe.Model.Net;
 using MtlMoe.Model.Training;

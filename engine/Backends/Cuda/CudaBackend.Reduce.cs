@@ -1,0 +1,110 @@
+namespace MtlMoe.Engine.Backends.Cuda;
+
+// Reductions (kernels/reduce.cu, one dim at a time over a dense [outer, len, inner] view, fixed order) and
+// softmax / log-softmax (kernels/softmax.cu, last dim; other dims are moved last by a strided copy).
+public sealed partial class CudaBackend
+{
+    /// <inheritdoc />
+    public Storage Reduce(ReduceOp op, Storage x, Layout layout, int[] dims)
+    {
+        // Integer reductions (label counts and the like) are rare and small: host fallback, no integer kernels.
+        if (!x.DType.IsFloat()) return OnHost([x], (cpu, h) => cpu.Reduce(op, h[0], layout, dims));
+        if (dims.Length == 0) return Contiguous(x, layout);
+        var shape = (int[])layout.Shape.Clone();
+        bool arg = op is ReduceOp.ArgMax or ReduceOp.ArgMin;
+        string name = op switch { ReduceOp.Sum => "sum", ReduceOp.Max => "max", ReduceOp.Min => "min", ReduceOp.ArgMax => "argmax", _ => "argmin" };
+        Storage cur = Dense(x, layout, "reduce");
+        try
+        {
+            foreach (var (d0, d1) in ReducedRuns(dims, arg))
+            {
+                // The run d0..d1 of adjacent reduced dims is one dim of a dense [outer, len, inner] view.
+                long outer = 1, len = 1, inner = 1;
+                for (int i = 0; i < d0; i++) outer *= shape[i];
+                for (int i = d0; i <= d1; i++) len *= shape[i];
+                for (int i = d1 + 1; i < shape.Length; i++) inner *= shape[i];
+                int outputs = (int)(outer * inner);
+                Storage y;
+                if (len == 0)
+                {
+                    if (op != ReduceOp.Sum) throw new ArgumentException($"{name}: reducing an empty dim {d0} of {Shapes.Format(layout.Shape)}");
+                    y = NewZeroed(x.DType, outputs);
+                }
+                else
+                {
+                    // Few outputs over a long dim: fixed-size chunks first (deterministic: the split depends on the shape alone).
+                    while (!arg && outputs < SplitBelowOutputs && len >= SplitFromLength)
+                    {
+                        long chunks = (len + ReduceChunk - 1) / ReduceChunk;
+                        var part = New(x.DType, checked((int)(outer * chunks * inner)));
+                        Launch("reduce", $"{name}_chunks_{Sfx(x.DType)}", outer * chunks * inner,
+                            new KernelArgs().Add(outer).Add(len).Add(inner).Add((long)ReduceChunk).Add(P(cur)).Add(part.Ptr));
+                        cur.Release();
+                        cur = part;
+                        len = chunks;
+                    }
+                    var yc = arg ? New(DType.Int64, outputs) : New(x.DType, outputs);
+                    if (inner == 1)
+                        Context.Launch("reduce", $"{name}_rows_{Sfx(x.DType)}", Math.Min(outer, 1 << 20), 256,
+                            new KernelArgs().Add(outer).Add(len).Add(P(cur)).Add(yc.Ptr));
+                    else
+                        Launch("reduce", $"{name}_{Sfx(x.DType)}", outer * inner,
+                            new KernelArgs().Add(outer).Add(len).Add(inner).Add(P(cur)).Add(yc.Ptr));
+                    y = yc;
+                }
+                cur.Release();
+                cur = y;
+                for (int i = d0; i <= d1; i++) shape[i] = 1;
+            }
+            var r = cur; cur = null!; return r;
+        }
+        finally { cur?.Release(); }
+    }
+
+    // Chunked first pass when fewer outputs than this share a reduced dim at least SplitFromLength long.
+    const int SplitBelowOutputs = 8192, SplitFromLength = 512, ReduceChunk = 64;
+
+    /// <summary>
+    /// The reduced dims as runs of adjacent dims (sorted, distinct), each reduced in one pass; argmax/argmin keep one dim
+    /// per pass (their index is along that dim).
+    /// </summary>
+    static List<(int First, int Last)> ReducedRuns(int[] dims, bool single)
+    {
+        var sorted = dims.Distinct().Order().ToArray();
+        var runs = new List<(int, int)>();
+        foreach (var d in sorted)
+        {
+            if (!single && runs.Count > 0 && runs[^1].Item2 == d - 1) runs[^1] = (runs[^1].Item1, d);
+            else runs.Add((d, d));
+        }
+        return runs;
+    }
+
+    /// <inheritdoc />
+    public Storage Softmax(Storage x, Layout layout, int dim, bool log)
+    {
+        RequireF32(log ? "log_softmax" : "softmax", x.DType);
+        int rank = layout.Rank;
+        // Move dim last: perm = (others..., dim).
+        var perm = Enumerable.Range(0, rank).Where(i => i != dim).Append(dim).ToArray();
+        var pl = new Layout(perm.Select(i => layout.Shape[i]).ToArray(), perm.Select(i => layout.Strides[i]).ToArray(), layout.Offset);
+        var dense = Dense(x, pl, "softmax");
+        var y = New(x.DType, layout.Count);
+        try
+        {
+            int cols = layout.Shape[dim];
+            long rows = cols == 0 ? 0 : layout.Count / cols;
+            if (rows > 0)
+                Context.Launch("softmax", log ? "log_softmax_f32" : "softmax_f32", Math.Min(rows, 1 << 20), 256,
+                    new KernelArgs().Add(rows).Add((long)cols).Add(P(dense)).Add(y.Ptr));
+        }
+        finally { dense.Release(); }
+        if (dim == rank - 1) return y;
+        // y is dense in the permuted order; read it back in the original order.
+        var ps = Shapes.ContiguousStrides(pl.Shape);
+        var strides = new int[rank];
+        for (int j = 0; j < rank; j++) strides[perm[j]] = ps[j];
+        try { return Contiguous(y, new Layout((int[])layout.Shape.Clone(), strides, 0)); }
+        finally { y.Release(); }
+    }
+}
