@@ -3,10 +3,41 @@ using System.Runtime.CompilerServices;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
+// Fused primitives (IBackend.Fused): batch-norm + ReLU (+ residual) in one pass over the statistics of
+// CpuBackend.Norm.cs, and ReLU backward in one vectorised sweep.
 public sealed partial class CpuBackend
 {
     /// <summary>Forces the portable scalar loops in the fused element-wise kernels (tests).</summary>
     internal static bool ForceScalarElementwise { get; set; }
+
+    /// <inheritdoc />
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    {
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
+        _ => throw new NotSupportedException($"batch_norm2d_relu: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    {
+        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+        _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
+    };
+
+    /// <inheritdoc />
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
+        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
+    {
+        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
+        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
+        _ => throw new NotSupportedException($"batch_norm2d_relu backward: float tensors only, got {x.DType.Name()}"),
+    };
 
     /// <inheritdoc />
     public Storage ReluBackward(Storage dy, Layout ldy, Storage y, Layout ly)
