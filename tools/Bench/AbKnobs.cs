@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 namespace MtlMoe.Bench;
 

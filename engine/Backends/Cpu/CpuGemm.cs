@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>Which micro-kernel family a GEMM runs on.</summary>
-internal enum GemmPath
+public enum GemmPath
 {
     /// <summary>Vector512 + AVX-512F FMA.</summary>
     Avx512,

@@ -1,6 +1,8 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.ConvNorm;
 
 namespace MtlMoe.Tests.CpuPerf;

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
 /// AVX-512 im2col for float32 stride-1 convs whose output rows are as wide as the input rows (Wo = W, "same" padding
@@ -24,7 +24,7 @@ internal static unsafe class Im2ColSameVec
 
     /// <summary>True when <see cref="Unfold"/> handles this plan on this machine.</summary>
     public static bool Applies(in ConvPlan p) =>
-        Enabled && Avx512F.IsSupported && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W && p.W <= MaxWidth;
+        p.On(CpuPath.Im2ColSameVec) && Avx512F.IsSupported && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W && p.W <= MaxWidth;
 
     // The last few mask tables this thread built, and what for: the packed unfold comes back in row groups, and the tiled
     // conv cycles through the bands of an image.
@@ -124,7 +124,7 @@ internal static unsafe class Im2ColSameVec
     /// whole 16-lane chunks, so that every chunk lands inside one half of a packed sliver.
     /// </summary>
     public static bool AppliesPacked(in ConvPlan p, int ohLo, int ohHi, int nr) =>
-        Enabled && Avx512F.IsSupported && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W
+        p.On(CpuPath.Im2ColSameVec) && Avx512F.IsSupported && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W
         && (ohHi - ohLo) * p.W % L == 0 && nr % L == 0;
 
     /// <summary>

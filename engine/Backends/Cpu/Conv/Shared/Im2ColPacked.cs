@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
 /// Unfolds a conv input straight into the GEMM's packed-B layout (<see cref="GemmPackedLayout"/>) instead of a plain

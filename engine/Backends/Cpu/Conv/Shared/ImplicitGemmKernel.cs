@@ -1,35 +1,23 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
-/// Implicit-GEMM forward conv for float32 stride-1 convs whose output rows are as wide as the input rows (Wo = W: every
-/// 3×3/pad-1 conv of a ResNet, and stride-1 backward-data run as a forward). Row (c, tap) of the column matrix is the
-/// input plane of channel c shifted by a constant (see <see cref="Im2ColSameVec"/>), so the micro-kernel reads its B
-/// operand straight from x with masked loads — no column matrix is written or packed. Columns are cut into 16-lane
-/// chunks, two per 8×32 register tile: each image's own chunks (each with its own base), or, for planes that fill their
-/// chunks poorly, chunks laid end to end over the images (ConvImplicit.PackedChunks.cs). Stride-2 convs run through the
-/// same kernel over phase planes (forward here, backward-data in ConvImplicit.Stride2BackwardData.cs). K is blocked by
-/// whole channels (all taps of a channel in one block); within a block the kernel runs tap by tap so that a tap's two
-/// masks stay in registers over the channel loop. Work items own MC output channels × a range of
-/// tiles for the whole K loop and pack their own A: no barriers, and every output is summed by one item in the same
-/// order whatever the thread count.
+/// The register-tiled GEMM every implicit-GEMM conv runs (ImplicitGemm, ImplicitGemmStride2,
+/// ImplicitGemmStride2BackwardData): its B operand is read straight from input planes with one masked load per 16 output
+/// positions and kernel tap, because row (c, tap) of the column matrix is channel c's plane shifted by a constant
+/// (<see cref="Source"/>). Columns are cut into 16-lane chunks, two per 8×32 register tile: each image's own chunks
+/// (each with its own base), or, for planes that fill their chunks poorly, chunks laid end to end over the images
+/// (PackedChunks.cs). K is blocked by whole channels (all taps of a channel in one block); within a block the kernel
+/// runs tap by tap so that a tap's two masks stay in registers over the channel loop. Work items own MC output channels
+/// × a range of tiles for the whole K loop and pack their own A: no barriers, and every output is summed by one item in
+/// the same order whatever the thread count.
 /// </summary>
-internal static unsafe partial class ConvImplicit
+internal static unsafe partial class ImplicitGemmKernel
 {
-    /// <summary>Whether the implicit path is used where it applies (tests and the bench's A/B turn it off; MTLMOE_IMPLICIT=0 too).</summary>
-    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MTLMOE_IMPLICIT") != "0";
-
-    /// <summary>
-    /// Smallest share of a plane's 16-lane chunk positions that are real outputs (28²: 1, 14²: 0.94, 7²: 0.77, 4²: 1);
-    /// below it the padded lanes cost more than the unfold saves.
-    /// </summary>
-    internal static double MinLaneUse { get; set; } = 0.7;
-
-    private const int L = 16, MR = 8, MC = 128;
+    internal const int L = 16, MR = 8, MC = 128;
 
     /// <summary>
     /// Depth of one K block in column rows (whole channels: kc = channels·kh·kw at most this, at least one channel). 576
@@ -42,11 +30,6 @@ internal static unsafe partial class ConvImplicit
     /// <summary>Share of chunk lanes that hold outputs for a plane of <paramref name="plane"/> positions.</summary>
     internal static double LaneUse(int plane) => plane / (double)((plane + L - 1) / L * L);
 
-    /// <summary>True when <see cref="Forward"/> handles this float32 plan on this machine.</summary>
-    public static bool Applies(in ConvPlan p) =>
-        Enabled && Avx512F.IsSupported && p.G == 1 && p.Geo.StrideH == 1 && p.Geo.StrideW == 1 && p.Wo == p.W
-        && p.Kh * p.Kw > 1 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
-
     [ThreadStatic] private static float[]? _aBuf;
 
     /// <summary>
@@ -54,144 +37,10 @@ internal static unsafe partial class ConvImplicit
     /// and for kernel tap t the value of output position q at q + Shifts[t]; Masks[t·chunks + u] are the lanes of chunk u
     /// that read inside their plane (and are outputs).
     /// </summary>
-    private sealed record Source(float[] X, int Offset, int ImageStride, int ChannelStride, int[] Shifts, ushort[] Masks);
-
-    /// <summary>
-    /// y [N, O, Ho, Wo] = conv(x [N, C, H, W] at xo, w [O, C, kh, kw] at wo); the caller checks <see cref="Applies"/>.
-    /// With <paramref name="flipped"/>, w at wo is stored [C, O, kh, kw] and used with its taps reversed (w′[o, c, t] =
-    /// w[c, o, kh·kw − 1 − t]): stride-1 backward-data as a forward, packed straight from the layer's kernel without a flipped copy.
-    /// </summary>
-    public static void Forward(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads, bool flipped = false)
-    {
-        int kk = p.Kh * p.Kw, perImage = (p.OutPlane + L - 1) / L;
-        var shifts = new int[kk];
-        for (int t = 0; t < kk; t++) shifts[t] = Im2ColSameVec.Shift(p, t);
-        var masks = Im2ColSameVec.Masks(p, 0, p.Ho, perImage);
-        if (UsePacked(p.OutPlane, p.N) && p.InPlane == p.OutPlane)
-        {
-            var side = ImagesSideBySide(x, xo, p.N, p.C, p.InPlane); // side: [C, N, H·W]
-            try { Run(new Source(side, 0, p.InPlane, p.N * p.InPlane, shifts, masks), w, wo, flipped, y, p, threads); }
-            finally { ArrayPool<float>.Shared.Return(side); }
-            return;
-        }
-        Run(new Source(x, xo, p.C * p.InPlane, p.InPlane, shifts, masks), w, wo, flipped, y, p, threads);
-    }
-
-    /// <summary>Whether the stride-2 implicit path is used where it applies (tests and the bench's A/B turn it off).</summary>
-    internal static bool Stride2Enabled { get; set; } = true;
-
-    /// <summary>
-    /// True when <see cref="ForwardStride2"/> handles this float32 plan: stride 2, an odd kernel (1×1 … 7×7: ResNet's
-    /// downsampling 1×1, its 3×3 and its stem) with padding kernel/2, any H and W.
-    /// </summary>
-    public static bool AppliesStride2(in ConvPlan p) =>
-        Enabled && Stride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh % 2 == 1 && p.Kw % 2 == 1
-        && p.Kh <= 7 && p.Kw <= 7 && p.Geo.PadH == p.Kh / 2 && p.Geo.PadW == p.Kw / 2
-        && p.Geo is { StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1 }
-        && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse
-        // A 1×1 conv is a tenth of a 3×3's work over the same split: with images side by side (14² → 7²) the split and the
-        // two-image stores cost more than the unfold they save (0.86–1.0× in-process A/B; 28² → 14² 1.07–1.11×).
-        && (p.Kh * p.Kw > 1 || !UsePacked(p.OutPlane, p.N));
-
-    /// <summary>
-    /// The stride-2 conv with an odd kernel and padding kernel/2 as an implicit GEMM: x is split once into its four phase
-    /// planes (even/odd rows × even/odd columns, each Ho×Wo with Ho = ⌈H/2⌉, Wo = ⌈W/2⌉), after which every tap reads one
-    /// phase plane shifted by a whole number of phase rows/columns (3×3: 0 or −1; 7×7: −2 … +1) — the same masked loads as
-    /// the stride-1 path, over a copy the size of x instead of an unfold kh·kw/4 of its size. For odd H (W) the odd phases'
-    /// last row (column) lies past x and is zero: the bottom (right) padding. A 1×1 kernel reads only the even/even phase,
-    /// and only the phases a kernel reads are split.
-    /// </summary>
-    public static void ForwardStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
-    {
-        int plane = p.OutPlane, perImage = (plane + L - 1) / L;
-        // phases: [N, 4, C, Ho·Wo], phase = 2·(row odd) + (column odd); or [4, C, N, Ho·Wo] (images side by side) for packed chunks
-        bool side = UsePacked(plane, p.N);
-        int imageStride = side ? plane : 4 * p.C * plane, channelStride = side ? p.N * plane : plane, phaseStride = side ? p.C * p.N * plane : p.C * plane;
-        var phases = ArrayPool<float>.Shared.Rent(4 * p.N * p.C * plane);
-        try
-        {
-            StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane,
-                (lo, hi) => SplitPhases(x, xo, phases, imageStride, channelStride, phaseStride, p.Kh > 1, p.Kw > 1, p, (int)lo, (int)hi));
-            // Tap (i, j) reads input row 2·oh + r with r = i − padH = 2·di + parity: row oh + di of the phase planes of that
-            // parity (3×3: i = 1 an even row, i = 0 the odd row one up, i = 2 the odd row level); columns alike.
-            int kk = p.Kh * p.Kw;
-            var shifts = new int[kk];
-            var masks = new ushort[kk * perImage];
-            for (int t = 0; t < kk; t++)
-            {
-                int ri = t / p.Kw - p.Geo.PadH, rj = t % p.Kw - p.Geo.PadW, pi = ri & 1, pj = rj & 1, di = (ri - pi) / 2, dj = (rj - pj) / 2;
-                shifts[t] = (2 * pi + pj) * phaseStride + di * p.Wo + dj;
-                for (int q = 0; q < plane; q++)
-                    if ((uint)(q / p.Wo + di) < (uint)p.Ho && (uint)(q % p.Wo + dj) < (uint)p.Wo) masks[t * perImage + q / L] |= (ushort)(1 << (q % L));
-            }
-            Run(new Source(phases, 0, imageStride, channelStride, shifts, masks), w, wo, false, y, p, threads);
-        }
-        finally { ArrayPool<float>.Shared.Return(phases); }
-    }
-
-    private static readonly Vector512<int> EvenLanes = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    private static readonly Vector512<int> OddLanes = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-
-    // Planes [lo, hi) of (image, channel): phase plane 2a + b of (n, c), at n·imageStride + c·channelStride + (2a + b)·phaseStride,
-    // holds x[n, c, 2·oh + a, 2·ow + b] at oh·Wo + ow (zero past x); 32 input columns per step split into their even and odd
-    // halves by two permutes. The odd-row (odd-column) phases are written only when oddRows (oddColumns).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SplitPhases(float[] x, int xo, float[] phases, nint imageStride, nint channelStride, nint phaseStride,
-        bool oddRows, bool oddColumns, in ConvPlan p, int lo, int hi)
-    {
-        int wo = p.Wo, plane = p.OutPlane;
-        bool evenW = p.W % 2 == 0;
-        fixed (float* px = x, pp = phases)
-            for (int item = lo; item < hi; item++)
-            {
-                int n = item / p.C, c = item % p.C;
-                float* src = px + xo + (nint)item * p.InPlane;
-                float* dst = pp + n * imageStride + c * channelStride;
-                for (int h = 0; h < p.H; h += oddRows ? 1 : 2)
-                {
-                    float* row = src + (nint)h * p.W;
-                    float* even = dst + (h % 2) * 2 * phaseStride + (nint)(h / 2) * wo, odd = even + phaseStride;
-                    for (int ow = 0; ow < wo; ow += L)
-                    {
-                        int left = Math.Min(L, wo - ow); // outputs this step, from 2·left input columns
-                        Vector512<float> a, b;
-                        // Full loads while the 32 columns stay inside this input plane (what an even row reads past its end lands
-                        // in lanes past `left`, unused); an odd row's last odd column is past x and must load as zero.
-                        int cols = Math.Min(2 * L, p.W - 2 * ow);
-                        if (cols == 2 * L || (evenW && h * p.W + 2 * ow + 2 * L <= p.InPlane)) { a = Vector512.Load(row + 2 * ow); b = Vector512.Load(row + 2 * ow + L); }
-                        else
-                        {
-                            a = Avx512F.MaskLoad(row + 2 * ow, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols)).AsSingle(), Vector512<float>.Zero);
-                            b = Avx512F.MaskLoad(row + 2 * ow + L, Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(L), Vector512.Create(cols)).AsSingle(), Vector512<float>.Zero);
-                        }
-                        var ev = Avx512F.PermuteVar16x32x2(a, EvenLanes, b);
-                        var od = Avx512F.PermuteVar16x32x2(a, OddLanes, b);
-                        // Full stores while the 16 lanes stay inside this phase plane: what spills past the row belongs to later rows
-                        // of this item, which overwrite it; past the plane it would land in another item's plane.
-                        if ((h / 2) * wo + ow + L <= plane)
-                        {
-                            ev.Store(even + ow);
-                            if (oddColumns) od.Store(odd + ow);
-                        }
-                        else
-                        {
-                            var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left)).AsSingle();
-                            Avx512F.MaskStore(even + ow, keep, ev);
-                            if (oddColumns) Avx512F.MaskStore(odd + ow, keep, od);
-                        }
-                    }
-                }
-                // The odd-row phases' last row lies below x (odd H): zero, and cleared after the rows above have spilled into it.
-                if (oddRows && p.H % 2 == 1)
-                {
-                    new Span<float>(dst + 2 * phaseStride + plane - wo, wo).Clear();
-                    new Span<float>(dst + 3 * phaseStride + plane - wo, wo).Clear();
-                }
-            }
-    }
+    internal sealed record Source(float[] X, int Offset, int ImageStride, int ChannelStride, int[] Shifts, ushort[] Masks);
 
     // The GEMM over a source: items own MC output channels × a range of tiles.
-    private static void Run(Source source, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int threads)
+    internal static void Run(Source source, float[] w, int wo, bool flipped, float[] y, in ConvPlan p, int threads)
     {
         int kk = p.Kh * p.Kw, plane = p.OutPlane, perImage = (plane + L - 1) / L, chunks = p.N * perImage;
         int tiles = (chunks + 1) / 2, mBlocks = (p.O + MC - 1) / MC;
@@ -199,7 +48,7 @@ internal static unsafe partial class ConvImplicit
         // At least two items per thread; ranges of tiles split an MC block only when there are too few blocks.
         int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
         // Chunks laid end to end when the source has each channel's images side by side (callers copy it so for such planes).
-        var packed = UsePacked(plane, p.N) && source.ImageStride == plane ? new PackedChunks(p.N, plane, kk, source.Masks) : null;
+        var packed = UsePacked(p) && source.ImageStride == plane ? new PackedChunks(p.N, plane, kk, source.Masks) : null;
         if (packed is not null) { chunks = packed.Count; tiles = (chunks + 1) / 2; parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles); }
         var plan = p;
         WorkerTeam.For(mBlocks * parts, threads, item =>
@@ -240,7 +89,7 @@ internal static unsafe partial class ConvImplicit
     // block's first channel; images xImage apart, channels xChannel), tap masks [t·perImage + u], outputs from ys (the
     // item's first row; images yImage apart, rows plane apart).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AlignedTiles(int cb, int kk, float* a, float* xs, nint xImage, nint xChannel, ushort* masks, int perImage, int* shifts,
+    internal static void AlignedTiles(int cb, int kk, float* a, float* xs, nint xImage, nint xChannel, ushort* masks, int perImage, int* shifts,
         float* ys, nint yImage, int plane, int chunks, int mc, int t0, int t1, bool accumulate)
     {
         int kc = cb * kk;

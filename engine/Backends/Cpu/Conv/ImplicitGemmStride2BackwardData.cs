@@ -1,27 +1,42 @@
 using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
+using static MtlMoe.Engine.Backends.Cpu.Conv.Shared.ImplicitGemmKernel;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
-/// <summary>
-/// Backward-data of the 3×3 stride-2 pad-1 conv as four stride-1 implicit GEMMs, one per phase of dx (even/odd rows ×
-/// even/odd columns). dx[2a + py, 2b + px] only meets the kernel rows i ≡ py + 1 (mod 2) and columns j ≡ px + 1: for
-/// py = 0 row i = 1 at dy row a; for py = 1 row i = 0 at dy row a + 1 and row i = 2 at dy row a (columns alike). So each
-/// phase is a conv of dy (Ho×Wo planes) with 1, 2, 2 or 4 taps that read dy shifted by 0 or +1 row/column — the same
-/// masked loads as the stride-1 path, with no col2im. The phases are written to a buffer and interleaved into dx.
-/// </summary>
-internal static unsafe partial class ConvImplicit
+// Stride-2 backward-data as four phase GEMMs ("implicit-gemm-stride2-backward-data").
+//
+// The idea: dx[2a + py, 2b + px] of a 3×3 stride-2 pad-1 conv only meets the kernel rows i ≡ py + 1 (mod 2) and columns
+// j ≡ px + 1: for py = 0 row i = 1 at dy row a; for py = 1 row i = 0 at dy row a + 1 and row i = 2 at dy row a (columns
+// alike). So each phase of dx is a stride-1 conv of dy (Ho×Wo planes) with 1, 2, 2 or 4 taps that read dy shifted by 0
+// or +1 row/column: the implicit-GEMM kernel's masked loads, and no col2im. Each (dy channel, 8 dx channels) block of w
+// is transposed once for all four phases; the phases go to a buffer and are interleaved into dx with two permutes per
+// 32 columns (Shared/PhasePlanes.cs), so every dx element is written once. K is blocked by 144 dy channels.
+//
+// Where it wins (in-process A/B against the unfold + GEMM with col2im, float32, batch 16): 1.48× at 28², 1.31× at 14²,
+// 1.65× at 7² inputs; 144-channel K blocks against 72: 1.03–1.08× (six interleaved runs at 28²/14²/7²). Generalised to
+// 1×1 and 7×7 kernels it was slower (0.69–1.05× and 0.61–0.63×, the stem's dx having 3 channels for the 8-row tiles),
+// so it takes only 3×3.
+//
+// Applies: float32, AVX-512, groups 1, 3×3, stride 2, padding 1, dilation 1, any H and W, lane use at least
+// ImplicitMinLaneUse.
+//
+// Tested against: the float64 direct convolution (tests/MtlMoe.Engine.Tests/CpuPerf/ConvImplicitTests.cs).
+internal sealed unsafe class ImplicitGemmStride2BackwardData : IConvAlgorithm
 {
-    /// <summary>Whether the stride-2 implicit backward-data is used where it applies (tests and the bench's A/B turn it off).</summary>
-    internal static bool Stride2BackwardDataEnabled { get; set; } = true;
+    public static readonly ImplicitGemmStride2BackwardData Instance = new();
 
-    /// <summary>True when <see cref="BackwardDataStride2"/> handles this float32 plan: 3×3, stride 2, padding 1, any H and W.</summary>
-    public static bool AppliesStride2BackwardData(in ConvPlan p) =>
-        Enabled && Stride2BackwardDataEnabled && Avx512F.IsSupported && p.G == 1 && p.Kh == 3 && p.Kw == 3
+    public string Name => "implicit-gemm-stride2-backward-data";
+
+    public bool Applies(in ConvPlan p, ConvPass pass) =>
+        pass == ConvPass.BackwardData && p.DType == DType.Float32 && p.On(CpuPath.ImplicitGemmStride2BackwardData) && Avx512F.IsSupported
+        && p.G == 1 && p.Kh == 3 && p.Kw == 3
         && p.Geo is { StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilationH: 1, DilationW: 1 }
-        && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= MinLaneUse;
+        && p.N > 0 && p.OutPlane > 0 && LaneUse(p.OutPlane) >= p.Options.ImplicitMinLaneUse;
 
     // Phase f = 2·py + px; its taps (kernel index 3i + j) and their dy offsets (+1 row, +1 column or neither).
     private static readonly int[][] PhaseTaps = [[4], [3, 5], [1, 7], [0, 2, 6, 8]];
@@ -37,11 +52,14 @@ internal static unsafe partial class ConvImplicit
 
     [ThreadStatic] private static float[]? _phaseA;
 
-    /// <summary>
-    /// dx [N, C, H, W] = backward-data of the 3×3 stride-2 pad-1 conv for dy [N, O, Ho, Wo] at dyo and w [O, C, 3, 3] at wo
-    /// (Ho = ⌈H/2⌉, Wo = ⌈W/2⌉); every element of dx is written. The caller checks <see cref="AppliesStride2BackwardData"/>.
-    /// </summary>
-    public static void BackwardDataStride2(float[] dy, int dyo, float[] w, int wo, float[] dx, ConvPlan p, int threads)
+    public bool NeedsClearedOutput(ConvPass pass) => false;
+
+    public void Run<T>(in ConvPlan p, ConvPass pass, in ConvArgs<T> a) where T : unmanaged, INumber<T> =>
+        BackwardData((float[])(object)a.A, a.AOffset, (float[])(object)a.B, a.BOffset, (float[])(object)a.Out, p, p.Options.Threads);
+
+    // dx [N, C, H, W] = backward-data of the 3×3 stride-2 pad-1 conv for dy [N, O, Ho, Wo] at dyo and w [O, C, 3, 3] at wo
+    // (Ho = ⌈H/2⌉, Wo = ⌈W/2⌉); every element of dx is written.
+    private static void BackwardData(float[] dy, int dyo, float[] w, int wo, float[] dx, ConvPlan p, int threads)
     {
         int plane = p.OutPlane, perImage = (plane + L - 1) / L, chunks = p.N * perImage;
         var shifts = new int[4][];
@@ -66,7 +84,7 @@ internal static unsafe partial class ConvImplicit
         {
             // Planes that fill their chunks poorly (7²) lay the chunks end to end over dy's images, side by side.
             PackedChunks[]? packed = null;
-            if (UsePacked(plane, p.N))
+            if (UsePacked(p))
             {
                 side = ImagesSideBySide(dy, dyo, p.N, p.O, plane); // side: [O, N, Ho·Wo], read as dy from here on
                 dy = side; dyo = 0;
@@ -86,7 +104,7 @@ internal static unsafe partial class ConvImplicit
                 int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
                 PhasesItem(dy, dyo, w, wo, phases, phaseLength, plan, shifts, masks, packed, ib * MC, Math.Min(MC, plan.C - ib * MC), t0, t1, cb, perImage, chunks);
             });
-            StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => MergePhases(phases, phaseLength, dx, plan, (int)lo, (int)hi));
+            StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => PhasePlanes.Merge(phases, phaseLength, dx, plan, (int)lo, (int)hi));
         }
         finally
         {
@@ -160,57 +178,5 @@ internal static unsafe partial class ConvImplicit
                 }
             }
         }
-    }
-
-    private static readonly Vector512<int> InterleaveLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    private static readonly Vector512<int> InterleaveHigh = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-
-    // Planes [lo, hi) of (image, channel): dx[n, c, 2a + py, 2b + px] = phases[2·py + px, n, c, a·Wo + b] where it lies inside
-    // dx (odd H or W leave the last phase row or column out); each dx row interleaves two phase rows 16 columns at a time.
-    // With evenOnly, phases holds only the even/even phase and the other three are zero (the 1×1 kernel).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MergePhases(float[] phases, long phaseLength, float[] dx, in ConvPlan p, int lo, int hi, bool evenOnly = false)
-    {
-        int wo = p.Wo, plane = p.OutPlane;
-        fixed (float* pph = phases, pdx = dx)
-            for (int item = lo; item < hi; item++)
-            {
-                float* dst = pdx + (nint)item * p.InPlane;
-                for (int h = 0; h < p.H; h++)
-                {
-                    if (evenOnly && h % 2 == 1) { ClearRow(dst + (nint)h * p.W, p.W); continue; }
-                    float* even = pph + (h % 2) * 2 * phaseLength + (nint)item * plane + (nint)(h / 2) * wo, odd = even + phaseLength;
-                    float* row = dst + (nint)h * p.W;
-                    for (int b = 0; b < wo; b += L)
-                    {
-                        int left = Math.Min(L, wo - b), cols = p.W - 2 * b; // phase columns this step; dx columns from 2b on
-                        Vector512<float> e, o;
-                        if (left == L) { e = Vector512.Load(even + b); o = evenOnly ? Vector512<float>.Zero : Vector512.Load(odd + b); }
-                        else
-                        {
-                            var keep = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(left)).AsSingle();
-                            e = Avx512F.MaskLoad(even + b, keep, Vector512<float>.Zero);
-                            o = evenOnly ? Vector512<float>.Zero : Avx512F.MaskLoad(odd + b, keep, Vector512<float>.Zero);
-                        }
-                        var low = Avx512F.PermuteVar16x32x2(e, InterleaveLow, o);
-                        var high = Avx512F.PermuteVar16x32x2(e, InterleaveHigh, o);
-                        if (cols >= 2 * L) { low.Store(row + 2 * b); high.Store(row + 2 * b + L); }
-                        else
-                        {
-                            Avx512F.MaskStore(row + 2 * b, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols)).AsSingle(), low);
-                            Avx512F.MaskStore(row + 2 * b + L, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols - L)).AsSingle(), high);
-                        }
-                    }
-                }
-            }
-    }
-
-    // n floats at row set to zero with 16-lane stores (the last one masked): odd rows of the 1×1 kernel's dx are short.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClearRow(float* row, int n)
-    {
-        int j = 0;
-        for (; j + L <= n; j += L) Vector512<float>.Zero.Store(row + j);
-        if (j < n) Avx512F.MaskStore(row + j, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(n - j)).AsSingle(), Vector512<float>.Zero);
     }
 }

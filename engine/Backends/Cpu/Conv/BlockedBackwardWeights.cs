@@ -1,40 +1,41 @@
 using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
-/// <summary>
-/// Backward-weights of float32 3×3 pad-1 convs of stride 1 or 2 (every 3×3 conv of a ResNet) and of the 7×7 stride-2 stem
-/// as a GEMM over the output positions without a column matrix: dW[o, c, i, j] = Σₙ Σ_(oh, ow) xpad[n, c, s·oh + i, s·ow + j]
-/// · dy[n, o, oh, ow]. x is copied once into zero-padded planes ([N, C, H+2ph, W+2pw]) and dy into 32-channel slivers with
-/// the position outermost ([N, ⌈O/32⌉, Ho·Wo, 32]); then a register tile of taps × 32 output channels (a 3×3's nine taps
-/// of one input channel, or one kernel row of a 7×7) takes, per output position, the taps' inputs as broadcasts from the
-/// padded plane and one 2-vector row of dy — the GEMM micro-kernel's step, with no masks. The two copies are the size of
-/// x and dy, where the transposed unfold wrote kh·kw copies of x; a finished 3×3 tile is written to dw as 8×8 transposes
-/// (each output channel's nine weights of channel c are contiguous). Positions are taken in blocks of whole rows (about
-/// 256, so that a block of one sliver of dy sits in L1 while every input channel reads it).
-/// </summary>
-internal static unsafe class ConvWeightGrad
+// Blocked backward-weights ("blocked-backward-weights"): dW without a column matrix.
+//
+// The idea: dW[o, c, i, j] = Σₙ Σ_(oh, ow) xpad[n, c, s·oh + i, s·ow + j] · dy[n, o, oh, ow] is a GEMM over the output
+// positions. x is copied once into zero-padded planes ([N, C, H+2ph, W+2pw]) and dy into 32-channel slivers with the
+// position outermost ([N, ⌈O/32⌉, Ho·Wo, 32]); a register tile of taps × 32 output channels (a 3×3's nine taps of one
+// input channel, or one kernel row of the 7×7 stem) then takes, per output position, the taps' inputs as broadcasts
+// from the padded plane and one 2-vector row of dy — the GEMM micro-kernel's step, with no masks. The two copies are the
+// size of x and dy, where the transposed unfold wrote kh·kw copies of x; a finished 3×3 tile goes to dw as 8×8
+// transposes. Positions come in blocks of whole rows (about 256), so a block of one sliver of dy stays in L1 while every
+// input channel reads it.
+//
+// Where it wins (in-process A/B against the unfold + GEMM path, float32, batch 16): 3×3 stride 1 at 28²/14²/7²/4²
+// 1.30×/1.37×/1.31×/1.07×, at 56² 1.66×; stride 2 28² → 14² 1.17×, 14² → 7² 1.23–1.28×, 7² → 4² 0.95–1.07×; the stem
+// 1.19–1.20×; the ResNet-18 step 1.08–1.11×. At 56² → 28² stride 2 it measured 0.74–0.96× (the padded copy is four
+// times dy's positions and the stride-2 sum is slower: ≈ 280 GFLOPS against ≈ 360 at stride 1), and at 4² outputs the
+// unfold's GEMM was as fast (1.07× on a quiet machine, 0.79–0.98× later the same day), so those keep the other paths.
+//
+// Applies: float32, AVX-512, groups 1, dilation 1, at least BlockedWeightsMinOutPlane (7²) outputs per image, and either
+// a 3×3 pad-1 kernel of stride 1 (or stride 2 with an input plane up to 32²) or the 7×7 stride-2 pad-3 stem.
+//
+// Tested against: the float64 direct convolution, bit-identical across thread counts, the same weights as the unfold path
+// it replaces (tests/MtlMoe.Engine.Tests/CpuPerf/ConvWeightGradTests.cs).
+internal sealed unsafe class BlockedBackwardWeights : IConvAlgorithm
 {
-    /// <summary>
-    /// Whether this path is used where it applies (tests and the bench's A/B turn it off; MTLMOE_IMPLICIT=0 too, which
-    /// restores the arithmetic of the unfold-only builds).
-    /// </summary>
-    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MTLMOE_IMPLICIT") != "0";
+    public static readonly BlockedBackwardWeights Instance = new();
 
     private const int Taps = 9, NR = 32, L = 16;
 
     /// <summary>Output positions per block (whole rows, or whole images when a plane is smaller).</summary>
     private const int BlockPositions = 256;
-
-    /// <summary>True when <see cref="BackwardWeights"/> handles this float32 plan on this machine.</summary>
-    public static bool Applies(in ConvPlan p) =>
-        Enabled && Avx512F.IsSupported && p.G == 1 && p.N > 0 && p.OutPlane >= MinOutPlane && p.Geo is { DilationH: 1, DilationW: 1 }
-        && (p is { Kh: 3, Kw: 3 } && p.Geo is { PadH: 1, PadW: 1 } && p.Geo.StrideH == p.Geo.StrideW
-                && (p.Geo.StrideH == 1 || p.Geo.StrideH == 2 && p.InPlane <= MaxStride2Plane)
-            || p is { Kh: 7, Kw: 7 } && p.Geo is { StrideH: 2, StrideW: 2, PadH: 3, PadW: 3 });
 
     /// <summary>
     /// Largest input plane a stride-2 conv takes this path for: the padded copy is four times the size of dy's positions, and
@@ -43,22 +44,26 @@ internal static unsafe class ConvWeightGrad
     /// </summary>
     internal const int MaxStride2Plane = 32 * 32;
 
-    /// <summary>
-    /// Fewest output positions per image this path takes: at 4² (512 channels, batch 16) the unfold's GEMM (n = 4608, a
-    /// 256-deep sum) was as fast or faster — in-process A/B 1.07× on a quiet machine, 0.79–0.98× later the same day —
-    /// and so was the stride-2 7² → 4² (0.85–1.07×); 7² and up gained in every run.
-    /// </summary>
-    internal static int MinOutPlane { get; set; } = DefaultMinOutPlane;
+    public string Name => "blocked-backward-weights";
 
-    /// <summary>The default of <see cref="MinOutPlane"/>.</summary>
-    internal const int DefaultMinOutPlane = 7 * 7;
+    public bool Applies(in ConvPlan p, ConvPass pass) =>
+        pass == ConvPass.BackwardWeights && p.DType == DType.Float32 && p.On(CpuPath.BlockedBackwardWeights) && Avx512F.IsSupported
+        && p.G == 1 && p.N > 0 && p.OutPlane >= p.Options.BlockedWeightsMinOutPlane && p.Geo is { DilationH: 1, DilationW: 1 }
+        && (p is { Kh: 3, Kw: 3 } && p.Geo is { PadH: 1, PadW: 1 } && p.Geo.StrideH == p.Geo.StrideW
+                && (p.Geo.StrideH == 1 || p.Geo.StrideH == 2 && p.InPlane <= MaxStride2Plane)
+            || p is { Kh: 7, Kw: 7 } && p.Geo is { StrideH: 2, StrideW: 2, PadH: 3, PadW: 3 });
+
+    public bool NeedsClearedOutput(ConvPass pass) => true; // as the other backward-weights (every element is overwritten)
+
+    public void Run<T>(in ConvPlan p, ConvPass pass, in ConvArgs<T> a) where T : unmanaged, INumber<T> =>
+        BackwardWeights((float[])(object)a.A, a.AOffset, (float[])(object)a.B, a.BOffset, (float[])(object)a.Out, p, p.Options.Threads);
 
     /// <summary>
-    /// dw [O, C, kh, kw] (every element written) = ∂L/∂w of y = conv(x [N, C, H, W] at xo), given dy [N, O, Ho, Wo] at dyo; the
-    /// caller checks <see cref="Applies"/>. Work items own (sliver, input channel) tiles for the whole sum, and every tile
+    /// dw [O, C, kh, kw] (every element written) = ∂L/∂w of y = conv(x [N, C, H, W] at xo), given dy [N, O, Ho, Wo] at dyo;
+    /// the caller checks Applies. Work items own (sliver, input channel) tiles for the whole sum, and every tile
     /// adds the positions in the same order, so results do not depend on the thread count.
     /// </summary>
-    public static void BackwardWeights(float[] x, int xo, float[] dy, int dyo, float[] dw, ConvPlan p, int threads)
+    private static void BackwardWeights(float[] x, int xo, float[] dy, int dyo, float[] dw, ConvPlan p, int threads)
     {
         int hp = p.H + 2 * p.Geo.PadH, wp = p.W + 2 * p.Geo.PadW, slivers = (p.O + NR - 1) / NR, plane = p.OutPlane;
         var xpad = ArrayPool<float>.Shared.Rent(p.N * p.C * hp * wp); // xpad: [N, C, H+2ph, W+2pw]

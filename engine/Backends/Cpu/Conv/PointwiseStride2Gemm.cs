@@ -1,38 +1,70 @@
 using System.Buffers;
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
+using static MtlMoe.Engine.Backends.Cpu.Conv.Shared.ImplicitGemmKernel;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
-/// <summary>
-/// The 1×1 stride-2 conv without padding (ResNet's downsampling shortcut) as GEMMs over all images' output positions side
-/// by side (j = n·Ho·Wo + q). Forward and backward-data multiply a matrix laid out [N, K, Ho·Wo] — the forward x's
-/// even/even phase (split off x once), the backward-data dy itself — by w or wᵀ, and write [N, M, Ho·Wo]: the forward's
-/// y, or dx's even/even phase, which is then interleaved with zeros into dx (the other three phases of dx are zero). w is
-/// packed once per call and shared; each work item owns a range of 32-column slivers, packs a sliver's B (all of K, from
-/// the image runs it spans) into L1 and runs every 8-row sliver of w over it with the GEMM micro-kernel, writing each
-/// finished 8×32 tile straight to its images — no column matrix, no regroup. Backward-weights is the GEMM with K over
-/// the positions (below). Every output is summed in the same order whatever the thread count. Backward-data takes it at
-/// every plane size; the forward only where the phase-plane forward (<see cref="AppliesStride2"/>) leaves a 1×1 conv,
-/// planes laid side by side (14² → 7²; elsewhere the two showed no consistent difference, 0.83–1.24× over five in-process
-/// A/B runs at 28² → 14² and 7² → 4²); backward-weights likewise (<see cref="AppliesPointwiseStride2Weights"/>).
-/// </summary>
-internal static unsafe partial class ConvImplicit
+// 1×1 stride-2 convs as one GEMM over all images' output positions ("pointwise-stride2-gemm"). Not an implicit GEMM:
+// an explicit one whose columns are the output positions of every image side by side (j = n·Ho·Wo + q).
+//
+// The idea: the 1×1 stride-2 conv without padding (ResNet's downsampling shortcut) reads only x's even/even phase.
+// Forward and backward-data multiply a matrix laid out [N, K, Ho·Wo] — the forward x's even/even phase (split off x once,
+// Shared/PhasePlanes.cs), the backward-data dy itself — by w or wᵀ and write [N, M, Ho·Wo]: the forward's y, or dx's
+// even/even phase, then interleaved with zeros into dx (every dx element written once, no cleared dx, no scatter). w is
+// packed once per call and shared; each work item owns a range of 32-column slivers, packs a sliver's B (all of K, from
+// the image runs it spans) into L1 and runs every 8-row sliver of w over it with the GEMM micro-kernel, writing each
+// 8×32 tile straight to its images: no column matrix, no regroup. Backward-weights is the GEMM with K over all images'
+// positions: x's even phase packed once into 32-channel slivers, dy's rows packed per chunk of whole images, dw tiles
+// summed in place. Every output is summed in the same order whatever the thread count.
+//
+// Where it wins (in-process A/B, float32, batch 16): backward-data against the per-image GEMM + scatter 1.2–1.9× at
+// 28²/14²/7² inputs (against the previous build 1.16× at 28², 1.47× at 14², 1.35× at 7²). Where the planes lie side by
+// side (14² → 7²), the forward 1.01–1.33× against the phase-plane forward and backward-weights 1.15–1.28× (five runs)
+// against the batched unfold; at 28² and 7² inputs the forward measured 0.83–1.24× and backward-weights 0.63–0.67× and
+// 0.89–0.94× against the tiled and batched paths, which keep those shapes. The ResNet-18 step: 0.996–1.022× (the 1×1
+// convs are about 1 % of it).
+//
+// Applies: float32, AVX-512, groups 1, 1×1, stride 2, no padding, dilation 1, any H and W. The table asks it after the
+// phase-plane forward and the stride-2 backward-data, so the forward only gets the 1×1 convs those leave (planes side by
+// side); backward-data at every plane size; backward-weights only where the planes take the packed chunks (or
+// everywhere with PointwiseStride2WeightsEverywhere).
+//
+// Tested against: the float64 direct convolution, slivers spanning many images or ending part-way, every dx element
+// written over stale pooled buffers (tests/MtlMoe.Engine.Tests/CpuPerf/ConvPointwiseStride2Tests.cs).
+internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
 {
-    /// <summary>Whether the 1×1 stride-2 convs take this path where it applies (tests and the bench's A/B turn it off).</summary>
-    internal static bool PointwiseStride2Enabled { get; set; } = true;
+    public static readonly PointwiseStride2Gemm Instance = new();
+
+    public string Name => "pointwise-stride2-gemm";
+
+    public bool Applies(in ConvPlan p, ConvPass pass) =>
+        p.DType == DType.Float32 && p.On(CpuPath.PointwiseStride2Gemm) && Avx512F.IsSupported && p.G == 1 && p.Kh == 1 && p.Kw == 1
+        && p.Geo is { StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilationH: 1, DilationW: 1 }
+        && p.N > 0 && p.OutPlane > 0 && p.C > 0 && p.O > 0
+        && (pass != ConvPass.BackwardWeights || p.Options.PointwiseStride2WeightsEverywhere || UsePacked(p));
+
+    public bool NeedsClearedOutput(ConvPass pass) => pass == ConvPass.BackwardWeights; // as the other backward-weights (overwritten anyway)
+
+    public void Run<T>(in ConvPlan p, ConvPass pass, in ConvArgs<T> a) where T : unmanaged, INumber<T>
+    {
+        float[] A = (float[])(object)a.A, B = (float[])(object)a.B, Out = (float[])(object)a.Out;
+        int threads = p.Options.Threads;
+        switch (pass)
+        {
+            case ConvPass.Forward: Forward(A, a.AOffset, B, a.BOffset, Out, p, threads); break;
+            case ConvPass.BackwardData: BackwardData(A, a.AOffset, B, a.BOffset, Out, p, threads); break;
+            default: BackwardWeights(A, a.AOffset, B, a.BOffset, Out, p, threads); break;
+        }
+    }
 
     private const int PwNR = 32, PwKC = 256;
 
-    /// <summary>True when the 1×1 stride-2 forward and backward-data here handle this float32 plan: 1×1, stride 2, no padding, any H and W.</summary>
-    public static bool AppliesPointwiseStride2(in ConvPlan p) =>
-        Enabled && PointwiseStride2Enabled && Avx512F.IsSupported && p.G == 1 && p.Kh == 1 && p.Kw == 1
-        && p.Geo is { StrideH: 2, StrideW: 2, PadH: 0, PadW: 0, DilationH: 1, DilationW: 1 }
-        && p.N > 0 && p.OutPlane > 0 && p.C > 0 && p.O > 0;
-
-    /// <summary>y [N, O, Ho, Wo] = w [O, C] · x [N, C, H, W] at (2·oh, 2·ow); the caller checks <see cref="AppliesPointwiseStride2"/>.</summary>
-    public static void ForwardPointwiseStride2(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
+    /// <summary>y [N, O, Ho, Wo] = w [O, C] · x [N, C, H, W] at (2·oh, 2·ow); the caller checks Applies.</summary>
+    private static void Forward(float[] x, int xo, float[] w, int wo, float[] y, ConvPlan p, int threads)
     {
         int plane = p.OutPlane;
         var even = ArrayPool<float>.Shared.Rent(p.N * p.C * plane); // even: [N, C, Ho·Wo] = x[:, :, 0::2, 0::2]
@@ -40,7 +72,7 @@ internal static unsafe partial class ConvImplicit
         {
             var plan = p;
             StridedIter.ParallelChunks((long)p.N * p.C, plane,
-                (lo, hi) => SplitPhases(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
+                (lo, hi) => PhasePlanes.Split(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
             PointwiseGemm(w, wo, transA: false, p.O, p.C, even, 0, y, p.N, plane, threads);
         }
         finally { ArrayPool<float>.Shared.Return(even); }
@@ -48,9 +80,9 @@ internal static unsafe partial class ConvImplicit
 
     /// <summary>
     /// dx [N, C, H, W] = backward-data of the 1×1 stride-2 conv for dy [N, O, Ho, Wo] at dyo and w [O, C, 1, 1] at wo
-    /// (Ho = ⌈H/2⌉, Wo = ⌈W/2⌉); every element of dx is written. The caller checks <see cref="AppliesPointwiseStride2"/>.
+    /// (Ho = ⌈H/2⌉, Wo = ⌈W/2⌉); every element of dx is written.
     /// </summary>
-    public static void BackwardDataPointwiseStride2(float[] dy, int dyo, float[] w, int wo, float[] dx, ConvPlan p, int threads)
+    private static void BackwardData(float[] dy, int dyo, float[] w, int wo, float[] dx, ConvPlan p, int threads)
     {
         int plane = p.OutPlane;
         long phaseLength = (long)p.N * p.C * plane;
@@ -59,7 +91,7 @@ internal static unsafe partial class ConvImplicit
         {
             PointwiseGemm(w, wo, transA: true, p.C, p.O, dy, dyo, phase, p.N, plane, threads);
             var plan = p;
-            StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => MergePhases(phase, phaseLength, dx, plan, (int)lo, (int)hi, evenOnly: true));
+            StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => PhasePlanes.Merge(phase, phaseLength, dx, plan, (int)lo, (int)hi, evenOnly: true));
         }
         finally { ArrayPool<float>.Shared.Return(phase); }
     }
@@ -168,25 +200,14 @@ internal static unsafe partial class ConvImplicit
         Avx512F.MaskStore(to, keep, Avx512F.MaskLoad(from, keep, Vector512<float>.Zero));
     }
 
-    /// <summary>Whether every plan <see cref="AppliesPointwiseStride2"/> accepts takes the backward-weights here (tests turn it on).</summary>
-    internal static bool PointwiseStride2WeightsEverywhere { get; set; }
-
-    /// <summary>
-    /// True when <see cref="BackwardWeightsPointwiseStride2"/> is used: output planes laid side by side (14² → 7² in
-    /// ResNet). In-process A/B against the other paths: 14² → 7² 1.15–1.28× (five runs), but 28² → 14² 0.63–0.67× (the
-    /// tiled per-image path reads x once, without the split) and 7² → 4² 0.89–0.94× (three runs), which keep their paths.
-    /// </summary>
-    public static bool AppliesPointwiseStride2Weights(in ConvPlan p) =>
-        AppliesPointwiseStride2(p) && (PointwiseStride2WeightsEverywhere || UsePacked(p.OutPlane, p.N));
-
     /// <summary>
     /// dw [O, C] = Σ over images and output positions of dy [N, O, Ho, Wo] (at dyo) · x [N, C, H, W] (at xo) at (2·oh, 2·ow):
     /// the 1×1 stride-2 weight gradient as one GEMM whose K runs over all images' positions. x's even/even phase is split
     /// off and packed once into 32-channel slivers (all of K); work items own 8-row slivers of dw for the whole sum, in
     /// chunks of whole images (about 256 positions) for which they pack their rows of dy, so every weight is summed in the
-    /// same order whatever the thread count. The caller checks <see cref="AppliesPointwiseStride2Weights"/>; dw is overwritten.
+    /// same order whatever the thread count. dw is overwritten.
     /// </summary>
-    public static void BackwardWeightsPointwiseStride2(float[] x, int xo, float[] dy, int dyo, float[] dw, ConvPlan p, int threads)
+    private static void BackwardWeights(float[] x, int xo, float[] dy, int dyo, float[] dw, ConvPlan p, int threads)
     {
         int plane = p.OutPlane, k = p.N * plane, cSlivers = (p.C + PwNR - 1) / PwNR, oSlivers = (p.O + MR - 1) / MR;
         var even = ArrayPool<float>.Shared.Rent(p.N * p.C * plane);      // even: [N, C, Ho·Wo] = x[:, :, 0::2, 0::2]
@@ -195,7 +216,7 @@ internal static unsafe partial class ConvImplicit
         {
             var plan = p;
             StridedIter.ParallelChunks((long)p.N * p.C, plane,
-                (lo, hi) => SplitPhases(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
+                (lo, hi) => PhasePlanes.Split(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
             WorkerTeam.For(cSlivers * p.N, threads, item =>
             {
                 int s = item / plan.N, n = item % plan.N, c0 = s * PwNR;

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
 /// AVX-512 im2col for float32 at column stride 2: each output row segment is written 16 columns at a time
@@ -19,7 +19,7 @@ internal static unsafe class Im2ColVec
     /// <summary>True when <see cref="Unfold"/> handles this plan on this machine.</summary>
     // Column stride 2 only: at stride 1 the scalar unfold's block copies measured as fast (Wo 7) or up to 20% faster
     // (Wo 28..56) than masked vector loads.
-    public static bool Applies(in ConvPlan p) => Enabled && Avx512F.IsSupported && p.Geo.StrideW == 2;
+    public static bool Applies(in ConvPlan p) => p.On(CpuPath.Im2ColVec) && Avx512F.IsSupported && p.Geo.StrideW == 2;
 
     /// <summary>Same contract as <see cref="Im2Col.Unfold{T}"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
 /// AVX-512 col2im inner step for float32 at column stride 2: d[2q] += src[q] for 16 q at a time, spreading src
@@ -18,7 +18,7 @@ internal static unsafe class Col2ImVec
     private const int L = 16;
 
     /// <summary>True when <see cref="AddStride2"/> handles a fold of this column stride on this machine.</summary>
-    public static bool Applies(int strideW) => Enabled && strideW == 2 && Avx512F.IsSupported;
+    public static bool Applies(in ConvPlan p, int strideW) => p.On(CpuPath.Col2ImVec) && strideW == 2 && Avx512F.IsSupported;
 
     /// <summary>d[2q] += src[q] for q in [qlo, qhi); touches d only in [2·qlo, 2·qhi − 1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

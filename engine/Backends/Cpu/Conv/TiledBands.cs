@@ -1,45 +1,64 @@
 using System.Buffers;
 using System.Numerics;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
-// Tiled conv schedule for large output planes (the stem and the early ResNet stages). Image-groups (n, g) are
-// spread over the threads; each thread unfolds a band of output rows of its image into a private column tile
-// small enough to stay in its core's L2 and runs a one-thread GEMM on it, reading dy and writing y in place
-// (leading dimension Ho·Wo) — no column matrix ever goes out to memory and no rows are regrouped. One image is
-// only ever touched by one thread, so col2im needs no locks, and the band size depends only on the shapes.
-public sealed partial class CpuBackend
+// Tiled bands ("tiled-bands"): unfold + GEMM per image, in L2-sized bands, one image per thread.
+//
+// The idea: for large output planes (the stem and the early ResNet stages) image-groups (n, g) are spread over the
+// threads; each thread unfolds a band of output rows of its image into a private column tile small enough to stay in
+// its core's L2 (ConvTileElements) and runs a one-thread GEMM on it, reading dy and writing y in place (leading dimension
+// Ho·Wo): no column matrix goes out to memory and no rows are regrouped. One image is only ever touched by one thread,
+// so col2im needs no locks; backward-data clears each image right before its col2im, while it is in cache (a separate
+// clear of all of dx was a third of a 1×1 stride-2 backward-data at 28²); backward-weights sums into four partial
+// buffers (fixed, so results do not depend on the thread count). The unfold writes the GEMM's packed-B layout directly
+// (Shared/Im2ColPacked.cs; the transposed colᵀ for backward-weights). The band size depends only on the shapes.
+//
+// Where it wins: planes of 192+ outputs (ConvTiledMinPlane): at 14² (196 outputs: ResNet's stride-2 convs from 28², 3×3
+// backward-weights at 14²) tiles measured 1.1–1.7× faster than batching images into one GEMM (no regroup, col2im into an
+// L2-sized band); at 7² batching won by 1.0–1.4× on the 3×3 convs. Strided 1×1 backward-data (a GEMM and a scatter into a
+// mostly-zero dx) goes per image at every plane size ("tiled-strided-1x1-backward-data"): 1.2–1.3× faster than batching
+// at 7² and 4² outputs.
+//
+// Applies: any dtype, at least two image-groups, and an output plane of ConvTiledMinPlane or more; backward-data also a
+// strided (or padded) 1×1 conv at any plane size.
+//
+// Tested against: the float64 direct convolution with bands forced onto small shapes, one-row bands, plain and packed
+// column matrices, bit-identical across thread counts (tests/MtlMoe.Engine.Tests/CpuPerf/ConvScheduleTests.cs).
+internal sealed class TiledBands : IConvAlgorithm
 {
-    /// <summary>Elements of one thread's column tile [K, rows·Wo] (512 KiB of float32).</summary>
-    internal static int ConvTileElements { get; set; } = 1 << 17;
+    public static readonly TiledBands Instance = new();
 
-    /// <summary>
-    /// Smallest output plane (Ho·Wo) the tiled schedule is used for; below it images are batched into one GEMM. At 14² = 196
-    /// outputs (ResNet's stride-2 convs from 28², 3×3 backward-weights at 14²) tiles measured 1.1–1.7× faster than batching
-    /// (no regroup, col2im into an L2-sized band); at 7² = 49 batching won by 1.0–1.4× on the 3×3 convs.
-    /// </summary>
-    internal static int ConvTiledMinPlane { get; set; } = 192;
-
-    /// <summary>Partial weight-gradient buffers the tiled backward-weight sums (fixed, so results do not depend on Threads).</summary>
+    /// <summary>Partial weight-gradient buffers the backward-weights sums (fixed, so results do not depend on the thread count).</summary>
     private const int ConvWeightParts = 4;
 
-    internal static bool ConvTiled(in ConvPlan p) => p.OutPlane >= ConvTiledMinPlane && p.N * p.G >= 2;
+    public string Name => "tiled-bands";
 
-    /// <summary>Whether strided 1×1 backward-data takes the tiled schedule at every plane size (tests turn it off).</summary>
-    internal static bool ConvTiledStrided1x1BackwardData { get; set; } = true;
+    public bool Applies(in ConvPlan p, ConvPass pass) =>
+        p.On(CpuPath.TiledBands) && p.N * p.G >= 2
+        && (p.OutPlane >= p.Options.ConvTiledMinPlane
+            || pass == ConvPass.BackwardData && p.On(CpuPath.TiledStrided1x1BackwardData) && p.Kh == 1 && p.Kw == 1 && !p.Direct);
 
-    // Strided 1×1 backward-data is a GEMM and a scatter into a mostly-zero dx: per image (no regroup of dy, each image
-    // cleared in cache right before its scatter) it measured 1.2–1.3× faster than batching at 7² and 4² outputs.
-    internal static bool ConvBackwardDataTiledAnyPlane(in ConvPlan p) =>
-        ConvTiledStrided1x1BackwardData && p.Kh == 1 && p.Kw == 1 && !p.Direct && p.N * p.G >= 2;
+    public bool NeedsClearedOutput(ConvPass pass) => pass == ConvPass.BackwardWeights;
+
+    public void Run<T>(in ConvPlan p, ConvPass pass, in ConvArgs<T> a) where T : unmanaged, INumber<T>
+    {
+        switch (pass)
+        {
+            case ConvPass.Forward: Forward(a.A, a.AOffset, a.B, a.BOffset, a.Out, p); break;
+            case ConvPass.BackwardData: BackwardData(a.A, a.AOffset, a.B, a.BOffset, a.Out, p); break;
+            default: BackwardWeights(a.A, a.AOffset, a.B, a.BOffset, a.Out, p); break;
+        }
+    }
 
     // Output rows per band: as many as fit the tile, at least one.
-    private static int ConvBandRows(in ConvPlan p) => Math.Clamp(ConvTileElements / Math.Max(1, p.K * p.Wo), 1, Math.Max(p.Ho, 1));
+    private static int BandRows(in ConvPlan p) => Math.Clamp(p.Options.ConvTileElements / Math.Max(1, p.K * p.Wo), 1, Math.Max(p.Ho, 1));
 
-    private static void ConvForwardTiled<T>(T[] x, int xo, T[] w, int wo, T[] y, ConvPlan p) where T : unmanaged, INumber<T>
+    private static void Forward<T>(T[] x, int xo, T[] w, int wo, T[] y, ConvPlan p) where T : unmanaged, INumber<T>
     {
-        int rows = ConvBandRows(p), plane = p.OutPlane;
-        bool packB = ConvPacksB<T>();
+        int rows = BandRows(p), plane = p.OutPlane;
+        bool packB = UnfoldGemm.PacksB<T>(p);
         var layout = packB ? CpuGemm.PackedLayout<T>() : default;
         int colLength = packB ? (int)layout.Length(p.K, rows * p.Wo) : p.K * rows * p.Wo;
         StridedIter.ParallelChunks(p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
@@ -80,9 +99,9 @@ public sealed partial class CpuBackend
         });
     }
 
-    private static void ConvBackwardDataTiled<T>(T[] dy, int dyo, T[] w, int wo, T[] dx, ConvPlan p) where T : unmanaged, INumber<T>
+    private static void BackwardData<T>(T[] dy, int dyo, T[] w, int wo, T[] dx, ConvPlan p) where T : unmanaged, INumber<T>
     {
-        int rows = ConvBandRows(p), plane = p.OutPlane;
+        int rows = BandRows(p), plane = p.OutPlane;
         StridedIter.ParallelChunks(p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
         {
             var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.K * rows * p.Wo); // dcol: [K, rows·Wo]
@@ -114,19 +133,19 @@ public sealed partial class CpuBackend
         });
     }
 
-    private static void ConvBackwardWeightTiled<T>(T[] x, int xo, T[] dy, int dyo, T[] dw, ConvPlan p) where T : unmanaged, INumber<T>
+    private static void BackwardWeights<T>(T[] x, int xo, T[] dy, int dyo, T[] dw, ConvPlan p) where T : unmanaged, INumber<T>
     {
-        int rows = ConvBandRows(p), plane = p.OutPlane, items = p.N * p.G, wLen = p.O * p.K;
+        int rows = BandRows(p), plane = p.OutPlane, items = p.N * p.G, wLen = p.O * p.K;
         int parts = Math.Min(items, ConvWeightParts);
         var partial = new T[parts][];
         partial[0] = dw;
         for (int q = 1; q < parts; q++) { partial[q] = ArrayPool<T>.Shared.Rent(wLen); partial[q].AsSpan(0, wLen).Clear(); }
-        bool packB = ConvPacksB<T>();
+        bool packB = UnfoldGemm.PacksB<T>(p);
         var layout = packB ? CpuGemm.PackedLayout<T>() : default;
         int colLength = packB ? (int)layout.Length(rows * p.Wo, p.K) : p.K * rows * p.Wo, slivers = packB ? layout.PaddedCols(p.K) / layout.NR : 0;
         try
         {
-            WorkerTeam.For(parts, Threads, q =>
+            WorkerTeam.For(parts, p.Options.Threads, q =>
             {
                 var acc = partial[q];
                 var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(colLength); // col: [K, rows·Wo], or colᵀ packed

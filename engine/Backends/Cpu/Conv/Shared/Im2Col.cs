@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
 /// Unfolds a chunk of images' inputs [nb, Cg, H, W] (one group) into the column matrix [Cg·kh·kw, nb·Ho·Wo] a
@@ -90,7 +90,7 @@ internal static unsafe class Im2Col
                         T* src = pc + (long)((c * p.Kh + i) * p.Kw + j) * ld + (long)t * plane;
                         int hOff = i * g.DilationH - g.PadH, wOff = j * g.DilationW - g.PadW;
                         var (qlo, qhi) = Valid(wOff, sw, p.W, wo);
-                        bool vec2 = typeof(T) == typeof(float) && Col2ImVec.Applies(sw);
+                        bool vec2 = typeof(T) == typeof(float) && Col2ImVec.Applies(p, sw);
                         for (int oh = ohLo; oh < ohHi; oh++, src += wo)
                         {
                             int ih = oh * sh + hOff;

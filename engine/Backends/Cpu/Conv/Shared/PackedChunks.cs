@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 /// <summary>
 /// Chunks laid over all images' output planes end to end, for planes that are not whole 16-lane chunks: a 7×7 plane
@@ -11,19 +11,18 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// out with the images of a channel side by side ([C, N, plane], one copy of x), so a chunk that ends one image and
 /// starts the next is still one masked load; its output rows go to the two images with two masked stores.
 /// </summary>
-internal static unsafe partial class ConvImplicit
+internal static unsafe partial class ImplicitGemmKernel
 {
     /// <summary>
-    /// Planes of 16+ positions whose chunk lane use is below this take the chunks laid end to end (7²: 0.77, 9×11: 0.88);
-    /// above it each image keeps its own chunks (14²: 0.94). Tests set it to 0 or above 1 to reach both layouts.
+    /// Whether the plan's output planes take the chunks laid end to end: more than one image, planes of 16+ positions
+    /// whose lane use is below <see cref="CpuBackendOptions.ImplicitPackedBelow"/> (7²: 0.77, 9×11: 0.88; 14² at 0.94
+    /// keeps each image's own chunks), and "implicit-packed-chunks" not switched off.
     /// </summary>
-    internal static double PackedBelow { get; set; } = 0.9;
-
-    // Whether output planes of this many positions (over n images) take the chunks laid end to end.
-    private static bool UsePacked(int plane, int n) => n > 1 && plane >= L && LaneUse(plane) < PackedBelow;
+    internal static bool UsePacked(in ConvPlan p) =>
+        p.N > 1 && p.OutPlane >= L && p.On(CpuPath.ImplicitPackedChunks) && LaneUse(p.OutPlane) < p.Options.ImplicitPackedBelow;
 
     /// <summary>x [N, C, plane] at xo copied to [C, N, plane] (rented; the caller returns it): the images of a channel side by side.</summary>
-    private static float[] ImagesSideBySide(float[] x, int xo, int n, int c, int plane)
+    internal static float[] ImagesSideBySide(float[] x, int xo, int n, int c, int plane)
     {
         var t = ArrayPool<float>.Shared.Rent(n * c * plane);
         StridedIter.ParallelChunks((long)n * c, plane, (lo, hi) =>
@@ -43,7 +42,7 @@ internal static unsafe partial class ConvImplicit
     /// lanes) at positions 0.. of the next image. Masks[g·kk + t] are the lanes whose tap-t reads fall inside their own
     /// plane; ValidA/ValidB the output lanes of each part. One empty chunk follows the last, for a tile missing its second.
     /// </summary>
-    private sealed class PackedChunks
+    internal sealed class PackedChunks
     {
         public readonly int Count;
         public readonly int[] Image, Start, Split;
@@ -89,7 +88,7 @@ internal static unsafe partial class ConvImplicit
     // Tiles [t0, t1) over packed chunks for one K block: B at xs + 16g (images side by side, channel stride xChannel),
     // outputs in y [N, rows, plane] from ys (the item's first row), images yImage apart.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackedTiles(PackedChunks packed, int cb, int kk, float* a, float* xs, nint xChannel, int* shifts, float* ys, nint yImage,
+    internal static void PackedTiles(PackedChunks packed, int cb, int kk, float* a, float* xs, nint xChannel, int* shifts, float* ys, nint yImage,
         nint plane, int mc, int t0, int t1, bool accumulate)
     {
         int kc = cb * kk;
