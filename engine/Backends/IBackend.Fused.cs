@@ -56,14 +56,24 @@ public partial interface IBackend
     (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
         Storage? weight, Layout lweight, Storage? bias, Layout lbias,
         Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
+        => ComposeBatchNorm2dAddRelu(this, x, lx, residual, lresidual, weight, lweight, bias, lbias, runningMean, lrunningMean,
+            runningVar, lrunningVar, momentum, eps);
+
+    /// <summary>
+    /// <see cref="BatchNorm2dAddReluTrainForward"/> composed from <paramref name="backend"/>'s primitives: batch-norm, then
+    /// <see cref="Binary"/> Add, then <see cref="Unary"/> Relu (the default, and a backend's fallback when its fused pass is off).
+    /// </summary>
+    static (Storage Y, Storage Mean, Storage InvStd) ComposeBatchNorm2dAddRelu(IBackend backend, Storage x, Layout lx, Storage residual, Layout lresidual,
+        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
+        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
     {
-        var (y, mean, invStd) = BatchNorm2dTrainForward(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps);
+        var (y, mean, invStd) = backend.BatchNorm2dTrainForward(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps);
         var dense = Layout.Contiguous(lx.Shape);
         Storage? sum = null;
         try
         {
-            sum = Binary(BinaryOp.Add, y, dense, residual, lresidual); // sum: contiguous, like x
-            return (Unary(UnaryOp.Relu, sum, dense), mean, invStd);
+            sum = backend.Binary(BinaryOp.Add, y, dense, residual, lresidual); // sum: contiguous, like x
+            return (backend.Unary(UnaryOp.Relu, sum, dense), mean, invStd);
         }
         finally { y.Release(); sum?.Release(); }
     }

@@ -12,7 +12,7 @@ public sealed partial class CpuBackend
     public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry)
     {
         long t0 = ConvProfile.Start();
-        var plan = new ConvPlan(lx.Shape, lw.Shape, geometry, x.DType, ConvOptionsFromSwitches());
+        var plan = new ConvPlan(lx.Shape, lw.Shape, geometry, x.DType, Options);
         var r = x.DType switch
         {
             DType.Float32 => Conv<float>(ConvPass.Forward, x, lx, w, lw, plan),
@@ -27,7 +27,7 @@ public sealed partial class CpuBackend
     public Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape)
     {
         long t0 = ConvProfile.Start();
-        var plan = new ConvPlan(inputShape, lw.Shape, geometry, dy.DType, ConvOptionsFromSwitches());
+        var plan = new ConvPlan(inputShape, lw.Shape, geometry, dy.DType, Options);
         var r = dy.DType switch
         {
             DType.Float32 => Conv<float>(ConvPass.BackwardData, dy, ldy, w, lw, plan),
@@ -42,7 +42,7 @@ public sealed partial class CpuBackend
     public Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape)
     {
         long t0 = ConvProfile.Start();
-        var plan = new ConvPlan(lx.Shape, weightShape, geometry, x.DType, ConvOptionsFromSwitches());
+        var plan = new ConvPlan(lx.Shape, weightShape, geometry, x.DType, Options);
         var r = x.DType switch
         {
             DType.Float32 => Conv<float>(ConvPass.BackwardWeights, x, lx, dy, ldy, plan),
@@ -65,8 +65,8 @@ public sealed partial class CpuBackend
         if (p.OutPlane == 0 || p.N == 0) return NewStorage(a.DType, outLength, zero: true);
         var choice = ConvAlgorithms.Choose(p, pass);
         var algorithm = choice.Algorithm;
-        var (aData, aOff) = NchwDense.Of<T>(a, la);
-        var (bData, bOff) = NchwDense.Of<T>(b, lb);
+        var (aData, aOff) = NchwDense.Of<T>(p.Options, a, la);
+        var (bData, bOff) = NchwDense.Of<T>(p.Options, b, lb);
         CpuStorage? flipped = null;
         if (choice.ViaForward && !algorithm.ReadsFlippedWeights)
         {
@@ -93,64 +93,4 @@ public sealed partial class CpuBackend
         }
         finally { flipped?.Release(); }
     }
-
-    // Transitional: the options of a conv call, read from the static switches (removed with the options commit).
-    internal static CpuBackendOptions ConvOptionsFromSwitches()
-    {
-        var off = new List<string>();
-        if (!ConvImplicit.Enabled) off.AddRange(["implicit-gemm", "implicit-gemm-stride2", "implicit-gemm-stride2-backward-data", "pointwise-stride2-gemm"]);
-        if (!ConvImplicit.Stride2Enabled) off.Add("implicit-gemm-stride2");
-        if (!ConvImplicit.Stride2BackwardDataEnabled) off.Add("implicit-gemm-stride2-backward-data");
-        if (!ConvImplicit.PointwiseStride2Enabled) off.Add("pointwise-stride2-gemm");
-        if (!ConvWeightGrad.Enabled) off.Add("blocked-backward-weights");
-        if (!ConvBackwardDataAsForward) off.Add("backward-data-as-forward");
-        if (!ConvTiledStrided1x1BackwardData) off.Add("tiled-strided-1x1-backward-data");
-        if (!Im2ColPacked.Enabled) off.Add("im2col-packed");
-        if (!Im2ColVec.Enabled) off.Add("im2col-vec");
-        if (!Im2ColSameVec.Enabled) off.Add("im2col-same-vec");
-        if (!Col2ImVec.Enabled) off.Add("col2im-vec");
-        if (!FlipVec) off.Add("kernel-flip-vec");
-        return new CpuBackendOptions
-        {
-            Threads = Threads, Disabled = new HashSet<string>(off),
-            ConvTargetCols = ConvTargetCols, ConvMaxColElements = ConvMaxColElements, ConvTileElements = ConvTileElements,
-            ConvTiledMinPlane = ConvTiledMinPlane, ImplicitMinLaneUse = ConvImplicit.MinLaneUse, ImplicitPackedBelow = ConvImplicit.PackedBelow,
-            BlockedWeightsMinOutPlane = ConvWeightGrad.MinOutPlane, PointwiseStride2WeightsEverywhere = ConvImplicit.PointwiseStride2WeightsEverywhere,
-        };
-    }
-
-    /// <summary>GEMM column count (nb·Ho·Wo) a chunk of images aims for (transitional switch).</summary>
-    internal static int ConvTargetCols { get; set; } = 2048;
-    /// <summary>Upper bound on the column scratch of one chunk, in elements (transitional switch).</summary>
-    internal static int ConvMaxColElements { get; set; } = 1 << 22;
-    /// <summary>Lets stride-1 backward-data run as a forward conv (transitional switch).</summary>
-    internal static bool ConvBackwardDataAsForward { get; set; } = true;
-    /// <summary>Whether the kernel flip uses AVX-512 lane reversals (transitional switch).</summary>
-    internal static bool FlipVec { get; set; } = true;
-    /// <summary>Elements of one thread's column tile (transitional switch).</summary>
-    internal static int ConvTileElements { get; set; } = 1 << 17;
-    /// <summary>Smallest output plane the tiled schedule is used for (transitional switch).</summary>
-    internal static int ConvTiledMinPlane { get; set; } = 192;
-    /// <summary>Whether strided 1×1 backward-data takes the tiled schedule at every plane size (transitional switch).</summary>
-    internal static bool ConvTiledStrided1x1BackwardData { get; set; } = true;
-}
-
-/// <summary>Transitional: main's switches of the implicit-GEMM family (removed with the options commit).</summary>
-internal static class ConvImplicit
-{
-    internal static bool Enabled { get; set; } = !EnvironmentVariables.ImplicitOff;
-    internal static double MinLaneUse { get; set; } = 0.7;
-    internal static bool Stride2Enabled { get; set; } = true;
-    internal static bool Stride2BackwardDataEnabled { get; set; } = true;
-    internal static bool PointwiseStride2Enabled { get; set; } = true;
-    internal static bool PointwiseStride2WeightsEverywhere { get; set; }
-    internal static double PackedBelow { get; set; } = 0.9;
-}
-
-/// <summary>Transitional: main's switches of the blocked backward-weights (removed with the options commit).</summary>
-internal static class ConvWeightGrad
-{
-    internal static bool Enabled { get; set; } = !EnvironmentVariables.ImplicitOff;
-    internal static int MinOutPlane { get; set; } = DefaultMinOutPlane;
-    internal const int DefaultMinOutPlane = 7 * 7;
 }

@@ -14,7 +14,7 @@ public sealed partial class CpuBackend
         _ => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
     };
 
-    private static Storage UnaryFloat<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, IFloatingPointIeee754<T> => op switch
+    private Storage UnaryFloat<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, IFloatingPointIeee754<T> => op switch
     {
         UnaryOp.Exp => Map<T, ExpFn<T>>(x, l, a, b),
         UnaryOp.Log => Map<T, LogFn<T>>(x, l, a, b),
@@ -28,7 +28,7 @@ public sealed partial class CpuBackend
         _ => UnaryArith<T>(op, x, l, a, b),
     };
 
-    private static Storage UnaryArith<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, INumber<T> => op switch
+    private Storage UnaryArith<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, INumber<T> => op switch
     {
         UnaryOp.Neg => Map<T, NegFn<T>>(x, l, a, b),
         UnaryOp.Abs => Map<T, AbsFn<T>>(x, l, a, b),
@@ -47,7 +47,7 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"{op}: dtype {DTypeInfo.Of<T>().Name()} is not supported"),
     };
 
-    private static Storage Map<T, TFn>(Storage xs, Layout l, T a, T b) where T : unmanaged where TFn : struct, IUnaryFn<T>
+    private Storage Map<T, TFn>(Storage xs, Layout l, T a, T b) where T : unmanaged where TFn : struct, IUnaryFn<T>
     {
         var x = Arr<T>(xs);
         int n = l.Count;
@@ -56,13 +56,13 @@ public sealed partial class CpuBackend
         if (l.IsContiguous)
         {
             int off = l.Offset;
-            StridedIter.ParallelChunks(n, 4, (lo, hi) => MapSpan<T, TFn>(x.AsSpan(off + (int)lo, (int)(hi - lo)), o.AsSpan((int)lo, (int)(hi - lo)), a, b));
+            StridedIter.ParallelChunks(Options, n, 4, (lo, hi) => MapSpan<T, TFn>(x.AsSpan(off + (int)lo, (int)(hi - lo)), o.AsSpan((int)lo, (int)(hi - lo)), a, b));
             return outS;
         }
         var (shape, st) = StridedIter.Coalesce(l.Shape, l.Strides);
         int inner = shape[^1], sx = st[0][^1];
         int[] bases = [l.Offset];
-        StridedIter.ParallelChunks(n / Math.Max(inner, 1), inner * 4L, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, n / Math.Max(inner, 1), inner * 4L, (lo, hi) =>
         {
             Span<int> off = stackalloc int[1];
             var counter = new int[shape.Length];
@@ -108,10 +108,10 @@ public sealed partial class CpuBackend
         };
     }
 
-    private static Storage BinaryFloat<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, IFloatingPointIeee754<T>
+    private Storage BinaryFloat<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, IFloatingPointIeee754<T>
         => op == BinaryOp.Pow ? Zip<T, PowFn<T>>(a, la, b, lb) : BinaryArith<T>(op, a, la, b, lb);
 
-    private static Storage BinaryArith<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, INumber<T> => op switch
+    private Storage BinaryArith<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, INumber<T> => op switch
     {
         BinaryOp.Add => Zip<T, AddFn<T>>(a, la, b, lb),
         BinaryOp.Sub => Zip<T, SubFn<T>>(a, la, b, lb),
@@ -128,7 +128,7 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"{op}: dtype {DTypeInfo.Of<T>().Name()} is not supported"),
     };
 
-    private static Storage Zip<T, TFn>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged where TFn : struct, IBinaryFn<T>
+    private Storage Zip<T, TFn>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged where TFn : struct, IBinaryFn<T>
     {
         var a = Arr<T>(sa); var b = Arr<T>(sb);
         int n = la.Count;
@@ -137,14 +137,14 @@ public sealed partial class CpuBackend
         if (la.IsContiguous && lb.IsContiguous)
         {
             int oa = la.Offset, ob = lb.Offset;
-            StridedIter.ParallelChunks(n, 2, (lo, hi) =>
+            StridedIter.ParallelChunks(Options, n, 2, (lo, hi) =>
                 ZipSpan<T, TFn>(a.AsSpan(oa + (int)lo, (int)(hi - lo)), b.AsSpan(ob + (int)lo, (int)(hi - lo)), o.AsSpan((int)lo, (int)(hi - lo))));
             return outS;
         }
         var (shape, st) = StridedIter.Coalesce(la.Shape, la.Strides, lb.Strides);
         int inner = shape[^1], s0 = st[0][^1], s1 = st[1][^1];
         int[] bases = [la.Offset, lb.Offset];
-        StridedIter.ParallelChunks(n / Math.Max(inner, 1), inner * 2L, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, n / Math.Max(inner, 1), inner * 2L, (lo, hi) =>
         {
             Span<int> off = stackalloc int[2];
             var counter = new int[shape.Length];
@@ -215,7 +215,7 @@ public sealed partial class CpuBackend
     {
         int n = la.Count;
         var ad = new T[n]; var bd = new T[n];
-        Gather(Arr<T>(a), la, ad); Gather(Arr<T>(b), lb, bd);
+        Gather(Options, Arr<T>(a), la, ad); Gather(Options, Arr<T>(b), lb, bd);
         var outS = NewStorage(a.DType, n);
         var o = outS.Array<T>();
         for (int i = 0; i < n; i++) o[i] = mask[i] != 0 ? ad[i] : bd[i];

@@ -7,9 +7,6 @@ namespace MtlMoe.Engine.Backends.Cpu;
 // CpuBackend.Norm.cs, and ReLU backward in one vectorised sweep.
 public sealed partial class CpuBackend
 {
-    /// <summary>Forces the portable scalar loops in the fused element-wise kernels (tests).</summary>
-    internal static bool ForceScalarElementwise { get; set; }
-
     /// <inheritdoc />
     public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
         Storage? weight, Layout lweight, Storage? bias, Layout lbias,
@@ -25,6 +22,8 @@ public sealed partial class CpuBackend
         Storage? weight, Layout lweight, Storage? bias, Layout lbias,
         Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
     {
+        _ when !Options.On(CpuPath.BnAddReluFused) => IBackend.ComposeBatchNorm2dAddRelu(this, x, lx, residual, lresidual, weight, lweight,
+            bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps),
         DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
         DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
         _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
@@ -52,24 +51,25 @@ public sealed partial class CpuBackend
         return dy.DType == DType.Float32 ? ReluBackT<float>(dy, ldy, y, ly) : ReluBackT<double>(dy, ldy, y, ly);
     }
 
-    private static Storage ReluBackT<T>(Storage dys, Layout ldy, Storage ys, Layout ly) where T : unmanaged, INumber<T>
+    private Storage ReluBackT<T>(Storage dys, Layout ldy, Storage ys, Layout ly) where T : unmanaged, INumber<T>
     {
         T[] dy = Arr<T>(dys), y = Arr<T>(ys);
         int n = ly.Count, od = ldy.Offset, oy = ly.Offset;
         var outS = NewStorage(dys.DType, n);
         var dx = outS.Array<T>(); // dx: like y
-        StridedIter.ParallelChunks(n, 2, (lo, hi) =>
-            ReluBackSpan<T>(dy.AsSpan(od + (int)lo, (int)(hi - lo)), y.AsSpan(oy + (int)lo, (int)(hi - lo)), dx.AsSpan((int)lo, (int)(hi - lo))));
+        bool vector = Options.On(CpuPath.VectorElementwise);
+        StridedIter.ParallelChunks(Options, n, 2, (lo, hi) =>
+            ReluBackSpan<T>(dy.AsSpan(od + (int)lo, (int)(hi - lo)), y.AsSpan(oy + (int)lo, (int)(hi - lo)), dx.AsSpan((int)lo, (int)(hi - lo)), vector));
         return outS;
     }
 
-    // dx = y > 0 ? dy : 0, vectorised (NaN in y gives 0, as the composed mask does).
+    // dx = y > 0 ? dy : 0, vectorised unless "vector-elementwise" is off (NaN in y gives 0, as the composed mask does).
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void ReluBackSpan<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, Span<T> dx) where T : unmanaged, INumber<T>
+    internal static void ReluBackSpan<T>(ReadOnlySpan<T> dy, ReadOnlySpan<T> y, Span<T> dx, bool vector) where T : unmanaged, INumber<T>
     {
         int i = 0, n = dx.Length;
         if (n == 0) return;
-        if (!ForceScalarElementwise && Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+        if (vector && Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
         {
             ref T rdy = ref Unsafe.AsRef(in dy[0]), ry = ref Unsafe.AsRef(in y[0]), rdx = ref dx[0];
             for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)

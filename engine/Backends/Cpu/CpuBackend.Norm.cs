@@ -33,23 +33,17 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
     };
 
-    /// <summary>
-    /// Batch-norm training statistics in one sweep over memory (sums of deviations and of their squares about a
-    /// shift near the mean) rather than a sum pass then a squared-deviation pass. On by default; a switch for tests and A/B benchmarks.
-    /// </summary>
-    internal static bool BnStatsOnePass { get; set; } = true;
-
     // Per-channel value of an optional [C] tensor (fallback when absent).
     private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
 
-    private static (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
+    private (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
         Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu,
         Storage? resS = null, Layout lres = default) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         // With a residual (added before the ReLU): res: [N, C, H, W] like x.
-        var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(resS, lres);
+        var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(Options, resS, lres);
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
         var ys = NewStorage(xs.DType, n * c * plane);
@@ -57,12 +51,15 @@ public sealed partial class CpuBackend
         var invS = NewStorage(xs.DType, c);
         T[] y = ys.Array<T>(), mean = meanS.Array<T>(), inv = invS.Array<T>(); // y like x; mean, inv: [C]
         T[] rm = Arr<T>(rms), rv = Arr<T>(rvs);
-        StridedIter.ParallelChunks(c, 3 * m, (lo, hi) =>
+        // Statistics in one sweep over memory (sums of deviations and of their squares about a shift near the mean), unless
+        // "bn-stats-one-pass" is off: then a sum pass, then a squared-deviation pass.
+        bool onePass = Options.On(CpuPath.BnStatsOnePass);
+        StridedIter.ParallelChunks(Options, c, 3 * m, (lo, hi) =>
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
                 double ss = 0, mu;
-                if (BnStatsOnePass)
+                if (onePass)
                 {
                     // One sweep: deviations about a shift k near the mean (the mean of the channel's first plane,
                     // a 1/N extra read from cache), D = Σ(x − k) and Q = Σ(x − k)², so μ = k + D/m and
@@ -106,15 +103,15 @@ public sealed partial class CpuBackend
         return (ys, meanS, invS);
     }
 
-    private static Storage BnEvalT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
+    private Storage BnEvalT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
         Storage rms, Layout lrm, Storage rvs, Layout lrv, double eps) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         var ys = NewStorage(xs.DType, n * c * plane);
         var y = ys.Array<T>();                 // y: [N, C, H, W]
         T[] rm = Arr<T>(rms), rv = Arr<T>(rvs);
-        StridedIter.ParallelChunks(c, (long)n * plane, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, c, (long)n * plane, (lo, hi) =>
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
@@ -131,14 +128,14 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private static (Storage, Storage, Storage) BnBackT<T>(Storage dys, Layout ldy, Storage xs, Layout lx,
+    private (Storage, Storage, Storage) BnBackT<T>(Storage dys, Layout ldy, Storage xs, Layout lx,
         Storage means, Layout lmean, Storage invs, Layout linv, Storage? ws, Layout lw, bool batchStats,
         Storage? reluYs = null, Layout lreluY = default) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, H, W]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, H, W]
         // With a fused ReLU, dy is masked by its output y > 0 (y: [N, C, H, W]) inside every pass.
-        var (ry, ryo) = reluYs is null ? (null, 0) : NchwDense.Of<T>(reluYs, lreluY);
-        var (x, xo) = NchwDense.Of<T>(xs, lx);     // x: [N, C, H, W]
+        var (ry, ryo) = reluYs is null ? (null, 0) : NchwDense.Of<T>(Options, reluYs, lreluY);
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx);     // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
         var dxs = NewStorage(xs.DType, n * c * plane);
@@ -146,7 +143,7 @@ public sealed partial class CpuBackend
         var dbs = NewStorage(xs.DType, c);
         T[] dx = dxs.Array<T>(), dw = dws.Array<T>(), db = dbs.Array<T>(); // dx like x; dw, db: [C]
         T[] mean = Arr<T>(means), inv = Arr<T>(invs);
-        StridedIter.ParallelChunks(c, 3 * m, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, c, 3 * m, (lo, hi) =>
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {

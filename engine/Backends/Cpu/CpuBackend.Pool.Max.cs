@@ -5,20 +5,20 @@ namespace MtlMoe.Engine.Backends.Cpu;
 
 public sealed partial class CpuBackend
 {
-    private static (Storage, Storage) MaxPoolT<T>(Storage xs, Layout lx, Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    private (Storage, Storage) MaxPoolT<T>(Storage xs, Layout lx, Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int planes = lx.Shape[0] * lx.Shape[1], h = lx.Shape[2], w = lx.Shape[3], ho = g.OutH(h), wo = g.OutW(w);
         var ys = NewStorage(xs.DType, planes * ho * wo);
         var ixs = NewStorage(DType.Int64, planes * ho * wo);
         var y = ys.Array<T>();                 // y: [N, C, Ho, Wo]
         var ix = ixs.Array<long>();            // indices: [N, C, Ho, Wo], flat h·W + w in the plane
         if (ys.Length == 0) return (ys, ixs);
-        if (typeof(T) == typeof(float) && MaxPoolVec.Applies(g))
-            StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW,
+        if (typeof(T) == typeof(float) && MaxPoolVec.Applies(Options, g))
+            StridedIter.ParallelChunks(Options, planes, (long)ho * wo * g.KernelH * g.KernelW,
                 (lo, hi) => MaxPoolVec.Planes((float[])(object)x, xo, (float[])(object)y, ix, (int)lo, (int)hi, h, w, ho, wo, g));
         else
-            StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW,
+            StridedIter.ParallelChunks(Options, planes, (long)ho * wo * g.KernelH * g.KernelW,
                 (lo, hi) => MaxPoolPlanes(x, xo, y, ix, (int)lo, (int)hi, h, w, ho, wo, g));
         return (ys, ixs);
     }
@@ -26,7 +26,7 @@ public sealed partial class CpuBackend
     // Planes [lo, hi): the first maximum of each window in row-major order (a NaN wins over numbers), through
     // pointers. Fully optimised from the first call: it runs a few times per step with long loops.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void MaxPoolPlanes<T>(T[] x, int xo, T[] y, long[] ix, int lo, int hi, int h, int w, int ho, int wo, Pool2dGeometry g)
+    private unsafe void MaxPoolPlanes<T>(T[] x, int xo, T[] y, long[] ix, int lo, int hi, int h, int w, int ho, int wo, Pool2dGeometry g)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int kh = g.KernelH, kw = g.KernelW, sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW;

@@ -53,14 +53,14 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"adaptive_avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
     };
 
-    private static Storage MaxPoolBackT<T>(Storage dys, Layout ldy, Storage ixs, Layout lix, int[] inShape) where T : unmanaged, INumber<T>
+    private Storage MaxPoolBackT<T>(Storage dys, Layout ldy, Storage ixs, Layout lix, int[] inShape) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy);    // dy: [N, C, Ho, Wo]
-        var (ix, ixo) = NchwDense.Of<long>(ixs, lix); // indices: [N, C, Ho, Wo]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy);    // dy: [N, C, Ho, Wo]
+        var (ix, ixo) = NchwDense.Of<long>(Options, ixs, lix); // indices: [N, C, Ho, Wo]
         int planes = inShape[0] * inShape[1], inPlane = inShape[2] * inShape[3], outPlane = ldy.Shape[2] * ldy.Shape[3];
         var dxs = NewStorage(dys.DType, planes * inPlane, zero: true);
         var dx = dxs.Array<T>();                      // dx: [N, C, H, W]
-        StridedIter.ParallelChunks(planes, outPlane, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, outPlane, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -71,15 +71,15 @@ public sealed partial class CpuBackend
         return dxs;
     }
 
-    private static Storage AvgPoolT<T>(Storage xs, Layout lx, Pool2dGeometry g) where T : unmanaged, INumber<T>
+    private Storage AvgPoolT<T>(Storage xs, Layout lx, Pool2dGeometry g) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int planes = lx.Shape[0] * lx.Shape[1], h = lx.Shape[2], w = lx.Shape[3], ho = g.OutH(h), wo = g.OutW(w);
         var ys = NewStorage(xs.DType, planes * ho * wo);
         var y = ys.Array<T>();                 // y: [N, C, Ho, Wo]
         // count_include_pad with floor mode: every window lies inside the padded input, so the divisor is kh·kw.
         T inv = T.One / T.CreateChecked(g.KernelH * g.KernelW);
-        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -101,14 +101,14 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private static Storage AvgPoolBackT<T>(Storage dys, Layout ldy, Pool2dGeometry g, int[] inShape) where T : unmanaged, INumber<T>
+    private Storage AvgPoolBackT<T>(Storage dys, Layout ldy, Pool2dGeometry g, int[] inShape) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, Ho, Wo]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, Ho, Wo]
         int planes = inShape[0] * inShape[1], h = inShape[2], w = inShape[3], ho = ldy.Shape[2], wo = ldy.Shape[3];
         var dxs = NewStorage(dys.DType, planes * h * w, zero: true);
         var dx = dxs.Array<T>();                   // dx: [N, C, H, W]
         T inv = T.One / T.CreateChecked(g.KernelH * g.KernelW);
-        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -133,13 +133,13 @@ public sealed partial class CpuBackend
     private static int BinStart(int i, int size, int outSize) => (int)((long)i * size / outSize);
     private static int BinEnd(int i, int size, int outSize) => (int)(((long)(i + 1) * size + outSize - 1) / outSize);
 
-    private static Storage AdaptiveT<T>(Storage xs, Layout lx, int ho, int wo) where T : unmanaged, INumber<T>
+    private Storage AdaptiveT<T>(Storage xs, Layout lx, int ho, int wo) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int planes = lx.Shape[0] * lx.Shape[1], h = lx.Shape[2], w = lx.Shape[3];
         var ys = NewStorage(xs.DType, planes * ho * wo);
         var y = ys.Array<T>();                 // y: [N, C, outH, outW]
-        StridedIter.ParallelChunks(planes, (long)h * w, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)h * w, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -161,13 +161,13 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private static Storage AdaptiveBackT<T>(Storage dys, Layout ldy, int[] inShape) where T : unmanaged, INumber<T>
+    private Storage AdaptiveBackT<T>(Storage dys, Layout ldy, int[] inShape) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, outH, outW]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, outH, outW]
         int planes = inShape[0] * inShape[1], h = inShape[2], w = inShape[3], ho = ldy.Shape[2], wo = ldy.Shape[3];
         var dxs = NewStorage(dys.DType, planes * h * w, zero: true);
         var dx = dxs.Array<T>();                   // dx: [N, C, H, W]
-        StridedIter.ParallelChunks(planes, (long)h * w, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)h * w, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {

@@ -109,7 +109,12 @@ public sealed record CpuBackendOptions
         if (EnvironmentVariables.ImplicitOff)
             off.AddRange(["implicit-gemm", "implicit-gemm-stride2", "implicit-gemm-stride2-backward-data", "pointwise-stride2-gemm", "blocked-backward-weights"]);
         if (EnvironmentVariables.TeamOff) off.Add("worker-team");
-        off.AddRange(EnvironmentVariables.CpuDisable);
+        foreach (var name in EnvironmentVariables.CpuDisable)
+        {
+            try { CpuPaths.Parse(name); }
+            catch (ArgumentException e) { throw new ArgumentException($"{EnvironmentVariables.CpuDisableList}: {e.Message}", e); }
+            off.Add(name);
+        }
         if (off.Count > 0) o = o.Disable([.. off]);
         if (EnvironmentVariables.SpinMicroseconds is int us) o = o with { SpinMicroseconds = us };
         return o;

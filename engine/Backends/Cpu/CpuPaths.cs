@@ -58,7 +58,7 @@ internal static class CpuPaths
         (CpuPath.Col2ImVec, new("col2im-vec", false, "AVX-512 fold at column stride 2")),
         (CpuPath.KernelFlipVec, new("kernel-flip-vec", false, "AVX-512 lane reversal in the kernel flip of backward-data")),
         (CpuPath.MaxPoolVec, new("maxpool-vec", false, "AVX-512 max-pool forward")),
-        (CpuPath.VectorElementwise, new("vector-elementwise", false, "vector loops in the fused element-wise kernels (ReLU backward, BN + ReLU)")),
+        (CpuPath.VectorElementwise, new("vector-elementwise", false, "the vector loop of the fused ReLU backward (else its scalar loop)")),
         (CpuPath.BnStatsOnePass, new("bn-stats-one-pass", false, "batch-norm statistics in one sweep (else a sum pass, then a squared-deviation pass)")),
         (CpuPath.BnAddReluFused, new("bn-add-relu-fused", false, "batch-norm + residual + ReLU (a block's tail) in one pass (else three primitives)")),
         (CpuPath.GemmPackedBlocksAlone, new("gemm-packed-blocks-alone", false, "a GEMM with a caller-packed B gives each item whole-K blocks, no barrier per KC step")),

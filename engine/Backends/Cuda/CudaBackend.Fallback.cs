@@ -25,7 +25,7 @@ public sealed partial class CudaBackend
     {
         var a = new T[c.Length];
         if (a.Length > 0) Context.CopyToHost(c.Ptr, MemoryMarshal.AsBytes(a.AsSpan()));
-        return CpuBackend.Instance.Upload<T>(a);
+        return BackendRegistry.Cpu.Upload<T>(a);
     }
 
     /// <summary>A device copy of a dense host storage; releases the host storage.</summary>
@@ -48,7 +48,7 @@ public sealed partial class CudaBackend
     Storage DeviceCopy<T>(Storage host, Layout l) where T : unmanaged
     {
         var a = new T[host.Length];
-        CpuBackend.Instance.Download<T>(host, l, a);
+        BackendRegistry.Cpu.Download<T>(host, l, a);
         return Upload<T>(a);
     }
 
@@ -56,7 +56,7 @@ public sealed partial class CudaBackend
     internal Storage OnHost(Storage[] inputs, Func<IBackend, Storage[], Storage> cpu)
     {
         var host = inputs.Select(ToHost).ToArray();
-        try { return ToDevice(cpu(CpuBackend.Instance, host)); }
+        try { return ToDevice(cpu(BackendRegistry.Cpu, host)); }
         finally { foreach (var h in host) h.Release(); }
     }
 }

@@ -34,7 +34,7 @@ public sealed partial class CudaBackend
             var hx = ToHost(x);
             try
             {
-                var (v, i) = Backends.Cpu.CpuBackend.Instance.TopK(hx, layout, dim, k, largest);
+                var (v, i) = BackendRegistry.Cpu.TopK(hx, layout, dim, k, largest);
                 return (ToDevice(v), ToDevice(i));
             }
             finally { hx.Release(); }

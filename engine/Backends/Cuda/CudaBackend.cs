@@ -12,31 +12,39 @@ namespace MtlMoe.Engine.Backends.Cuda;
 /// </summary>
 public sealed partial class CudaBackend : IBackend
 {
-    /// <summary>When true, MatMul and convolutions may use TF32 tensor cores (≈1e-3 relative error); default false (full FP32).</summary>
-    public static bool AllowTf32 { get; set; }
+    /// <summary>The backend of device <paramref name="index"/> over a new context, with <paramref name="options"/> (null: the defaults).</summary>
+    public CudaBackend(int index, CudaBackendOptions? options = null) : this(new CudaContext(index), options) { }
 
-    /// <summary>Creates the backend for device <paramref name="index"/> (CUDA must be available; see <see cref="Register"/>).</summary>
-    public CudaBackend(int index)
+    /// <summary>A backend on an existing device context (its stream, allocator and handles), with its own options.</summary>
+    public CudaBackend(CudaContext context, CudaBackendOptions? options = null)
     {
-        Context = new CudaContext(index);
-        Device = Device.Cuda(index);
+        Context = context;
+        Device = Device.Cuda(context.Index);
+        Options = options ?? new CudaBackendOptions();
     }
 
     /// <summary>The device's context (stream, allocator, handles).</summary>
     public CudaContext Context { get; }
 
+    /// <summary>This backend's settings (TF32).</summary>
+    public CudaBackendOptions Options { get; }
+
+    bool AllowTf32 => Options.AllowTf32;
+
     /// <inheritdoc />
     public Device Device { get; }
 
     /// <summary>
-    /// Registers the CUDA factory with <see cref="BackendRegistry"/> (runs when the engine assembly loads).
-    /// Requesting a CUDA device where the driver or the device is missing gives one <see cref="DeviceUnavailableException"/>.
+    /// A backend on the same device context (storages pass freely between the two) with other options, e.g.
+    /// <c>BackendRegistry.Use(cuda.With(new() { AllowTf32 = true }))</c>.
     /// </summary>
-    [System.Runtime.CompilerServices.ModuleInitializer]
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2255", Justification = "registers the backend factory; no work is done")]
-    internal static void Register() => BackendRegistry.CudaFactory ??= Create;
+    public CudaBackend With(CudaBackendOptions options) => new(Context, options);
 
-    static IBackend Create(int index)
+    /// <summary>
+    /// The backend for CUDA device <paramref name="index"/> with default options (<see cref="BackendRegistry"/> builds it
+    /// once per device). Where the driver or the device is missing: one <see cref="DeviceUnavailableException"/>.
+    /// </summary>
+    public static CudaBackend Create(int index)
     {
         if (!CudaRuntime.IsAvailable(out var reason))
             throw new DeviceUnavailableException($"device cuda:{index} was requested but CUDA is unavailable: {reason}; use --device cpu");

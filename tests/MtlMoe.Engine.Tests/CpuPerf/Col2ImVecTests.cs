@@ -7,7 +7,6 @@ using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>The AVX-512 float32 col2im (column stride 2) against the scalar fold, bit for bit.</summary>
-[NonParallelizable] // flips the static Col2ImVec.Enabled switch
 public class Col2ImVecTests
 {
     // dx [N, C, H, W] (one group of Cg = C), w [O, C, kh, kw]

@@ -17,25 +17,16 @@ namespace MtlMoe.Tests.CpuPerf;
 /// planes that are not whole 16-lane chunks, output channels that are not whole 8-row slivers or span two 128-row blocks,
 /// several K blocks, other kernels, dilation and output heights; plus bit-identical results across thread counts.
 /// </summary>
-[NonParallelizable]
 public class ConvImplicitTests
 {
-    // Runs body twice: each image with its own chunks, then chunks laid end to end over the images wherever the plane has
-    // 16+ positions (PackedBelow above 1), so every case covers both layouts.
+    // Runs body twice on its own backend: each image with its own chunks, then chunks laid end to end over the images
+    // wherever the plane has 16+ positions (ImplicitPackedBelow above 1), so every case covers both layouts.
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the implicit conv path does not exist here");
-        bool enabled = ConvImplicit.Enabled; double minUse = ConvImplicit.MinLaneUse, packedBelow = ConvImplicit.PackedBelow;
-        try
-        {
-            ConvImplicit.Enabled = true; ConvImplicit.MinLaneUse = 0; // every stride-1 same-width float32 conv takes it
-            foreach (double below in new[] { 0, 1.01 })
-            {
-                ConvImplicit.PackedBelow = below;
-                body();
-            }
-        }
-        finally { ConvImplicit.Enabled = enabled; ConvImplicit.MinLaneUse = minUse; ConvImplicit.PackedBelow = packedBelow; }
+        foreach (double below in new[] { 0, 1.01 })
+            // every stride-1 same-width float32 conv takes it
+            Cpu.With(Cpu.Defaults with { ImplicitMinLaneUse = 0, ImplicitPackedBelow = below }, body);
     }
 
     private static IEnumerable<TestCaseData> Cases()
@@ -104,7 +95,7 @@ public class ConvImplicitTests
         int[] xs = [n, c, h, w], ws = [o, c, kh, kw];
         var g = new Conv2dGeometry(2, 2, kh / 2, kw / 2, 1, 1, 1);
         // 1×1 stays on the unfold when the images' planes are laid side by side (every plane here has 16+ outputs).
-        bool applies = kh * kw > 1 || ConvImplicit.PackedBelow == 0;
+        bool applies = kh * kw > 1 || Cpu.Current.ImplicitPackedBelow == 0;
         Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, xs, ws, g), Is.EqualTo(applies), "whether the forward takes the stride-2 implicit path");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(47), DType.Float32, 2e-4);
     });
@@ -162,9 +153,11 @@ public class ConvImplicitTests
         Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0)), Is.False, "stride-2 backward-data, 1×1");
         Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(2, 1, 1, 2)), Is.False, "stride-2 backward-data, groups");
         Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 9, 9], [4, 4, 5, 5], Conv2dGeometry.Square(2, 2)), Is.False, "stride-2 backward-data, 5×5");
-        ConvImplicit.MinLaneUse = 0.7;
-        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1)), Is.False, "3×3 plane: 9 of 16 lanes");
-        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1)), Is.True, "7×7 plane: 49 of 64 lanes");
+        Cpu.With(Cpu.Current with { ImplicitMinLaneUse = 0.7 }, () =>
+        {
+            Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1)), Is.False, "3×3 plane: 9 of 16 lanes");
+            Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1)), Is.True, "7×7 plane: 49 of 64 lanes");
+        });
     });
 
     [Test]

@@ -12,7 +12,7 @@ internal static class ConvPlans
     public static ConvPlan Of(int[] x, int[] w, Conv2dGeometry g, CpuBackendOptions? options = null, DType dtype = DType.Float32) =>
         new(x, w, g, dtype, options ?? CpuBackendOptions.Defaults);
 
-    /// <summary>Whether <paramref name="algorithm"/> takes <paramref name="pass"/> of the plan under the current switches.</summary>
+    /// <summary>Whether <paramref name="algorithm"/> takes <paramref name="pass"/> of the plan under the options of the current flow's CPU backend.</summary>
     public static bool Applies(IConvAlgorithm algorithm, ConvPass pass, int[] x, int[] w, Conv2dGeometry g) =>
-        algorithm.Applies(new ConvPlan(x, w, g, DType.Float32, CpuBackend.ConvOptionsFromSwitches()), pass);
+        algorithm.Applies(new ConvPlan(x, w, g, DType.Float32, Cpu.Current), pass);
 }

@@ -16,7 +16,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// whole slivers or span several K blocks or chunks of images; odd planes; bit-identical results across thread counts;
 /// every dx element written over stale pooled buffers; and the plans it must leave to the other paths.
 /// </summary>
-[NonParallelizable]
 public class ConvPointwiseStride2Tests
 {
     // All three passes at every plane size: the forward would otherwise go through the phase planes (ConvImplicitTests)
@@ -24,19 +23,7 @@ public class ConvPointwiseStride2Tests
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the 1×1 stride-2 GEMM path does not exist here");
-        bool enabled = ConvImplicit.Enabled, pointwise = ConvImplicit.PointwiseStride2Enabled, stride2 = ConvImplicit.Stride2Enabled;
-        bool everywhere = ConvImplicit.PointwiseStride2WeightsEverywhere;
-        try
-        {
-            ConvImplicit.Enabled = true; ConvImplicit.PointwiseStride2Enabled = true; ConvImplicit.Stride2Enabled = false;
-            ConvImplicit.PointwiseStride2WeightsEverywhere = true;
-            body();
-        }
-        finally
-        {
-            ConvImplicit.Enabled = enabled; ConvImplicit.PointwiseStride2Enabled = pointwise; ConvImplicit.Stride2Enabled = stride2;
-            ConvImplicit.PointwiseStride2WeightsEverywhere = everywhere;
-        }
+        Cpu.With(Cpu.Defaults.Disable("implicit-gemm-stride2") with { PointwiseStride2WeightsEverywhere = true }, body);
     }
 
     private static readonly Conv2dGeometry Stride2 = Conv2dGeometry.Square(2, 0);
@@ -120,16 +107,13 @@ public class ConvPointwiseStride2Tests
     public void BackwardWeightsOnlyWherePlanesLieSideBySide()
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine");
-        bool enabled = ConvImplicit.Enabled;
-        try
+        Cpu.With(Cpu.Defaults, () =>
         {
-            ConvImplicit.Enabled = true;
             Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [16, 128, 14, 14], [256, 128, 1, 1], Stride2), Is.True, "14² → 7²");
             Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [16, 64, 28, 28], [128, 64, 1, 1], Stride2), Is.False, "28² → 14²");
             Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [512, 256, 1, 1], Stride2), Is.False, "7² → 4²");
             Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [1, 128, 14, 14], [256, 128, 1, 1], Stride2), Is.False, "one image");
-        }
-        finally { ConvImplicit.Enabled = enabled; }
+        });
     }
 
     [Test]
@@ -141,7 +125,7 @@ public class ConvPointwiseStride2Tests
         Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], new Conv2dGeometry(2, 1, 0, 0, 1, 1, 1)), Is.False, "strides 2 and 1");
         Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 2, 1, 1], Conv2dGeometry.Square(2, 0, 1, 2)), Is.False, "groups");
         Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0)), Is.False, "3×3");
-        ConvImplicit.Enabled = false;
-        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Stride2), Is.False, "implicit paths off (MTLMOE_IMPLICIT=0)");
+        Cpu.With(CpuBackendOptions.Defaults.Disable("pointwise-stride2-gemm"), () =>
+            Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Stride2), Is.False, "switched off by name (as MTLMOE_IMPLICIT=0 does)"));
     });
 }

@@ -15,15 +15,12 @@ namespace MtlMoe.Tests.CpuPerf;
 /// of several images, of several rows and ragged last blocks; bit-identical results across thread counts; the same weights
 /// as the unfold path it replaces; and the plans it must leave to the others.
 /// </summary>
-[NonParallelizable]
 public class ConvWeightGradTests
 {
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the blocked backward-weights does not exist here");
-        bool enabled = ConvWeightGrad.Enabled; int minPlane = ConvWeightGrad.MinOutPlane;
-        try { ConvWeightGrad.Enabled = true; ConvWeightGrad.MinOutPlane = 1; body(); } // every plane size, down to 1×1
-        finally { ConvWeightGrad.Enabled = enabled; ConvWeightGrad.MinOutPlane = minPlane; }
+        Cpu.With(Cpu.Defaults with { BlockedWeightsMinOutPlane = 1 }, body); // every plane size, down to 1×1
     }
 
     private static IEnumerable<TestCaseData> Cases()
@@ -93,17 +90,11 @@ public class ConvWeightGradTests
     public void MatchesTheUnfoldPath()
     {
         int[] xs = [4, 32, 28, 28], ws = [64, 32, 3, 3];
-        float[] Run(bool on)
+        float[] Run(bool on) => Cpu.With(on ? Cpu.Defaults : Cpu.Defaults.Disable("blocked-backward-weights"), () =>
         {
-            bool saved = ConvWeightGrad.Enabled;
-            try
-            {
-                ConvWeightGrad.Enabled = on;
-                Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, xs, ws, Conv2dGeometry.Square(1, 1)), Is.EqualTo(on), "which path runs");
-                return ConvPassesCheck.RunAtThreads(2, xs, ws, padding: 1)[2];
-            }
-            finally { ConvWeightGrad.Enabled = saved; }
-        }
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, xs, ws, Conv2dGeometry.Square(1, 1)), Is.EqualTo(on), "which path runs");
+            return ConvPassesCheck.RunAtThreads(2, xs, ws, padding: 1)[2];
+        });
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the blocked backward-weights does not exist here");
         var blocked = Run(true); var unfold = Run(false);
         for (int i = 0; i < blocked.Length; i++)
@@ -113,11 +104,12 @@ public class ConvWeightGradTests
     [Test]
     public void LeavesOtherPlansToTheOtherPaths() => Forced(() =>
     {
-        ConvWeightGrad.MinOutPlane = ConvWeightGrad.DefaultMinOutPlane;
-        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 512, 4, 4], [512, 512, 3, 3], Conv2dGeometry.Square(1, 1)), Is.False, "4² output plane");
-        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [512, 256, 3, 3], Conv2dGeometry.Square(2, 1)), Is.False, "7² → 4²");
-        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [256, 256, 3, 3], Conv2dGeometry.Square(1, 1)), Is.True, "7² output plane");
-        ConvWeightGrad.MinOutPlane = 1;
+        Cpu.With(Cpu.Defaults, () =>
+        {
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 512, 4, 4], [512, 512, 3, 3], Conv2dGeometry.Square(1, 1)), Is.False, "4² output plane");
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [512, 256, 3, 3], Conv2dGeometry.Square(2, 1)), Is.False, "7² → 4²");
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [256, 256, 3, 3], Conv2dGeometry.Square(1, 1)), Is.True, "7² output plane");
+        });
         Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 5, 5], Conv2dGeometry.Square(1, 2)), Is.False, "5×5");
         Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 7, 7], Conv2dGeometry.Square(1, 3)), Is.False, "7×7 stride 1");
         Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 1, 1], Conv2dGeometry.Square(1, 0)), Is.False, "1×1");

@@ -1,6 +1,7 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 using MtlMoe.Engine.Backends.Cpu.Conv;
 using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.Gemm;
@@ -11,7 +12,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// The unfold into the GEMM's packed-B layout against the plain unfold packed by the layout's formula, bit for bit:
 /// several images, bands of output rows, row subsets, short KC blocks, the vector unfolds on and off, row groups in the buffer.
 /// </summary>
-[NonParallelizable]
 public class Im2ColPackedTests
 {
     // x [N, C, H, W] (one group), kernel, stride, padding

@@ -10,7 +10,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// The AVX-512 float32 im2cols (column stride 2; stride 1 with same-width rows) against the scalar one, bit for bit,
 /// over kernels, padding, dilation, bands and leading dimensions.
 /// </summary>
-[NonParallelizable]
 public class Im2ColVecTests
 {
     // x [N, C, H, W] (one group of Cg = C), w [O, C, kh, kw]

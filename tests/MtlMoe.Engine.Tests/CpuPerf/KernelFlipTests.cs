@@ -10,7 +10,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// The kernel flip behind stride-1 backward-data, w′[g·Cg + c, o, i, j] = w[g·Og + o, c, kh−1−i, kw−1−j], with the
 /// AVX-512 lane reversal and the scalar copy, against that formula element by element.
 /// </summary>
-[NonParallelizable]
 public class KernelFlipTests
 {
     // O, Cg, kh, kw, groups

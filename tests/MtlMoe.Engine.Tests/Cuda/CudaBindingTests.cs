@@ -7,7 +7,7 @@ namespace MtlMoe.Tests.Cuda;
 
 /// <summary>Binding-level checks on a real GPU; each test is ignored with the reason where CUDA is unavailable.</summary>
 [Category("Cuda")]
-[NonParallelizable]
+[NonParallelizable] // one GPU context and stream, and the caching allocator's counters, shared by every CUDA test
 public unsafe class CudaBindingTests
 {
     CuDevice _dev;

@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
@@ -74,11 +75,11 @@ internal sealed unsafe class BlockedBackwardWeights : IConvAlgorithm
             // offsets[q]: the padded-plane index of output position q's top-left tap (input row and column stride·(oh, ow) − pad).
             var offsets = new int[plane];
             for (int q = 0; q < plane; q++) offsets[q] = p.Geo.StrideH * (q / p.Wo * wp + q % p.Wo);
-            StridedIter.ParallelChunks((long)p.N * p.C, (long)hp * wp, (lo, hi) => PadInput(x, xo, xpad, plan, (int)lo, (int)hi));
-            StridedIter.ParallelChunks((long)p.N * slivers, (long)NR * plane, (lo, hi) => PackGrad(dy, dyo, dyt, plan, (int)lo, (int)hi));
+            StridedIter.ParallelChunks(p.Options, (long)p.N * p.C, (long)hp * wp, (lo, hi) => PadInput(x, xo, xpad, plan, (int)lo, (int)hi));
+            StridedIter.ParallelChunks(p.Options, (long)p.N * slivers, (long)NR * plane, (lo, hi) => PackGrad(dy, dyo, dyt, plan, (int)lo, (int)hi));
             // Tiles in sliver-major order, so that an item's tiles share few slivers of dy; at least two items per thread.
             int tiles = slivers * p.C * TileGroups(p), items = Math.Min(tiles, 2 * threads);
-            WorkerTeam.For(items, threads, item =>
+            WorkerTeam.For(p.Options, items, threads, item =>
                 SumTiles(xpad, dyt, dw, offsets, plan, (int)((long)tiles * item / items), (int)((long)tiles * (item + 1) / items)));
         }
         finally

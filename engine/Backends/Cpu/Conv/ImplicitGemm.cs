@@ -57,7 +57,7 @@ internal sealed class ImplicitGemm : IConvAlgorithm
         var masks = Im2ColSameVec.Masks(p, 0, p.Ho, perImage);
         if (UsePacked(p) && p.InPlane == p.OutPlane)
         {
-            var side = ImagesSideBySide(x, xo, p.N, p.C, p.InPlane); // side: [C, N, H·W]
+            var side = ImagesSideBySide(p.Options, x, xo, p.N, p.C, p.InPlane); // side: [C, N, H·W]
             try { ImplicitGemmKernel.Run(new Source(side, 0, p.InPlane, p.N * p.InPlane, shifts, masks), w, wo, flipped, y, p, threads); }
             finally { ArrayPool<float>.Shared.Return(side); }
             return;

@@ -54,7 +54,7 @@ internal sealed class ImplicitGemmStride2 : IConvAlgorithm
         var phases = ArrayPool<float>.Shared.Rent(4 * p.N * p.C * plane);
         try
         {
-            StridedIter.ParallelChunks((long)p.N * p.C, 4L * plane,
+            StridedIter.ParallelChunks(p.Options, (long)p.N * p.C, 4L * plane,
                 (lo, hi) => PhasePlanes.Split(x, xo, phases, imageStride, channelStride, phaseStride, p.Kh > 1, p.Kw > 1, p, (int)lo, (int)hi));
             // Tap (i, j) reads input row 2·oh + r with r = i − padH = 2·di + parity: row oh + di of the phase planes of that
             // parity (3×3: i = 1 an even row, i = 0 the odd row one up, i = 2 the odd row level); columns alike.

@@ -5,6 +5,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using static MtlMoe.Engine.Backends.Cpu.Conv.Shared.ImplicitGemmKernel;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
@@ -86,7 +87,7 @@ internal sealed unsafe class ImplicitGemmStride2BackwardData : IConvAlgorithm
             PackedChunks[]? packed = null;
             if (UsePacked(p))
             {
-                side = ImagesSideBySide(dy, dyo, p.N, p.O, plane); // side: [O, N, Ho·Wo], read as dy from here on
+                side = ImagesSideBySide(p.Options, dy, dyo, p.N, p.O, plane); // side: [O, N, Ho·Wo], read as dy from here on
                 dy = side; dyo = 0;
                 packed = new PackedChunks[4];
                 for (int f = 0; f < 4; f++) packed[f] = new PackedChunks(p.N, plane, PhaseTaps[f].Length, masks[f]);
@@ -98,13 +99,13 @@ internal sealed unsafe class ImplicitGemmStride2BackwardData : IConvAlgorithm
             int parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles);
             int cb = Math.Clamp(PhaseKcChannels, 1, p.O);
             var plan = p;
-            WorkerTeam.For(mBlocks * parts, threads, item =>
+            WorkerTeam.For(p.Options, mBlocks * parts, threads, item =>
             {
                 int ib = item / parts, part = item % parts;
                 int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);
                 PhasesItem(dy, dyo, w, wo, phases, phaseLength, plan, shifts, masks, packed, ib * MC, Math.Min(MC, plan.C - ib * MC), t0, t1, cb, perImage, chunks);
             });
-            StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => PhasePlanes.Merge(phases, phaseLength, dx, plan, (int)lo, (int)hi));
+            StridedIter.ParallelChunks(p.Options, (long)p.N * p.C, p.InPlane, (lo, hi) => PhasePlanes.Merge(phases, phaseLength, dx, plan, (int)lo, (int)hi));
         }
         finally
         {

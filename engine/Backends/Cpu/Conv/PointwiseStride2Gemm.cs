@@ -5,6 +5,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using static MtlMoe.Engine.Backends.Cpu.Conv.Shared.ImplicitGemmKernel;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
@@ -71,9 +72,9 @@ internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
         try
         {
             var plan = p;
-            StridedIter.ParallelChunks((long)p.N * p.C, plane,
+            StridedIter.ParallelChunks(p.Options, (long)p.N * p.C, plane,
                 (lo, hi) => PhasePlanes.Split(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
-            PointwiseGemm(w, wo, transA: false, p.O, p.C, even, 0, y, p.N, plane, threads);
+            PointwiseGemm(p.Options, w, wo, transA: false, p.O, p.C, even, 0, y, p.N, plane, threads);
         }
         finally { ArrayPool<float>.Shared.Return(even); }
     }
@@ -89,9 +90,9 @@ internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
         var phase = ArrayPool<float>.Shared.Rent((int)phaseLength); // phase: [N, C, Ho·Wo] = dx[:, :, 0::2, 0::2] = wᵀ · dy
         try
         {
-            PointwiseGemm(w, wo, transA: true, p.C, p.O, dy, dyo, phase, p.N, plane, threads);
+            PointwiseGemm(p.Options, w, wo, transA: true, p.C, p.O, dy, dyo, phase, p.N, plane, threads);
             var plan = p;
-            StridedIter.ParallelChunks((long)p.N * p.C, p.InPlane, (lo, hi) => PhasePlanes.Merge(phase, phaseLength, dx, plan, (int)lo, (int)hi, evenOnly: true));
+            StridedIter.ParallelChunks(p.Options, (long)p.N * p.C, p.InPlane, (lo, hi) => PhasePlanes.Merge(phase, phaseLength, dx, plan, (int)lo, (int)hi, evenOnly: true));
         }
         finally { ArrayPool<float>.Shared.Return(phase); }
     }
@@ -100,7 +101,7 @@ internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
     /// dst [images, m, plane] = op(A) · src [images, k, plane] (src at srcOff), per image; op(A) is w [m, k] at wo, or with
     /// <paramref name="transA"/> the transpose of w stored [k, m]. Columns of all images side by side form the GEMM's N.
     /// </summary>
-    private static void PointwiseGemm(float[] w, int wo, bool transA, int m, int k, float[] src, int srcOff, float[] dst, int images, int plane, int threads)
+    private static void PointwiseGemm(CpuBackendOptions o, float[] w, int wo, bool transA, int m, int k, float[] src, int srcOff, float[] dst, int images, int plane, int threads)
     {
         int mPad = (m + MR - 1) / MR * MR, cols = images * plane, slivers = (cols + PwNR - 1) / PwNR;
         int lda = transA ? m : k;
@@ -109,7 +110,7 @@ internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
         {
             // A packed once over the threads: items of (K block, 64 rows).
             int kBlocks = (k + PwKC - 1) / PwKC, rowItems = (m + 63) / 64;
-            WorkerTeam.For(kBlocks * rowItems, threads, item =>
+            WorkerTeam.For(o, kBlocks * rowItems, threads, item =>
             {
                 int pc = item / rowItems * PwKC, kc = Math.Min(PwKC, k - pc), ic = item % rowItems * 64, mc = Math.Min(64, m - ic);
                 fixed (float* pw = w, pa = aPacked)
@@ -117,7 +118,7 @@ internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
             });
             // Sliver ranges: at least four per thread (slivers differ in how many image runs they copy).
             int parts = Math.Clamp(4 * threads, 1, slivers);
-            WorkerTeam.For(parts, threads, part =>
+            WorkerTeam.For(o, parts, threads, part =>
             {
                 int s0 = (int)((long)slivers * part / parts), s1 = (int)((long)slivers * (part + 1) / parts);
                 PointwiseSlivers(aPacked, mPad, m, k, src, srcOff, dst, plane, cols, s0, s1);
@@ -215,16 +216,16 @@ internal sealed unsafe class PointwiseStride2Gemm : IConvAlgorithm
         try
         {
             var plan = p;
-            StridedIter.ParallelChunks((long)p.N * p.C, plane,
+            StridedIter.ParallelChunks(p.Options, (long)p.N * p.C, plane,
                 (lo, hi) => PhasePlanes.Split(x, xo, even, (nint)plan.C * plane, plane, 0, false, false, plan, (int)lo, (int)hi));
-            WorkerTeam.For(cSlivers * p.N, threads, item =>
+            WorkerTeam.For(p.Options, cSlivers * p.N, threads, item =>
             {
                 int s = item / plan.N, n = item % plan.N, c0 = s * PwNR;
                 fixed (float* pe = even, pb = bPacked)
                     GemmTranspose.RowsToSliver(pe + ((nint)n * plan.C + c0) * plane, plane, Math.Min(PwNR, plan.C - c0), plane, pb + ((nint)s * k + (nint)n * plane) * PwNR, PwNR);
             });
             int parts = Math.Clamp(4 * threads, 1, oSlivers);
-            WorkerTeam.For(parts, threads, part =>
+            WorkerTeam.For(p.Options, parts, threads, part =>
             {
                 int r0 = (int)((long)oSlivers * part / parts), r1 = (int)((long)oSlivers * (part + 1) / parts);
                 WeightSlivers(dy, dyo, bPacked, dw, plan, k, cSlivers, r0, r1);

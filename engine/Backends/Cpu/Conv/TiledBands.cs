@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
@@ -59,9 +60,9 @@ internal sealed class TiledBands : IConvAlgorithm
     {
         int rows = BandRows(p), plane = p.OutPlane;
         bool packB = UnfoldGemm.PacksB<T>(p);
-        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        var layout = packB ? CpuGemm.PackedLayout<T>(p.Options) : default;
         int colLength = packB ? (int)layout.Length(p.K, rows * p.Wo) : p.K * rows * p.Wo;
-        StridedIter.ParallelChunks(p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
+        StridedIter.ParallelChunks(p.Options, p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
         {
             var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(colLength); // col: [K, rows·Wo], plain or packed
             try
@@ -73,7 +74,7 @@ internal sealed class TiledBands : IConvAlgorithm
                     var wg = w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K);
                     if (col is null)
                     {
-                        CpuGemm.Gemm(false, false, p.Og, plane, p.K, T.One, wg, p.K, x.AsSpan(xOff, p.ColLength), plane,
+                        CpuGemm.Gemm(p.Options, false, false, p.Og, plane, p.K, T.One, wg, p.K, x.AsSpan(xOff, p.ColLength), plane,
                             T.Zero, y.AsSpan(yOff, p.Og * plane), plane, threads: 1);
                         continue;
                     }
@@ -85,12 +86,12 @@ internal sealed class TiledBands : IConvAlgorithm
                         if (packB)
                         {
                             Im2ColPacked.Unfold(x, xOff, 0, 1, p, layout, col, 0, p.K, oh0, oh1);
-                            CpuGemm.GemmPacked(layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
+                            CpuGemm.GemmPacked(p.Options, layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
                                 T.Zero, yBand, plane, threads: 1);
                             continue;
                         }
                         Im2Col.Unfold(x, xOff, 0, 1, p, col, cols, 0, p.K, oh0, oh1);
-                        CpuGemm.Gemm(false, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, p.K * cols), cols,
+                        CpuGemm.Gemm(p.Options, false, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, p.K * cols), cols,
                             T.Zero, yBand, plane, threads: 1);
                     }
                 }
@@ -102,7 +103,7 @@ internal sealed class TiledBands : IConvAlgorithm
     private static void BackwardData<T>(T[] dy, int dyo, T[] w, int wo, T[] dx, ConvPlan p) where T : unmanaged, INumber<T>
     {
         int rows = BandRows(p), plane = p.OutPlane;
-        StridedIter.ParallelChunks(p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
+        StridedIter.ParallelChunks(p.Options, p.N * p.G, p.MacsPerImage / p.G, (lo, hi) =>
         {
             var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(p.K * rows * p.Wo); // dcol: [K, rows·Wo]
             try
@@ -114,7 +115,7 @@ internal sealed class TiledBands : IConvAlgorithm
                     var wg = w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K);
                     if (col is null)
                     {
-                        CpuGemm.Gemm(true, false, p.K, plane, p.Og, T.One, wg, p.K, dy.AsSpan(dyOff, p.Og * plane), plane,
+                        CpuGemm.Gemm(p.Options, true, false, p.K, plane, p.Og, T.One, wg, p.K, dy.AsSpan(dyOff, p.Og * plane), plane,
                             T.Zero, dx.AsSpan(dxOff, p.ColLength), plane, threads: 1);
                         continue;
                     }
@@ -123,7 +124,7 @@ internal sealed class TiledBands : IConvAlgorithm
                     {
                         int oh1 = Math.Min(p.Ho, oh0 + rows), cols = (oh1 - oh0) * p.Wo;
                         // dcol = W_gᵀ · dy[n, g, :, band]: [K, Og] · [Og, cols], dy read with ld = Ho·Wo
-                        CpuGemm.Gemm(true, false, p.K, cols, p.Og, T.One, wg, p.K,
+                        CpuGemm.Gemm(p.Options, true, false, p.K, cols, p.Og, T.One, wg, p.K,
                             dy.AsSpan(dyOff + oh0 * p.Wo, (p.Og - 1) * plane + cols), plane, T.Zero, col.AsSpan(0, p.K * cols), cols, threads: 1);
                         Im2Col.Fold(col, cols, p, dx, dxOff, 0, 0, p.Cg, oh0, oh1);
                     }
@@ -141,11 +142,11 @@ internal sealed class TiledBands : IConvAlgorithm
         partial[0] = dw;
         for (int q = 1; q < parts; q++) { partial[q] = ArrayPool<T>.Shared.Rent(wLen); partial[q].AsSpan(0, wLen).Clear(); }
         bool packB = UnfoldGemm.PacksB<T>(p);
-        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        var layout = packB ? CpuGemm.PackedLayout<T>(p.Options) : default;
         int colLength = packB ? (int)layout.Length(rows * p.Wo, p.K) : p.K * rows * p.Wo, slivers = packB ? layout.PaddedCols(p.K) / layout.NR : 0;
         try
         {
-            WorkerTeam.For(parts, p.Options.Threads, q =>
+            WorkerTeam.For(p.Options, parts, p.Options.Threads, q =>
             {
                 var acc = partial[q];
                 var col = p.Direct ? null : ArrayPool<T>.Shared.Rent(colLength); // col: [K, rows·Wo], or colᵀ packed
@@ -158,7 +159,7 @@ internal sealed class TiledBands : IConvAlgorithm
                         var dwg = acc.AsSpan(g * p.Og * p.K, p.Og * p.K);
                         if (col is null)
                         {
-                            CpuGemm.Gemm(false, true, p.Og, p.K, plane, T.One, dy.AsSpan(dyOff, p.Og * plane), plane,
+                            CpuGemm.Gemm(p.Options, false, true, p.Og, p.K, plane, T.One, dy.AsSpan(dyOff, p.Og * plane), plane,
                                 x.AsSpan(xOff, p.ColLength), plane, T.One, dwg, p.K, threads: 1);
                             continue;
                         }
@@ -170,12 +171,12 @@ internal sealed class TiledBands : IConvAlgorithm
                             if (packB)
                             {
                                 Im2ColPacked.UnfoldTransposed(x, xOff, 0, 1, p, layout, col, 0, slivers, oh0, oh1);
-                                CpuGemm.GemmPacked(layout, false, p.Og, p.K, cols, T.One, dyBand, plane, col.AsSpan(0, (int)layout.Length(cols, p.K)),
+                                CpuGemm.GemmPacked(p.Options, layout, false, p.Og, p.K, cols, T.One, dyBand, plane, col.AsSpan(0, (int)layout.Length(cols, p.K)),
                                     T.One, dwg, p.K, threads: 1);
                                 continue;
                             }
                             Im2Col.Unfold(x, xOff, 0, 1, p, col, cols, 0, p.K, oh0, oh1);
-                            CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, dyBand, plane, col.AsSpan(0, p.K * cols), cols, T.One, dwg, p.K, threads: 1);
+                            CpuGemm.Gemm(p.Options, false, true, p.Og, p.K, cols, T.One, dyBand, plane, col.AsSpan(0, p.K * cols), cols, T.One, dwg, p.K, threads: 1);
                         }
                     }
                 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv;
 
@@ -63,7 +64,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
     {
         long t0 = ConvProfile.Start();
         int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
-        StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2Col.Unfold(x, xOff, imageStride, cnt, p, col, ld, (int)lo, (int)hi, 0, p.Ho));
+        StridedIter.ParallelChunks(p.Options, p.K, ld, (lo, hi) => Im2Col.Unfold(x, xOff, imageStride, cnt, p, col, ld, (int)lo, (int)hi, 0, p.Ho));
         ConvProfile.Since("    unfold (batched)", t0);
     }
 
@@ -72,7 +73,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
     {
         long t0 = ConvProfile.Start();
         int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane;
-        StridedIter.ParallelChunks(p.K, ld, (lo, hi) => Im2ColPacked.Unfold(x, xOff, imageStride, cnt, p, layout, col, (int)lo, (int)hi, 0, p.Ho));
+        StridedIter.ParallelChunks(p.Options, p.K, ld, (lo, hi) => Im2ColPacked.Unfold(x, xOff, imageStride, cnt, p, layout, col, (int)lo, (int)hi, 0, p.Ho));
         ConvProfile.Since("    unfold (batched)", t0);
     }
 
@@ -81,7 +82,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
     {
         long t0 = ConvProfile.Start();
         int imageStride = p.C * p.InPlane, ld = cnt * p.OutPlane, slivers = layout.PaddedCols(p.K) / layout.NR;
-        StridedIter.ParallelChunks(slivers, (long)layout.NR * ld,
+        StridedIter.ParallelChunks(p.Options, slivers, (long)layout.NR * ld,
             (lo, hi) => Im2ColPacked.UnfoldTransposed(x, xOff, imageStride, cnt, p, layout, col, (int)lo, (int)hi, 0, p.Ho));
         ConvProfile.Since("    unfold (batched)", t0);
     }
@@ -91,7 +92,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
     {
         long t0 = ConvProfile.Start();
         int imageStride = p.O * p.OutPlane, ld = cnt * p.OutPlane;
-        StridedIter.ParallelChunks(p.Og, ld, (lo, hi) => Im2Col.Regroup(images, off, imageStride, p.OutPlane, cnt, chunk, ld, toChunk, (int)lo, (int)hi));
+        StridedIter.ParallelChunks(p.Options, p.Og, ld, (lo, hi) => Im2Col.Regroup(images, off, imageStride, p.OutPlane, cnt, chunk, ld, toChunk, (int)lo, (int)hi));
         ConvProfile.Since("    regroup (batched)", t0);
     }
 
@@ -100,7 +101,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
     {
         int nb = Chunk(p), plane = p.OutPlane, threads = p.Options.Threads;
         bool packB = PacksB<T>(p);
-        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        var layout = packB ? CpuGemm.PackedLayout<T>(p.Options) : default;
         int colLength = packB ? (int)layout.Length(p.K, nb * plane) : p.K * nb * plane;
         var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(colLength);  // col: [K, nb·P], plain or packed
         var tmp = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;       // tmp: [Og, nb·P]
@@ -119,7 +120,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
                     {
                         UnfoldPacked(x, xOff, cnt, p, layout, col);
                         long t0 = ConvProfile.Start();
-                        CpuGemm.GemmPacked(layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
+                        CpuGemm.GemmPacked(p.Options, layout, false, p.Og, cols, p.K, T.One, wg, p.K, col.AsSpan(0, (int)layout.Length(p.K, cols)),
                             T.Zero, c, cols, threads);
                         ConvProfile.Since("    gemm (batched, packed B)", t0);
                     }
@@ -127,7 +128,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
                     {
                         if (col is not null) Unfold(x, xOff, cnt, p, col);
                         ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
-                        CpuGemm.Gemm(false, false, p.Og, cols, p.K, T.One, wg, p.K, b, cols, T.Zero, c, cols);
+                        CpuGemm.Gemm(p.Options, false, false, p.Og, cols, p.K, T.One, wg, p.K, b, cols, T.Zero, c, cols);
                     }
                     if (tmp is not null && cnt > 1) Regroup(y, yOff, cnt, p, tmp, toChunk: false);
                 }
@@ -158,11 +159,11 @@ internal sealed class UnfoldGemm : IConvAlgorithm
                     if (dyb is not null && cnt > 1) { Regroup(dy, dyOff, cnt, p, dyb, toChunk: true); b = dyb.AsSpan(0, p.Og * cols); }
                     // dcol = W_gᵀ · dy: [K, Og] · [Og, cnt·P] (written straight into dx for a single-image direct 1×1 conv)
                     var c = col is null ? dx.AsSpan(dxOff, p.ColLength) : col.AsSpan(0, p.K * cols);
-                    CpuGemm.Gemm(true, false, p.K, cols, p.Og, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
+                    CpuGemm.Gemm(p.Options, true, false, p.K, cols, p.Og, T.One, w.AsSpan(wo + g * p.Og * p.K, p.Og * p.K), p.K,
                         b, cols, T.Zero, c, cols);
                     if (col is null) continue;
                     long t0 = ConvProfile.Start();
-                    StridedIter.ParallelChunks(cnt * p.Cg, p.Kh * p.Kw * plane,
+                    StridedIter.ParallelChunks(p.Options, cnt * p.Cg, p.Kh * p.Kw * plane,
                         (lo, hi) => Im2Col.Fold(col, cols, p, dx, dxOff, imageStride, (int)lo, (int)hi, 0, p.Ho));
                     ConvProfile.Since("    fold (batched)", t0);
                 }
@@ -180,7 +181,7 @@ internal sealed class UnfoldGemm : IConvAlgorithm
     {
         int nb = Chunk(p), plane = p.OutPlane, threads = p.Options.Threads;
         bool packB = PacksB<T>(p);
-        var layout = packB ? CpuGemm.PackedLayout<T>() : default;
+        var layout = packB ? CpuGemm.PackedLayout<T>(p.Options) : default;
         int colLength = packB ? (int)layout.Length(nb * plane, p.K) : p.K * nb * plane;
         var col = p.Direct && nb == 1 ? null : ArrayPool<T>.Shared.Rent(colLength);  // col: [K, nb·P], or colᵀ packed
         var dyb = nb > 1 ? ArrayPool<T>.Shared.Rent(p.Og * nb * plane) : null;       // dyb: [Og, nb·P]
@@ -201,14 +202,14 @@ internal sealed class UnfoldGemm : IConvAlgorithm
                     {
                         UnfoldPackedTransposed(x, xOff, cnt, p, layout, col);
                         long t0 = ConvProfile.Start();
-                        CpuGemm.GemmPacked(layout, false, p.Og, p.K, cols, T.One, a, cols, col.AsSpan(0, (int)layout.Length(cols, p.K)),
+                        CpuGemm.GemmPacked(p.Options, layout, false, p.Og, p.K, cols, T.One, a, cols, col.AsSpan(0, (int)layout.Length(cols, p.K)),
                             beta, dwg, p.K, threads);
                         ConvProfile.Since("    gemm (batched, packed colᵀ)", t0);
                         continue;
                     }
                     if (col is not null) Unfold(x, xOff, cnt, p, col);
                     ReadOnlySpan<T> b = col is null ? x.AsSpan(xOff, p.ColLength) : col.AsSpan(0, p.K * cols);
-                    CpuGemm.Gemm(false, true, p.Og, p.K, cols, T.One, a, cols, b, cols, beta, dwg, p.K);
+                    CpuGemm.Gemm(p.Options, false, true, p.Og, p.K, cols, T.One, a, cols, b, cols, beta, dwg, p.K);
                 }
             }
         }

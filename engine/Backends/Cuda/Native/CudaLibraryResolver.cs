@@ -13,7 +13,7 @@ namespace MtlMoe.Engine.Backends.Cuda.Native;
 public static class CudaLibraryResolver
 {
     /// <summary>Environment variable naming a folder searched before everything else.</summary>
-    public const string OverrideVariable = "MTLMOE_CUDA_LIB_DIR";
+    public const string OverrideVariable = EnvironmentVariables.CudaLibDir;
 
     static readonly Lock Gate = new();
     static bool _registered;

@@ -12,9 +12,6 @@ namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 /// </summary>
 internal static unsafe class Col2ImVec
 {
-    /// <summary>Whether the vector fold is used where it applies (tests and --ab fold turn it off).</summary>
-    internal static bool Enabled { get; set; } = true;
-
     private const int L = 16;
 
     /// <summary>True when <see cref="AddStride2"/> handles a fold of this column stride on this machine.</summary>

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
@@ -12,9 +13,6 @@ namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 /// </summary>
 internal static unsafe class Im2ColPacked
 {
-    /// <summary>Whether the convs unfold into the packed layout (tests and the bench's A/B turn it off).</summary>
-    internal static bool Enabled { get; set; } = true;
-
     // Elements of the per-thread row buffer (32 KiB of float32).
     private const int BufferElements = 8192;
 

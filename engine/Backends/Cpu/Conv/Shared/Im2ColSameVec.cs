@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
@@ -14,9 +15,6 @@ namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 /// </summary>
 internal static unsafe class Im2ColSameVec
 {
-    /// <summary>Whether this unfold is used where it applies (tests and the bench's A/B turn it off).</summary>
-    internal static bool Enabled { get; set; } = true;
-
     private const int L = 16;
 
     /// <summary>Widest row the vector unfold takes: at 28 columns the block copies measured 3–7 % faster (and 9–22 % slower at 4..14).</summary>

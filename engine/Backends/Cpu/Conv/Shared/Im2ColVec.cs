@@ -11,9 +11,6 @@ namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 /// </summary>
 internal static unsafe class Im2ColVec
 {
-    /// <summary>Whether the vector unfold is used where it applies (tests turn it off to reach the scalar one).</summary>
-    internal static bool Enabled { get; set; } = true;
-
     private const int L = 16;
 
     /// <summary>True when <see cref="Unfold"/> handles this plan on this machine.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
@@ -51,7 +52,7 @@ internal static unsafe partial class ImplicitGemmKernel
         var packed = UsePacked(p) && source.ImageStride == plane ? new PackedChunks(p.N, plane, kk, source.Masks) : null;
         if (packed is not null) { chunks = packed.Count; tiles = (chunks + 1) / 2; parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, tiles); }
         var plan = p;
-        WorkerTeam.For(mBlocks * parts, threads, item =>
+        WorkerTeam.For(p.Options, mBlocks * parts, threads, item =>
         {
             int ib = item / parts, part = item % parts;
             int t0 = (int)((long)tiles * part / parts), t1 = (int)((long)tiles * (part + 1) / parts);

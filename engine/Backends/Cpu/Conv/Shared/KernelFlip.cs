@@ -20,7 +20,7 @@ internal static class KernelFlip
         bool vec = typeof(T) == typeof(float) && p.On(CpuPath.KernelFlipVec) && Avx512F.IsSupported && kk is > 1 and <= 16;
         var reverse = Vector512.Create(kk - 1) - Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         var taps = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(kk)).AsSingle();
-        StridedIter.ParallelChunks((long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
+        StridedIter.ParallelChunks(p.Options, (long)p.G * cBlocks, (long)p.Og * cb * kk, (lo, hi) =>
         {
             fixed (T* pw = w, pf = wf)
                 for (long item = lo; item < hi; item++)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
@@ -22,10 +23,10 @@ internal static unsafe partial class ImplicitGemmKernel
         p.N > 1 && p.OutPlane >= L && p.On(CpuPath.ImplicitPackedChunks) && LaneUse(p.OutPlane) < p.Options.ImplicitPackedBelow;
 
     /// <summary>x [N, C, plane] at xo copied to [C, N, plane] (rented; the caller returns it): the images of a channel side by side.</summary>
-    internal static float[] ImagesSideBySide(float[] x, int xo, int n, int c, int plane)
+    internal static float[] ImagesSideBySide(CpuBackendOptions o, float[] x, int xo, int n, int c, int plane)
     {
         var t = ArrayPool<float>.Shared.Rent(n * c * plane);
-        StridedIter.ParallelChunks((long)n * c, plane, (lo, hi) =>
+        StridedIter.ParallelChunks(o, (long)n * c, plane, (lo, hi) =>
         {
             for (long item = lo; item < hi; item++)
             {
