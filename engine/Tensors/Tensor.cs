@@ -23,8 +23,19 @@ public sealed partial class Tensor : IDisposable
         DisposeScope.Current?.Register(this);
     }
 
-    /// <summary>Wraps a fresh contiguous storage (takes over its single reference).</summary>
-    internal static Tensor FromStorage(Storage storage, int[] shape) => new(storage, Layout.Contiguous(shape));
+    /// <summary>
+    /// A contiguous tensor of <paramref name="shape"/> over a fresh storage — one a backend primitive returned, or a
+    /// filled <see cref="Backends.Cpu.CpuStorage.Rent"/> buffer — taking over its single reference (disposing the tensor
+    /// releases it). The storage must hold exactly the shape's element count.
+    /// </summary>
+    public static Tensor FromStorage(Storage storage, int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        int count = Shapes.Count(shape);
+        if (storage.Length != count)
+            throw new ShapeException($"from_storage: a storage of {storage.Length} elements cannot be a tensor of shape {Shapes.Format(shape)} ({count} elements)");
+        return new(storage, Layout.Contiguous(shape));
+    }
 
     /// <summary>A new tensor sharing this one's storage through another layout.</summary>
     internal Tensor ViewOf(Layout layout)

@@ -31,8 +31,7 @@ public sealed partial class CpuBackend : IBackend
     /// <inheritdoc />
     public Device Device => Device.Cpu;
 
-    internal static CpuStorage NewStorage(DType dtype, int length, bool zero = false)
-        => new(CpuArrayPool.Rent(dtype, length, zero), dtype, length);
+    internal static CpuStorage NewStorage(DType dtype, int length, bool zero = false) => CpuStorage.Rent(dtype, length, zero);
 
     internal static T[] Arr<T>(Storage s) where T : unmanaged => s is CpuStorage c
         ? c.Array<T>()
