@@ -3,13 +3,13 @@ namespace MtlMoe.Engine.Backends;
 public partial interface IBackend
 {
     /// <summary>Element-wise unary op; <paramref name="alpha"/>/<paramref name="beta"/> are its scalar parameters.</summary>
-    Storage Unary(UnaryOp op, Storage x, Layout layout, double alpha = 0, double beta = 0);
+    Storage Unary(UnaryOp op, StorageView x, double alpha = 0, double beta = 0);
 
     /// <summary>Element-wise binary op on two layouts of the same shape (broadcast dims have stride 0).</summary>
-    Storage Binary(BinaryOp op, Storage a, Layout la, Storage b, Layout lb);
+    Storage Binary(BinaryOp op, StorageView a, StorageView b);
 
     /// <summary>cond ? a : b element-wise; all three layouts have the same shape; cond is non-zero for true.</summary>
-    Storage Where(Storage cond, Layout lc, Storage a, Layout la, Storage b, Layout lb);
+    Storage Where(StorageView cond, StorageView a, StorageView b);
 }
 
 /// <summary>Element-wise unary ops. α and β are the op's scalar parameters where it has any.</summary>

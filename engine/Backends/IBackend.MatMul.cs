@@ -7,5 +7,5 @@ public partial interface IBackend
     /// where broadcast); returns a contiguous [..., m, n]. Either of the last two strides may be 1
     /// (transposed operands are read in place).
     /// </summary>
-    Storage MatMul(Storage a, Layout la, Storage b, Layout lb);
+    Storage MatMul(StorageView a, StorageView b);
 }

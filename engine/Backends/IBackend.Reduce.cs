@@ -6,7 +6,7 @@ public partial interface IBackend
     /// Reduces over <paramref name="dims"/> (sorted, distinct); the result has the input's rank with
     /// reduced dims of size 1. ArgMax/ArgMin return Int64 and take exactly one dim (first index on ties).
     /// </summary>
-    Storage Reduce(ReduceOp op, Storage x, Layout layout, int[] dims);
+    Storage Reduce(ReduceOp op, StorageView x, int[] dims);
 }
 
 /// <summary>Reductions.</summary>

@@ -20,17 +20,17 @@ public partial interface IBackend
     Storage Upload<T>(ReadOnlySpan<T> data) where T : unmanaged;
 
     /// <summary>Copies the elements a layout selects, row-major, into a host buffer of the same element type.</summary>
-    void Download<T>(Storage src, Layout layout, Span<T> dst) where T : unmanaged;
+    void Download<T>(StorageView src, Span<T> dst) where T : unmanaged;
 
     /// <summary>Dense row-major copy of the elements a layout selects.</summary>
-    Storage Contiguous(Storage src, Layout layout);
+    Storage Contiguous(StorageView src);
 
     /// <summary>Writes src's elements into the positions dst's layout selects (same shape, same dtype).</summary>
-    void CopyInto(Storage src, Layout srcLayout, Storage dst, Layout dstLayout);
+    void CopyInto(StorageView src, StorageView dst);
 
     /// <summary>Converts elements to another dtype (float→int truncates toward zero).</summary>
-    Storage Cast(Storage src, Layout layout, DType to);
+    Storage Cast(StorageView src, DType to);
 
     /// <summary>Sets every element a layout selects to <paramref name="value"/>.</summary>
-    void Fill(Storage dst, Layout layout, double value);
+    void Fill(StorageView dst, double value);
 }

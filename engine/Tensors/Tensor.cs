@@ -51,6 +51,9 @@ public sealed partial class Tensor : IDisposable
     /// <summary>Shape, strides and offset into the storage.</summary>
     public Layout Layout { get; private set; }
 
+    /// <summary>This tensor's storage seen through its layout: how it is handed to an <see cref="Backends.IBackend"/> primitive.</summary>
+    public Backends.StorageView StorageView => new(Storage, Layout);
+
     /// <summary>
     /// Swaps the storage under this tensor (a module moving to another device keeps its parameter
     /// objects, so references held by optimizers stay valid).

@@ -9,8 +9,10 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry)
+    public Storage Conv2dForward(StorageView xView, StorageView wView, Conv2dGeometry geometry)
     {
+        var (x, lx) = xView;
+        var (w, lw) = wView;
         long t0 = ConvProfile.Start();
         var plan = new ConvPlan(lx.Shape, lw.Shape, geometry, x.DType, Options);
         var r = x.DType switch
@@ -24,8 +26,10 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape)
+    public Storage Conv2dBackwardData(StorageView dyView, StorageView wView, Conv2dGeometry geometry, int[] inputShape)
     {
+        var (dy, ldy) = dyView;
+        var (w, lw) = wView;
         long t0 = ConvProfile.Start();
         var plan = new ConvPlan(inputShape, lw.Shape, geometry, dy.DType, Options);
         var r = dy.DType switch
@@ -39,8 +43,10 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape)
+    public Storage Conv2dBackwardWeight(StorageView xView, StorageView dyView, Conv2dGeometry geometry, int[] weightShape)
     {
+        var (x, lx) = xView;
+        var (dy, ldy) = dyView;
         long t0 = ConvProfile.Start();
         var plan = new ConvPlan(lx.Shape, weightShape, geometry, x.DType, Options);
         var r = x.DType switch

@@ -6,13 +6,17 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Unary(UnaryOp op, Storage x, Layout layout, double alpha = 0, double beta = 0) => x.DType switch
+    public Storage Unary(UnaryOp op, StorageView xView, double alpha = 0, double beta = 0)
     {
-        DType.Float32 => UnaryFloat<float>(op, x, layout, (float)alpha, (float)beta),
-        DType.Float64 => UnaryFloat<double>(op, x, layout, alpha, beta),
-        DType.Int32 => UnaryArith<int>(op, x, layout, (int)alpha, (int)beta),
-        _ => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => UnaryFloat<float>(op, x, layout, (float)alpha, (float)beta),
+            DType.Float64 => UnaryFloat<double>(op, x, layout, alpha, beta),
+            DType.Int32 => UnaryArith<int>(op, x, layout, (int)alpha, (int)beta),
+            _ => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
+        };
+    }
 
     private Storage UnaryFloat<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, IFloatingPointIeee754<T> => op switch
     {
@@ -95,8 +99,10 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Binary(BinaryOp op, Storage a, Layout la, Storage b, Layout lb)
+    public Storage Binary(BinaryOp op, StorageView aView, StorageView bView)
     {
+        var (a, la) = aView;
+        var (b, lb) = bView;
         if (a.DType != b.DType) throw new InvalidOperationException($"{op}: dtypes {a.DType.Name()} and {b.DType.Name()} differ");
         if (!Shapes.Equal(la.Shape, lb.Shape)) throw new ShapeException($"{op}: backend shapes {Shapes.Format(la.Shape)} and {Shapes.Format(lb.Shape)} differ");
         return a.DType switch
@@ -193,10 +199,13 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Where(Storage cond, Layout lc, Storage a, Layout la, Storage b, Layout lb)
+    public Storage Where(StorageView condView, StorageView aView, StorageView bView)
     {
+        var (cond, lc) = condView;
+        var (a, la) = aView;
+        var (b, lb) = bView;
         if (a.DType != b.DType) throw new InvalidOperationException($"where: dtypes {a.DType.Name()} and {b.DType.Name()} differ");
-        var c = Cast(cond, lc, DType.Float64);
+        var c = Cast(new(cond, lc), DType.Float64);
         try
         {
             var mask = Arr<double>(c);

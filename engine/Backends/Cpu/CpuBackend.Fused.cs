@@ -8,44 +8,71 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(StorageView xView,
+        StorageView? weightView, StorageView? biasView,
+        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
     {
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
-        _ => throw new NotSupportedException($"batch_norm2d_relu: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        var (bias, lbias) = StorageView.Split(biasView);
+        var (runningMean, lrunningMean) = runningMeanView;
+        var (runningVar, lrunningVar) = runningVarView;
+        return x.DType switch
+        {
+            DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
+            DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
+            _ => throw new NotSupportedException($"batch_norm2d_relu: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(StorageView xView, StorageView residualView,
+        StorageView? weightView, StorageView? biasView,
+        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
     {
-        _ when !Options.On(CpuPath.BnAddReluFused) => IBackend.ComposeBatchNorm2dAddRelu(this, x, lx, residual, lresidual, weight, lweight,
-            bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps),
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
-        _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (residual, lresidual) = residualView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        var (bias, lbias) = StorageView.Split(biasView);
+        var (runningMean, lrunningMean) = runningMeanView;
+        var (runningVar, lrunningVar) = runningVarView;
+        return x.DType switch
+        {
+            _ when !Options.On(CpuPath.BnAddReluFused) => IBackend.ComposeBatchNorm2dAddRelu(this, xView, residualView, weightView, biasView, runningMeanView, runningVarView, momentum, eps),
+            DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+            DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
+            _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(StorageView dyView, StorageView yView, StorageView xView,
+        StorageView meanView, StorageView invStdView, StorageView? weightView, bool batchStats)
     {
-        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
-        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
-        _ => throw new NotSupportedException($"batch_norm2d_relu backward: float tensors only, got {x.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        var (y, ly) = yView;
+        var (x, lx) = xView;
+        var (mean, lmean) = meanView;
+        var (invStd, linvStd) = invStdView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        return x.DType switch
+        {
+            DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
+            DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
+            _ => throw new NotSupportedException($"batch_norm2d_relu backward: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage ReluBackward(Storage dy, Layout ldy, Storage y, Layout ly)
+    public Storage ReluBackward(StorageView dyView, StorageView yView)
     {
+        var (dy, ldy) = dyView;
+        var (y, ly) = yView;
         if (!ldy.IsContiguous || !ly.IsContiguous || dy.DType != y.DType || !dy.DType.IsFloat())
         {
             // Strided or unusual operands: the composed form (mask, then product).
-            var mask = Unary(UnaryOp.GtScalar, y, ly, 0);
-            try { return Binary(BinaryOp.Mul, dy, ldy, mask, Layout.Contiguous(ly.Shape)); }
+            var mask = Unary(UnaryOp.GtScalar, yView, 0);
+            try { return Binary(BinaryOp.Mul, dyView, StorageView.Dense(mask, ly.Shape)); }
             finally { mask.Release(); }
         }
         return dy.DType == DType.Float32 ? ReluBackT<float>(dy, ldy, y, ly) : ReluBackT<double>(dy, ldy, y, ly);

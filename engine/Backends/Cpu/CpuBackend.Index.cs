@@ -5,13 +5,17 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Values, Storage Indices) TopK(Storage x, Layout layout, int dim, int k, bool largest) => x.DType switch
+    public (Storage Values, Storage Indices) TopK(StorageView xView, int dim, int k, bool largest)
     {
-        DType.Float32 => TopKT<float>(x, layout, dim, k, largest),
-        DType.Float64 => TopKT<double>(x, layout, dim, k, largest),
-        DType.Int32 => TopKT<int>(x, layout, dim, k, largest),
-        _ => TopKT<long>(x, layout, dim, k, largest),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => TopKT<float>(x, layout, dim, k, largest),
+            DType.Float64 => TopKT<double>(x, layout, dim, k, largest),
+            DType.Int32 => TopKT<int>(x, layout, dim, k, largest),
+            _ => TopKT<long>(x, layout, dim, k, largest),
+        };
+    }
 
     private (Storage, Storage) TopKT<T>(Storage xs, Layout l, int dim, int k, bool largest) where T : unmanaged, INumber<T>
     {
@@ -59,12 +63,17 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Gather(Storage x, Layout lx, int dim, Storage index, Layout li) => index.DType switch
+    public Storage Gather(StorageView xView, int dim, StorageView indexView)
     {
-        DType.Int64 => GatherI<long>(x, lx, dim, index, li),
-        DType.Int32 => GatherI<int>(x, lx, dim, index, li),
-        _ => throw new NotSupportedException($"gather: index must be int64 or int32, got {index.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (index, li) = indexView;
+        return index.DType switch
+        {
+            DType.Int64 => GatherI<long>(x, lx, dim, index, li),
+            DType.Int32 => GatherI<int>(x, lx, dim, index, li),
+            _ => throw new NotSupportedException($"gather: index must be int64 or int32, got {index.DType.Name()}"),
+        };
+    }
 
     private Storage GatherI<TI>(Storage x, Layout lx, int dim, Storage index, Layout li) where TI : unmanaged, IBinaryInteger<TI> => x.DType switch
     {
@@ -96,12 +105,18 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage ScatterAdd(Storage x, Layout lx, int dim, Storage index, Layout li, Storage src, Layout ls) => index.DType switch
+    public Storage ScatterAdd(StorageView xView, int dim, StorageView indexView, StorageView srcView)
     {
-        DType.Int64 => ScatterAddI<long>(x, lx, dim, index, li, src, ls),
-        DType.Int32 => ScatterAddI<int>(x, lx, dim, index, li, src, ls),
-        _ => throw new NotSupportedException($"scatter_add: index must be int64 or int32, got {index.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (index, li) = indexView;
+        var (src, ls) = srcView;
+        return index.DType switch
+        {
+            DType.Int64 => ScatterAddI<long>(x, lx, dim, index, li, src, ls),
+            DType.Int32 => ScatterAddI<int>(x, lx, dim, index, li, src, ls),
+            _ => throw new NotSupportedException($"scatter_add: index must be int64 or int32, got {index.DType.Name()}"),
+        };
+    }
 
     private Storage ScatterAddI<TI>(Storage x, Layout lx, int dim, Storage index, Layout li, Storage src, Layout ls) where TI : unmanaged, IBinaryInteger<TI> => x.DType switch
     {

@@ -5,12 +5,17 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage MatMul(Storage a, Layout la, Storage b, Layout lb) => a.DType switch
+    public Storage MatMul(StorageView aView, StorageView bView)
     {
-        DType.Float32 => MatMulT<float>(a, la, b, lb),
-        DType.Float64 => MatMulT<double>(a, la, b, lb),
-        _ => throw new NotSupportedException($"matmul: dtype {a.DType.Name()} is not supported"),
-    };
+        var (a, la) = aView;
+        var (b, lb) = bView;
+        return a.DType switch
+        {
+            DType.Float32 => MatMulT<float>(a, la, b, lb),
+            DType.Float64 => MatMulT<double>(a, la, b, lb),
+            _ => throw new NotSupportedException($"matmul: dtype {a.DType.Name()} is not supported"),
+        };
+    }
 
     private Storage MatMulT<T>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged, INumber<T>
     {

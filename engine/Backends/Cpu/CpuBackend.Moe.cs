@@ -10,22 +10,35 @@ public sealed partial class CpuBackend
     private const int RowsPerBlock = MoeKernelConstants.GatingRowsPerBlock;
 
     /// <inheritdoc />
-    public (Storage Packed, Storage TopIndices) MoeGating(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, int k, double noiseFloor) => clean.DType switch
+    public (Storage Packed, Storage TopIndices) MoeGating(StorageView cleanView, StorageView? rawNoiseView,
+        StorageView? noiseView, int k, double noiseFloor)
     {
-        DType.Float32 => MoeGatingT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
-        DType.Float64 => MoeGatingT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
-        _ => throw new NotSupportedException($"moe_gating: dtype {clean.DType.Name()} is not supported"),
-    };
+        var (clean, cleanLayout) = cleanView;
+        var (rawNoise, rawNoiseLayout) = StorageView.Split(rawNoiseView);
+        var (noise, noiseLayout) = StorageView.Split(noiseView);
+        return clean.DType switch
+        {
+            DType.Float32 => MoeGatingT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
+            DType.Float64 => MoeGatingT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
+            _ => throw new NotSupportedException($"moe_gating: dtype {clean.DType.Name()} is not supported"),
+        };
+    }
 
     /// <inheritdoc />
-    public (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, Storage gradPacked, Layout gradPackedLayout, int k, double noiseFloor) => clean.DType switch
+    public (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(StorageView cleanView, StorageView? rawNoiseView,
+        StorageView? noiseView, StorageView gradPackedView, int k, double noiseFloor)
     {
-        DType.Float32 => MoeGatingBackwardT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
-        DType.Float64 => MoeGatingBackwardT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
-        _ => throw new NotSupportedException($"moe_gating_backward: dtype {clean.DType.Name()} is not supported"),
-    };
+        var (clean, cleanLayout) = cleanView;
+        var (rawNoise, rawNoiseLayout) = StorageView.Split(rawNoiseView);
+        var (noise, noiseLayout) = StorageView.Split(noiseView);
+        var (gradPacked, gradPackedLayout) = gradPackedView;
+        return clean.DType switch
+        {
+            DType.Float32 => MoeGatingBackwardT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
+            DType.Float64 => MoeGatingBackwardT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
+            _ => throw new NotSupportedException($"moe_gating_backward: dtype {clean.DType.Name()} is not supported"),
+        };
+    }
 
     private T[] DenseArr<T>(Storage s, Layout l, out int offset) where T : unmanaged
     {
@@ -268,12 +281,16 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeDispatch(Storage x, Layout xLayout, Storage sourceRow, int rows) => x.DType switch
+    public Storage MoeDispatch(StorageView xView, Storage sourceRow, int rows)
     {
-        DType.Float32 => MoeDispatchT<float>(x, xLayout, sourceRow, rows),
-        DType.Float64 => MoeDispatchT<double>(x, xLayout, sourceRow, rows),
-        _ => throw new NotSupportedException($"moe_dispatch: dtype {x.DType.Name()} is not supported"),
-    };
+        var (x, xLayout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => MoeDispatchT<float>(x, xLayout, sourceRow, rows),
+            DType.Float64 => MoeDispatchT<double>(x, xLayout, sourceRow, rows),
+            _ => throw new NotSupportedException($"moe_dispatch: dtype {x.DType.Name()} is not supported"),
+        };
+    }
 
     private Storage MoeDispatchT<T>(Storage x, Layout lx, Storage sourceRow, int rows) where T : unmanaged
     {
@@ -290,12 +307,16 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeDispatchBackward(Storage gradBuffer, Layout gradLayout, Storage slotOf, int batch, int k) => gradBuffer.DType switch
+    public Storage MoeDispatchBackward(StorageView gradBufferView, Storage slotOf, int batch, int k)
     {
-        DType.Float32 => MoeDispatchBackwardT<float>(gradBuffer, gradLayout, slotOf, batch, k),
-        DType.Float64 => MoeDispatchBackwardT<double>(gradBuffer, gradLayout, slotOf, batch, k),
-        _ => throw new NotSupportedException($"moe_dispatch_backward: dtype {gradBuffer.DType.Name()} is not supported"),
-    };
+        var (gradBuffer, gradLayout) = gradBufferView;
+        return gradBuffer.DType switch
+        {
+            DType.Float32 => MoeDispatchBackwardT<float>(gradBuffer, gradLayout, slotOf, batch, k),
+            DType.Float64 => MoeDispatchBackwardT<double>(gradBuffer, gradLayout, slotOf, batch, k),
+            _ => throw new NotSupportedException($"moe_dispatch_backward: dtype {gradBuffer.DType.Name()} is not supported"),
+        };
+    }
 
     private Storage MoeDispatchBackwardT<T>(Storage gradBuffer, Layout lg, Storage slotOf, int batch, int k)
         where T : unmanaged, INumber<T>
@@ -320,12 +341,17 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeCombine(Storage y, Layout yLayout, Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k) => y.DType switch
+    public Storage MoeCombine(StorageView yView, StorageView gatesView, Storage topIndices, Storage slotOf, int k)
     {
-        DType.Float32 => MoeCombineT<float>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        DType.Float64 => MoeCombineT<double>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        _ => throw new NotSupportedException($"moe_combine: dtype {y.DType.Name()} is not supported"),
-    };
+        var (y, yLayout) = yView;
+        var (gates, gatesLayout) = gatesView;
+        return y.DType switch
+        {
+            DType.Float32 => MoeCombineT<float>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            DType.Float64 => MoeCombineT<double>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            _ => throw new NotSupportedException($"moe_combine: dtype {y.DType.Name()} is not supported"),
+        };
+    }
 
     private Storage MoeCombineT<T>(Storage y, Layout ly, Storage gates, Layout lgt, Storage topIndices, Storage slotOf, int k)
         where T : unmanaged, INumber<T>
@@ -355,13 +381,19 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public (Storage GradY, Storage GradGates) MoeCombineBackward(Storage gradOut, Layout gradLayout, Storage y, Layout yLayout,
-        Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k) => y.DType switch
+    public (Storage GradY, Storage GradGates) MoeCombineBackward(StorageView gradOutView, StorageView yView,
+        StorageView gatesView, Storage topIndices, Storage slotOf, int k)
     {
-        DType.Float32 => MoeCombineBackwardT<float>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        DType.Float64 => MoeCombineBackwardT<double>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        _ => throw new NotSupportedException($"moe_combine_backward: dtype {y.DType.Name()} is not supported"),
-    };
+        var (gradOut, gradLayout) = gradOutView;
+        var (y, yLayout) = yView;
+        var (gates, gatesLayout) = gatesView;
+        return y.DType switch
+        {
+            DType.Float32 => MoeCombineBackwardT<float>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            DType.Float64 => MoeCombineBackwardT<double>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            _ => throw new NotSupportedException($"moe_combine_backward: dtype {y.DType.Name()} is not supported"),
+        };
+    }
 
     private (Storage, Storage) MoeCombineBackwardT<T>(Storage gradOut, Layout lgo, Storage y, Layout ly, Storage gates, Layout lgt,
         Storage topIndices, Storage slotOf, int k) where T : unmanaged, INumber<T>

@@ -6,32 +6,56 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(StorageView xView,
+        StorageView? weightView, StorageView? biasView,
+        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
     {
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
-        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        var (bias, lbias) = StorageView.Split(biasView);
+        var (runningMean, lrunningMean) = runningMeanView;
+        var (runningVar, lrunningVar) = runningVarView;
+        return x.DType switch
+        {
+            DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
+            DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
+            _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage BatchNorm2dEvalForward(Storage x, Layout lx, Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double eps) => x.DType switch
+    public Storage BatchNorm2dEvalForward(StorageView xView, StorageView? weightView, StorageView? biasView,
+        StorageView runningMeanView, StorageView runningVarView, double eps)
     {
-        DType.Float32 => BnEvalT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
-        DType.Float64 => BnEvalT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
-        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        var (bias, lbias) = StorageView.Split(biasView);
+        var (runningMean, lrunningMean) = runningMeanView;
+        var (runningVar, lrunningVar) = runningVarView;
+        return x.DType switch
+        {
+            DType.Float32 => BnEvalT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
+            DType.Float64 => BnEvalT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
+            _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(Storage dy, Layout ldy, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(StorageView dyView, StorageView xView,
+        StorageView meanView, StorageView invStdView, StorageView? weightView, bool batchStats)
     {
-        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
-        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
-        _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        var (x, lx) = xView;
+        var (mean, lmean) = meanView;
+        var (invStd, linvStd) = invStdView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        return x.DType switch
+        {
+            DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
+            DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
+            _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     // Per-channel value of an optional [C] tensor (fallback when absent).
     private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>

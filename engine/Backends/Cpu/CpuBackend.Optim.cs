@@ -5,9 +5,12 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public void SgdUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage? momentumBuffer, Layout? bufferLayout,
+    public void SgdUpdate(StorageView paramView, StorageView gradView, StorageView? momentumBufferView,
         double lr, double momentum, double dampening, double weightDecay, bool nesterov, bool initBuffer)
     {
+        var (param, paramLayout) = paramView;
+        var (grad, gradLayout) = gradView;
+        var (momentumBuffer, bufferLayout) = StorageView.SplitNullable(momentumBufferView);
         int n = CheckOptimOperands("sgd_update", param, paramLayout, (grad, gradLayout), (momentumBuffer, bufferLayout));
         if (momentum != 0 && momentumBuffer is null) throw new ArgumentException("sgd_update: momentum needs a momentum buffer");
         int ob = bufferLayout?.Offset ?? 0;
@@ -20,9 +23,13 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public void AdamWUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage m, Layout mLayout, Storage v, Layout vLayout,
+    public void AdamWUpdate(StorageView paramView, StorageView gradView, StorageView mView, StorageView vView,
         double lr, double beta1, double beta2, double eps, double weightDecay, double biasCorrection1, double biasCorrection2)
     {
+        var (param, paramLayout) = paramView;
+        var (grad, gradLayout) = gradView;
+        var (m, mLayout) = mView;
+        var (v, vLayout) = vView;
         int n = CheckOptimOperands("adamw_update", param, paramLayout, (grad, gradLayout), (m, mLayout), (v, vLayout));
         // Scalars are formed in double, then rounded once to the element type (as PyTorch passes Python floats).
         double decay = 1 - lr * weightDecay, stepSize = lr / biasCorrection1, bc2Sqrt = Math.Sqrt(biasCorrection2), w = 1 - beta1;

@@ -6,52 +6,77 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Values, Storage Indices) MaxPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry) => x.DType switch
+    public (Storage Values, Storage Indices) MaxPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
-        DType.Float32 => MaxPoolT<float>(x, lx, geometry),
-        DType.Float64 => MaxPoolT<double>(x, lx, geometry),
-        _ => throw new NotSupportedException($"max_pool2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => MaxPoolT<float>(x, lx, geometry),
+            DType.Float64 => MaxPoolT<double>(x, lx, geometry),
+            _ => throw new NotSupportedException($"max_pool2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage MaxPool2dBackward(Storage dy, Layout ldy, Storage indices, Layout lindices, int[] inputShape) => dy.DType switch
+    public Storage MaxPool2dBackward(StorageView dyView, StorageView indicesView, int[] inputShape)
     {
-        DType.Float32 => MaxPoolBackT<float>(dy, ldy, indices, lindices, inputShape),
-        DType.Float64 => MaxPoolBackT<double>(dy, ldy, indices, lindices, inputShape),
-        _ => throw new NotSupportedException($"max_pool2d backward: float tensors only, got {dy.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        var (indices, lindices) = indicesView;
+        return dy.DType switch
+        {
+            DType.Float32 => MaxPoolBackT<float>(dy, ldy, indices, lindices, inputShape),
+            DType.Float64 => MaxPoolBackT<double>(dy, ldy, indices, lindices, inputShape),
+            _ => throw new NotSupportedException($"max_pool2d backward: float tensors only, got {dy.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AvgPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry) => x.DType switch
+    public Storage AvgPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
-        DType.Float32 => AvgPoolT<float>(x, lx, geometry),
-        DType.Float64 => AvgPoolT<double>(x, lx, geometry),
-        _ => throw new NotSupportedException($"avg_pool2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => AvgPoolT<float>(x, lx, geometry),
+            DType.Float64 => AvgPoolT<double>(x, lx, geometry),
+            _ => throw new NotSupportedException($"avg_pool2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AvgPool2dBackward(Storage dy, Layout ldy, Pool2dGeometry geometry, int[] inputShape) => dy.DType switch
+    public Storage AvgPool2dBackward(StorageView dyView, Pool2dGeometry geometry, int[] inputShape)
     {
-        DType.Float32 => AvgPoolBackT<float>(dy, ldy, geometry, inputShape),
-        DType.Float64 => AvgPoolBackT<double>(dy, ldy, geometry, inputShape),
-        _ => throw new NotSupportedException($"avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        return dy.DType switch
+        {
+            DType.Float32 => AvgPoolBackT<float>(dy, ldy, geometry, inputShape),
+            DType.Float64 => AvgPoolBackT<double>(dy, ldy, geometry, inputShape),
+            _ => throw new NotSupportedException($"avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AdaptiveAvgPool2dForward(Storage x, Layout lx, int outH, int outW) => x.DType switch
+    public Storage AdaptiveAvgPool2dForward(StorageView xView, int outH, int outW)
     {
-        DType.Float32 => AdaptiveT<float>(x, lx, outH, outW),
-        DType.Float64 => AdaptiveT<double>(x, lx, outH, outW),
-        _ => throw new NotSupportedException($"adaptive_avg_pool2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => AdaptiveT<float>(x, lx, outH, outW),
+            DType.Float64 => AdaptiveT<double>(x, lx, outH, outW),
+            _ => throw new NotSupportedException($"adaptive_avg_pool2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AdaptiveAvgPool2dBackward(Storage dy, Layout ldy, int[] inputShape) => dy.DType switch
+    public Storage AdaptiveAvgPool2dBackward(StorageView dyView, int[] inputShape)
     {
-        DType.Float32 => AdaptiveBackT<float>(dy, ldy, inputShape),
-        DType.Float64 => AdaptiveBackT<double>(dy, ldy, inputShape),
-        _ => throw new NotSupportedException($"adaptive_avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        return dy.DType switch
+        {
+            DType.Float32 => AdaptiveBackT<float>(dy, ldy, inputShape),
+            DType.Float64 => AdaptiveBackT<double>(dy, ldy, inputShape),
+            _ => throw new NotSupportedException($"adaptive_avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
+        };
+    }
 
     private Storage MaxPoolBackT<T>(Storage dys, Layout ldy, Storage ixs, Layout lix, int[] inShape) where T : unmanaged, INumber<T>
     {

@@ -5,13 +5,17 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Reduce(ReduceOp op, Storage x, Layout layout, int[] dims) => x.DType switch
+    public Storage Reduce(ReduceOp op, StorageView xView, int[] dims)
     {
-        DType.Float32 => ReduceT<float>(op, x, layout, dims),
-        DType.Float64 => ReduceT<double>(op, x, layout, dims),
-        DType.Int32 => ReduceT<int>(op, x, layout, dims),
-        _ => ReduceT<long>(op, x, layout, dims),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => ReduceT<float>(op, x, layout, dims),
+            DType.Float64 => ReduceT<double>(op, x, layout, dims),
+            DType.Int32 => ReduceT<int>(op, x, layout, dims),
+            _ => ReduceT<long>(op, x, layout, dims),
+        };
+    }
 
     private Storage ReduceT<T>(ReduceOp op, Storage xs, Layout l, int[] dims) where T : unmanaged, INumber<T>
     {

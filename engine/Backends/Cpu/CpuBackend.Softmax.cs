@@ -5,12 +5,16 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Softmax(Storage x, Layout layout, int dim, bool log) => x.DType switch
+    public Storage Softmax(StorageView xView, int dim, bool log)
     {
-        DType.Float32 => SoftmaxT<float>(x, layout, dim, log),
-        DType.Float64 => SoftmaxT<double>(x, layout, dim, log),
-        _ => throw new NotSupportedException($"softmax: needs a float tensor, got {x.DType.Name()} {Shapes.Format(layout.Shape)}"),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => SoftmaxT<float>(x, layout, dim, log),
+            DType.Float64 => SoftmaxT<double>(x, layout, dim, log),
+            _ => throw new NotSupportedException($"softmax: needs a float tensor, got {x.DType.Name()} {Shapes.Format(layout.Shape)}"),
+        };
+    }
 
     private Storage SoftmaxT<T>(Storage xs, Layout l, int dim, bool log) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -49,8 +49,9 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void Download<T>(Storage src, Layout layout, Span<T> dst) where T : unmanaged
+    public void Download<T>(StorageView srcView, Span<T> dst) where T : unmanaged
     {
+        var (src, layout) = srcView;
         var a = Arr<T>(src);
         if (layout.IsContiguous) { a.AsSpan(layout.Offset, layout.Count).CopyTo(dst); return; }
         var tmp = new T[layout.Count];
@@ -59,13 +60,17 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public Storage Contiguous(Storage src, Layout layout) => src.DType switch
+    public Storage Contiguous(StorageView srcView)
     {
-        DType.Float32 => ContiguousT<float>(src, layout),
-        DType.Float64 => ContiguousT<double>(src, layout),
-        DType.Int32 => ContiguousT<int>(src, layout),
-        _ => ContiguousT<long>(src, layout),
-    };
+        var (src, layout) = srcView;
+        return src.DType switch
+        {
+            DType.Float32 => ContiguousT<float>(src, layout),
+            DType.Float64 => ContiguousT<double>(src, layout),
+            DType.Int32 => ContiguousT<int>(src, layout),
+            _ => ContiguousT<long>(src, layout),
+        };
+    }
 
     private Storage ContiguousT<T>(Storage src, Layout layout) where T : unmanaged
     {
@@ -98,8 +103,10 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void CopyInto(Storage src, Layout srcLayout, Storage dst, Layout dstLayout)
+    public void CopyInto(StorageView srcView, StorageView dstView)
     {
+        var (src, srcLayout) = srcView;
+        var (dst, dstLayout) = dstView;
         if (src.DType != dst.DType) throw new InvalidOperationException($"copy_into: dtype {src.DType.Name()} into {dst.DType.Name()}");
         if (!Shapes.Equal(srcLayout.Shape, dstLayout.Shape)) throw new ShapeException($"copy_into: shape {Shapes.Format(srcLayout.Shape)} into {Shapes.Format(dstLayout.Shape)}");
         switch (src.DType)
@@ -133,9 +140,10 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public Storage Cast(Storage src, Layout layout, DType to)
+    public Storage Cast(StorageView srcView, DType to)
     {
-        if (src.DType == to) return Contiguous(src, layout);
+        var (src, layout) = srcView;
+        if (src.DType == to) return Contiguous(srcView);
         return src.DType switch
         {
             DType.Float32 => CastFrom<float>(src, layout, to),
@@ -167,8 +175,9 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void Fill(Storage dst, Layout layout, double value)
+    public void Fill(StorageView dstView, double value)
     {
+        var (dst, layout) = dstView;
         switch (dst.DType)
         {
             case DType.Float32: FillT(Arr<float>(dst), layout, (float)value); break;

@@ -44,8 +44,10 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public unsafe Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry)
+    public unsafe Storage Conv2dForward(StorageView xView, StorageView wView, Conv2dGeometry geometry)
     {
+        var (x, lx) = xView;
+        var (w, lw) = wView;
         RequireF32("conv2d", x.DType);
         var xs = lx.Shape; var wsh = lw.Shape;
         int ho = geometry.OutH(xs[2], wsh[2]), wo = geometry.OutW(xs[3], wsh[3]);
@@ -77,8 +79,10 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public unsafe Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape)
+    public unsafe Storage Conv2dBackwardData(StorageView dyView, StorageView wView, Conv2dGeometry geometry, int[] inputShape)
     {
+        var (dy, ldy) = dyView;
+        var (w, lw) = wView;
         RequireF32("conv2d backward", dy.DType);
         var dx = New(DType.Float32, Shapes.Count(inputShape));
         if (dx.Length == 0) return dx;
@@ -109,8 +113,10 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public unsafe Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape)
+    public unsafe Storage Conv2dBackwardWeight(StorageView xView, StorageView dyView, Conv2dGeometry geometry, int[] weightShape)
     {
+        var (x, lx) = xView;
+        var (dy, ldy) = dyView;
         RequireF32("conv2d backward", x.DType);
         if (ldy.Count == 0 || lx.Count == 0) return NewZeroed(DType.Float32, Shapes.Count(weightShape));
         var dw = New(DType.Float32, Shapes.Count(weightShape));

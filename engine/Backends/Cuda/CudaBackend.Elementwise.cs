@@ -9,8 +9,9 @@ public sealed partial class CudaBackend
         or UnaryOp.Softplus or UnaryOp.Erf or UnaryOp.NormCdf || (op == UnaryOp.PowScalar && alpha != 1 && alpha != 2);
 
     /// <inheritdoc />
-    public Storage Unary(UnaryOp op, Storage x, Layout layout, double alpha = 0, double beta = 0)
+    public Storage Unary(UnaryOp op, StorageView xView, double alpha = 0, double beta = 0)
     {
+        var (x, layout) = xView;
         if (x.DType != DType.Float32 && Transcendental(op, alpha))
             throw new NotSupportedException($"{op.ToString().ToLowerInvariant()} on cuda is float32 only (got {x.DType.Name()}); use the cpu for {x.DType.Name()}");
         int n = layout.Count;
@@ -35,8 +36,10 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage Binary(BinaryOp op, Storage a, Layout la, Storage b, Layout lb)
+    public Storage Binary(BinaryOp op, StorageView aView, StorageView bView)
     {
+        var (a, la) = aView;
+        var (b, lb) = bView;
         if (a.DType != b.DType) throw new InvalidOperationException($"{op}: dtypes {a.DType.Name()} and {b.DType.Name()} differ");
         if (op == BinaryOp.Pow && a.DType != DType.Float32)
             throw new NotSupportedException($"pow on cuda is float32 only (got {a.DType.Name()})");
@@ -50,8 +53,11 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage Where(Storage cond, Layout lc, Storage a, Layout la, Storage b, Layout lb)
+    public Storage Where(StorageView condView, StorageView aView, StorageView bView)
     {
+        var (cond, lc) = condView;
+        var (a, la) = aView;
+        var (b, lb) = bView;
         int n = la.Count;
         var y = New(a.DType, n);
         if (n == 0) return y;
@@ -60,10 +66,10 @@ public sealed partial class CudaBackend
         Storage c = cond; Layout lcc = lc; bool owned = false;
         if (cond.DType != a.DType)
         {
-            c = Unary(UnaryOp.Abs, cond, lc);          // |c| > 0 ⇔ c ≠ 0, dense
-            var mask = Unary(UnaryOp.GtScalar, c, Layout.Contiguous(lc.Shape), 0);
+            c = Unary(UnaryOp.Abs, condView);          // |c| > 0 ⇔ c ≠ 0, dense
+            var mask = Unary(UnaryOp.GtScalar, StorageView.Dense(c, lc.Shape), 0);
             c.Release();
-            c = Cast(mask, Layout.Contiguous(lc.Shape), a.DType);
+            c = Cast(StorageView.Dense(mask, lc.Shape), a.DType);
             mask.Release();
             lcc = Layout.Contiguous(lc.Shape); owned = true;
         }

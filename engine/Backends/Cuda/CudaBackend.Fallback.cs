@@ -48,7 +48,7 @@ public sealed partial class CudaBackend
     Storage DeviceCopy<T>(Storage host, Layout l) where T : unmanaged
     {
         var a = new T[host.Length];
-        BackendRegistry.Cpu.Download<T>(host, l, a);
+        BackendRegistry.Cpu.Download<T>(new(host, l), a);
         return Upload<T>(a);
     }
 

@@ -21,20 +21,21 @@ public sealed partial class CudaBackend
         var ps = Shapes.ContiguousStrides(permShape);
         var shape = new int[rank]; var strides = new int[rank];
         for (int j = 0; j < rank; j++) { shape[perm[j]] = permShape[j]; strides[perm[j]] = ps[j]; }
-        try { return Contiguous(y, new Layout(shape, strides, 0)); }
+        try { return Contiguous(new(y, new Layout(shape, strides, 0))); }
         finally { y.Release(); }
     }
 
     /// <inheritdoc />
-    public (Storage Values, Storage Indices) TopK(Storage x, Layout layout, int dim, int k, bool largest)
+    public (Storage Values, Storage Indices) TopK(StorageView xView, int dim, int k, bool largest)
     {
+        var (x, layout) = xView;
         // The kernel selects the largest; smallest-first (rare here) runs on the host rather than in a second kernel.
         if (!largest || !x.DType.IsFloat())
         {
             var hx = ToHost(x);
             try
             {
-                var (v, i) = BackendRegistry.Cpu.TopK(hx, layout, dim, k, largest);
+                var (v, i) = BackendRegistry.Cpu.TopK(new(hx, layout), dim, k, largest);
                 return (ToDevice(v), ToDevice(i));
             }
             finally { hx.Release(); }
@@ -54,7 +55,7 @@ public sealed partial class CudaBackend
 
     /// <summary>Dense Int64 indices.</summary>
     CudaStorage Index64(Storage index, Layout li, string op) =>
-        index.DType == DType.Int64 ? Dense(index, li, op) : (CudaStorage)Cast(index, li, DType.Int64);
+        index.DType == DType.Int64 ? Dense(index, li, op) : (CudaStorage)Cast(new(index, li), DType.Int64);
 
     static bool SameExceptDim(int[] a, int[] b, int dim)
     {
@@ -72,11 +73,13 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage Gather(Storage x, Layout lx, int dim, Storage index, Layout li)
+    public Storage Gather(StorageView xView, int dim, StorageView indexView)
     {
+        var (x, lx) = xView;
+        var (index, li) = indexView;
         // The kernel needs the index to match x outside dim; a smaller index (a corner of x) runs on the host.
         if (!SameExceptDim(lx.Shape, li.Shape, dim) || !x.DType.IsFloat())
-            return OnHost([x, index], (cpu, h) => cpu.Gather(h[0], lx, dim, h[1], li));
+            return OnHost([x, index], (cpu, h) => cpu.Gather(new(h[0], lx), dim, new(h[1], li)));
         var (outer, inner) = AroundDim(lx.Shape, dim);
         var xd = Dense(x, lx, "gather"); var id = Index64(index, li, "gather");
         var y = New(x.DType, li.Count);
@@ -90,10 +93,13 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage ScatterAdd(Storage x, Layout lx, int dim, Storage index, Layout li, Storage src, Layout ls)
+    public Storage ScatterAdd(StorageView xView, int dim, StorageView indexView, StorageView srcView)
     {
+        var (x, lx) = xView;
+        var (index, li) = indexView;
+        var (src, ls) = srcView;
         if (!SameExceptDim(lx.Shape, li.Shape, dim) || !x.DType.IsFloat())
-            return OnHost([x, index, src], (cpu, h) => cpu.ScatterAdd(h[0], lx, dim, h[1], li, h[2], ls));
+            return OnHost([x, index, src], (cpu, h) => cpu.ScatterAdd(new(h[0], lx), dim, new(h[1], li), new(h[2], ls)));
         var (outer, inner) = AroundDim(lx.Shape, dim);
         // src restricted to the index's shape (same strides, smaller extents), made dense.
         var sd = Dense(src, new Layout((int[])li.Shape.Clone(), ls.Strides, ls.Offset), "scatter_add");
@@ -103,7 +109,7 @@ public sealed partial class CudaBackend
         {
             Launch("index", "scatter_add_" + Sfx(x.DType), lx.Count, new KernelArgs().Add(outer).Add((long)lx.Shape[dim]).Add((long)li.Shape[dim]).Add(inner)
                 .Add(P(sd)).Add(P(id)).Add(added.Ptr));
-            return Binary(BinaryOp.Add, x, lx, added, Layout.Contiguous(lx.Shape));
+            return Binary(BinaryOp.Add, xView, StorageView.Dense(added, lx.Shape));
         }
         finally { sd.Release(); id.Release(); added.Release(); }
     }

@@ -10,8 +10,10 @@ namespace MtlMoe.Engine.Backends.Cuda;
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
-    public unsafe Storage MatMul(Storage a, Layout la, Storage b, Layout lb)
+    public unsafe Storage MatMul(StorageView aView, StorageView bView)
     {
+        var (a, la) = aView;
+        var (b, lb) = bView;
         RequireF32("matmul", a.DType);
         int r = la.Rank;
         int m = la.Shape[r - 2], k = la.Shape[r - 1], n = lb.Shape[r - 1];
@@ -50,7 +52,7 @@ public sealed partial class CudaBackend
         Storage? owned = null;
         if (!MatrixLike(l, rows, cols, out op, out ld) || !FlatBatch(l, out batchStride))
         {
-            owned = Contiguous(s, l);
+            owned = Contiguous(new(s, l));
             l = Layout.Contiguous(l.Shape);
             MatrixLike(l, rows, cols, out op, out ld);
             FlatBatch(l, out batchStride);

@@ -14,9 +14,12 @@ public sealed partial class CudaBackend
     static bool MoeWarpPath(int e, int k) => e <= 64 && k <= 8;
 
     /// <inheritdoc />
-    public (Storage Packed, Storage TopIndices) MoeGating(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, int k, double noiseFloor)
+    public (Storage Packed, Storage TopIndices) MoeGating(StorageView cleanView, StorageView? rawNoiseView,
+        StorageView? noiseView, int k, double noiseFloor)
     {
+        var (clean, cleanLayout) = cleanView;
+        var (rawNoise, rawNoiseLayout) = StorageView.Split(rawNoiseView);
+        var (noise, noiseLayout) = StorageView.Split(noiseView);
         const string op = "moe_gating";
         RequireF32(op, clean.DType);
         int b = cleanLayout.Shape[0], e = cleanLayout.Shape[1];
@@ -46,9 +49,13 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, Storage gradPacked, Layout gradPackedLayout, int k, double noiseFloor)
+    public (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(StorageView cleanView, StorageView? rawNoiseView,
+        StorageView? noiseView, StorageView gradPackedView, int k, double noiseFloor)
     {
+        var (clean, cleanLayout) = cleanView;
+        var (rawNoise, rawNoiseLayout) = StorageView.Split(rawNoiseView);
+        var (noise, noiseLayout) = StorageView.Split(noiseView);
+        var (gradPacked, gradPackedLayout) = gradPackedView;
         const string op = "moe_gating backward";
         RequireF32(op, clean.DType);
         int b = cleanLayout.Shape[0], e = cleanLayout.Shape[1];
@@ -120,8 +127,9 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeDispatch(Storage x, Layout xLayout, Storage sourceRow, int rows)
+    public Storage MoeDispatch(StorageView xView, Storage sourceRow, int rows)
     {
+        var (x, xLayout) = xView;
         RequireF32("moe_dispatch", x.DType);
         int d = xLayout.Shape[1];
         var buffer = New(DType.Float32, rows * d);
@@ -139,8 +147,9 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeDispatchBackward(Storage gradBuffer, Layout gradLayout, Storage slotOf, int batch, int k)
+    public Storage MoeDispatchBackward(StorageView gradBufferView, Storage slotOf, int batch, int k)
     {
+        var (gradBuffer, gradLayout) = gradBufferView;
         RequireF32("moe_dispatch backward", gradBuffer.DType);
         int d = gradLayout.Shape[1];
         var g = Dense(gradBuffer, gradLayout, "moe_dispatch backward");
@@ -151,8 +160,10 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeCombine(Storage y, Layout yLayout, Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k)
+    public Storage MoeCombine(StorageView yView, StorageView gatesView, Storage topIndices, Storage slotOf, int k)
     {
+        var (y, yLayout) = yView;
+        var (gates, gatesLayout) = gatesView;
         RequireF32("moe_combine", y.DType);
         int b = gatesLayout.Shape[0], e = gatesLayout.Shape[1], h = yLayout.Shape[1];
         var yd = Dense(y, yLayout, "moe_combine"); var gd = Dense(gates, gatesLayout, "moe_combine");
@@ -167,9 +178,12 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public (Storage GradY, Storage GradGates) MoeCombineBackward(Storage gradOut, Layout gradLayout, Storage y, Layout yLayout,
-        Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k)
+    public (Storage GradY, Storage GradGates) MoeCombineBackward(StorageView gradOutView, StorageView yView,
+        StorageView gatesView, Storage topIndices, Storage slotOf, int k)
     {
+        var (gradOut, gradLayout) = gradOutView;
+        var (y, yLayout) = yView;
+        var (gates, gatesLayout) = gatesView;
         RequireF32("moe_combine backward", y.DType);
         int b = gatesLayout.Shape[0], e = gatesLayout.Shape[1], h = yLayout.Shape[1], n = yLayout.Shape[0];
         var go = Dense(gradOut, gradLayout, "moe_combine backward");

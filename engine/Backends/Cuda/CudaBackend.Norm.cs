@@ -10,7 +10,7 @@ public sealed partial class CudaBackend
     {
         if (s is not null) return Dense(s, l, op);
         var r = New(t, c);
-        Fill(r, Layout.Contiguous([c]), fill);
+        Fill(StorageView.Dense(r, [c]), fill);
         return r;
     }
 
@@ -22,10 +22,15 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(StorageView xView,
+        StorageView? weightView, StorageView? biasView,
+        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
     {
+        var (x, lx) = xView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        var (bias, lbias) = StorageView.Split(biasView);
+        var (runningMean, lrunningMean) = runningMeanView;
+        var (runningVar, lrunningVar) = runningVarView;
         const string op = "batch_norm2d";
         RequireFloat(op, x.DType);
         RequireDenseInPlace(op, lrunningMean); RequireDenseInPlace(op, lrunningVar);
@@ -48,9 +53,14 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage BatchNorm2dEvalForward(Storage x, Layout lx, Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double eps)
+    public Storage BatchNorm2dEvalForward(StorageView xView, StorageView? weightView, StorageView? biasView,
+        StorageView runningMeanView, StorageView runningVarView, double eps)
     {
+        var (x, lx) = xView;
+        var (weight, lweight) = StorageView.Split(weightView);
+        var (bias, lbias) = StorageView.Split(biasView);
+        var (runningMean, lrunningMean) = runningMeanView;
+        var (runningVar, lrunningVar) = runningVarView;
         const string op = "batch_norm2d";
         RequireFloat(op, x.DType);
         var (n, c, hw) = Nchw(lx);
@@ -70,9 +80,14 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(Storage dy, Layout ldy, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats)
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(StorageView dyView, StorageView xView,
+        StorageView meanView, StorageView invStdView, StorageView? weightView, bool batchStats)
     {
+        var (dy, ldy) = dyView;
+        var (x, lx) = xView;
+        var (mean, lmean) = meanView;
+        var (invStd, linvStd) = invStdView;
+        var (weight, lweight) = StorageView.Split(weightView);
         const string op = "batch_norm2d backward";
         RequireFloat(op, x.DType);
         var (n, c, hw) = Nchw(lx);
@@ -96,11 +111,11 @@ public sealed partial class CudaBackend
             else
             {
                 // Constant statistics: dx = dy·γ·invStd, a broadcast multiply over [N, C, HW].
-                var scale = Binary(BinaryOp.Mul, g, Layout.Contiguous([c]), s, Layout.Contiguous([c]));
+                var scale = Binary(BinaryOp.Mul, StorageView.Dense(g, [c]), StorageView.Dense(s, [c]));
                 try
                 {
                     var shape = new[] { n, c, (int)hw };
-                    dx = Binary(BinaryOp.Mul, dyd, Layout.Contiguous(shape), scale, new Layout(shape, [0, 1, 0], 0));
+                    dx = Binary(BinaryOp.Mul, StorageView.Dense(dyd, shape), new(scale, new Layout(shape, [0, 1, 0], 0)));
                 }
                 finally { scale.Release(); }
             }

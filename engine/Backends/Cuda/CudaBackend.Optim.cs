@@ -4,9 +4,12 @@ namespace MtlMoe.Engine.Backends.Cuda;
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
-    public void SgdUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage? momentumBuffer, Layout? bufferLayout,
+    public void SgdUpdate(StorageView paramView, StorageView gradView, StorageView? momentumBufferView,
         double lr, double momentum, double dampening, double weightDecay, bool nesterov, bool initBuffer)
     {
+        var (param, paramLayout) = paramView;
+        var (grad, gradLayout) = gradView;
+        var (momentumBuffer, bufferLayout) = StorageView.SplitNullable(momentumBufferView);
         RequireFloat("sgd", param.DType);
         int n = paramLayout.Count;
         var t = param.DType;
@@ -17,9 +20,13 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public void AdamWUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage m, Layout mLayout, Storage v, Layout vLayout,
+    public void AdamWUpdate(StorageView paramView, StorageView gradView, StorageView mView, StorageView vView,
         double lr, double beta1, double beta2, double eps, double weightDecay, double biasCorrection1, double biasCorrection2)
     {
+        var (param, paramLayout) = paramView;
+        var (grad, gradLayout) = gradView;
+        var (m, mLayout) = mView;
+        var (v, vLayout) = vView;
         RequireFloat("adamw", param.DType);
         int n = paramLayout.Count;
         var t = param.DType;

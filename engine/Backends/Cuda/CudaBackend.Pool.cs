@@ -8,8 +8,9 @@ public sealed partial class CudaBackend
         .Add(xs[2]).Add(xs[3]).Add(ho).Add(wo).Add(g.KernelH).Add(g.KernelW).Add(g.StrideH).Add(g.StrideW).Add(g.PadH).Add(g.PadW);
 
     /// <inheritdoc />
-    public (Storage Values, Storage Indices) MaxPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry)
+    public (Storage Values, Storage Indices) MaxPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
+        var (x, lx) = xView;
         RequireFloat("max_pool2d", x.DType);
         var xs = lx.Shape;
         int ho = geometry.OutH(xs[2]), wo = geometry.OutW(xs[3]);
@@ -22,8 +23,10 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage MaxPool2dBackward(Storage dy, Layout ldy, Storage indices, Layout lindices, int[] inputShape)
+    public Storage MaxPool2dBackward(StorageView dyView, StorageView indicesView, int[] inputShape)
     {
+        var (dy, ldy) = dyView;
+        var (indices, lindices) = indicesView;
         RequireFloat("max_pool2d backward", dy.DType);
         int ho = ldy.Shape[2], wo = ldy.Shape[3];
         var dx = New(dy.DType, Shapes.Count(inputShape));
@@ -39,8 +42,9 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage AvgPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry)
+    public Storage AvgPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
+        var (x, lx) = xView;
         RequireFloat("avg_pool2d", x.DType);
         var xs = lx.Shape;
         int ho = geometry.OutH(xs[2]), wo = geometry.OutW(xs[3]);
@@ -52,8 +56,9 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage AvgPool2dBackward(Storage dy, Layout ldy, Pool2dGeometry geometry, int[] inputShape)
+    public Storage AvgPool2dBackward(StorageView dyView, Pool2dGeometry geometry, int[] inputShape)
     {
+        var (dy, ldy) = dyView;
         RequireFloat("avg_pool2d backward", dy.DType);
         var dx = New(dy.DType, Shapes.Count(inputShape));
         var dyd = Dense(dy, ldy, "avg_pool2d backward");
@@ -63,8 +68,9 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage AdaptiveAvgPool2dForward(Storage x, Layout lx, int outH, int outW)
+    public Storage AdaptiveAvgPool2dForward(StorageView xView, int outH, int outW)
     {
+        var (x, lx) = xView;
         RequireFloat("adaptive_avg_pool2d", x.DType);
         var xs = lx.Shape;
         var y = New(x.DType, xs[0] * xs[1] * outH * outW);
@@ -79,8 +85,9 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc />
-    public Storage AdaptiveAvgPool2dBackward(Storage dy, Layout ldy, int[] inputShape)
+    public Storage AdaptiveAvgPool2dBackward(StorageView dyView, int[] inputShape)
     {
+        var (dy, ldy) = dyView;
         RequireFloat("adaptive_avg_pool2d backward", dy.DType);
         var dx = New(dy.DType, Shapes.Count(inputShape));
         var dyd = Dense(dy, ldy, "adaptive_avg_pool2d backward");

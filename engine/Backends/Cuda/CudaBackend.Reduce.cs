@@ -4,11 +4,12 @@ namespace MtlMoe.Engine.Backends.Cuda;
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
-    public Storage Reduce(ReduceOp op, Storage x, Layout layout, int[] dims)
+    public Storage Reduce(ReduceOp op, StorageView xView, int[] dims)
     {
+        var (x, layout) = xView;
         // Integer reductions (label counts and the like) are rare and small: host fallback, no integer kernels.
-        if (!x.DType.IsFloat()) return OnHost([x], (cpu, h) => cpu.Reduce(op, h[0], layout, dims));
-        if (dims.Length == 0) return Contiguous(x, layout);
+        if (!x.DType.IsFloat()) return OnHost([x], (cpu, h) => cpu.Reduce(op, new(h[0], layout), dims));
+        if (dims.Length == 0) return Contiguous(xView);
         var shape = (int[])layout.Shape.Clone();
         bool arg = op is ReduceOp.ArgMax or ReduceOp.ArgMin;
         string name = op switch { ReduceOp.Sum => "sum", ReduceOp.Max => "max", ReduceOp.Min => "min", ReduceOp.ArgMax => "argmax", _ => "argmin" };

@@ -4,8 +4,9 @@ namespace MtlMoe.Engine.Backends.Cuda;
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
-    public Storage Softmax(Storage x, Layout layout, int dim, bool log)
+    public Storage Softmax(StorageView xView, int dim, bool log)
     {
+        var (x, layout) = xView;
         RequireF32(log ? "log_softmax" : "softmax", x.DType);
         int rank = layout.Rank;
         // Move dim last: perm = (others..., dim).
@@ -27,7 +28,7 @@ public sealed partial class CudaBackend
         var ps = Shapes.ContiguousStrides(pl.Shape);
         var strides = new int[rank];
         for (int j = 0; j < rank; j++) strides[perm[j]] = ps[j];
-        try { return Contiguous(y, new Layout((int[])layout.Shape.Clone(), strides, 0)); }
+        try { return Contiguous(new(y, new Layout((int[])layout.Shape.Clone(), strides, 0))); }
         finally { y.Release(); }
     }
 }

@@ -106,7 +106,7 @@ public sealed partial class CudaBackend : IBackend
     {
         var c = Cu(s, op);
         if (l.IsContiguous && l.Offset == 0 && c.Length == l.Count) { c.AddRef(); return c; }
-        return (CudaStorage)Contiguous(s, l);
+        return (CudaStorage)Contiguous(new(s, l));
     }
 
     // ---------- memory ----------
@@ -123,27 +123,31 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void Download<T>(Storage src, Layout layout, Span<T> dst) where T : unmanaged
+    public void Download<T>(StorageView srcView, Span<T> dst) where T : unmanaged
     {
+        var (src, layout) = srcView;
         if (layout.Count == 0) return;
         var bytes = MemoryMarshal.AsBytes(dst[..layout.Count]);
         if (layout.IsContiguous) { Context.CopyToHost(P(src, layout, "download"), bytes); return; }
-        var d = Contiguous(src, layout);
+        var d = Contiguous(srcView);
         try { Context.CopyToHost(P(d), bytes); }
         finally { d.Release(); }
     }
 
     /// <inheritdoc />
-    public Storage Contiguous(Storage src, Layout layout)
+    public Storage Contiguous(StorageView srcView)
     {
+        var (src, layout) = srcView;
         var y = New(src.DType, layout.Count);
         CopyStrided(src, layout, y, Layout.Contiguous(layout.Shape), "contiguous");
         return y;
     }
 
     /// <inheritdoc />
-    public void CopyInto(Storage src, Layout srcLayout, Storage dst, Layout dstLayout)
+    public void CopyInto(StorageView srcView, StorageView dstView)
     {
+        var (src, srcLayout) = srcView;
+        var (dst, dstLayout) = dstView;
         if (src.DType != dst.DType) throw new InvalidOperationException($"copy_into: dtype {src.DType.Name()} into {dst.DType.Name()}");
         if (!Shapes.Equal(srcLayout.Shape, dstLayout.Shape)) throw new ShapeException($"copy_into: shape {Shapes.Format(srcLayout.Shape)} into {Shapes.Format(dstLayout.Shape)}");
         CopyStrided(src, srcLayout, dst, dstLayout, "copy_into");
@@ -166,9 +170,10 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public Storage Cast(Storage src, Layout layout, DType to)
+    public Storage Cast(StorageView srcView, DType to)
     {
-        if (src.DType == to) return Contiguous(src, layout);
+        var (src, layout) = srcView;
+        if (src.DType == to) return Contiguous(srcView);
         int n = layout.Count;
         var y = New(to, n);
         if (n == 0) return y;
@@ -178,8 +183,9 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void Fill(Storage dst, Layout layout, double value)
+    public void Fill(StorageView dstView, double value)
     {
+        var (dst, layout) = dstView;
         int n = layout.Count;
         if (n == 0) return;
         var s = Strided3.Make("fill", layout.Shape, layout.Strides);

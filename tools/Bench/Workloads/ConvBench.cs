@@ -49,9 +49,9 @@ public sealed class ConvBench : IWorkload
             var be = x.Backend;
             var phases = new (string Name, Func<Storage> Body, int[] Shape)[]
             {
-                ("forward", () => be.Conv2dForward(x.Storage, x.Layout, w.Storage, w.Layout, geo), [n, k, ho, wo]),
-                ("backward-data", () => be.Conv2dBackwardData(dy.Storage, dy.Layout, w.Storage, w.Layout, geo, x.Shape), x.Shape),
-                ("backward-weights", () => be.Conv2dBackwardWeight(x.Storage, x.Layout, dy.Storage, dy.Layout, geo, w.Shape), w.Shape),
+                ("forward", () => be.Conv2dForward(x.StorageView, w.StorageView, geo), [n, k, ho, wo]),
+                ("backward-data", () => be.Conv2dBackwardData(dy.StorageView, w.StorageView, geo, x.Shape), x.Shape),
+                ("backward-weights", () => be.Conv2dBackwardWeight(x.StorageView, dy.StorageView, geo, w.Shape), w.Shape),
             };
             foreach (var (phase, body, shape) in phases)
             {
