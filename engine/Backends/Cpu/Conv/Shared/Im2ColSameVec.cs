@@ -59,8 +59,6 @@ internal static unsafe class Im2ColSameVec
         return _tables[slot] = masks;
     }
 
-    private static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-
     /// <summary>A chunk mask as a vector: lane q all ones where bit q of <paramref name="bits"/> is set (for masked loads and stores).</summary>
     /// <remarks>
     /// The lane bits are built from constants, not read from a static field: read from this class's static field and
@@ -110,7 +108,7 @@ internal static unsafe class Im2ColSameVec
                         // Full-width stores in address order: what spills past this image's band is overwritten by the
                         // next image's; only a store past the row's end is masked (masked stores are slow on some cores).
                         if (dst + u * L + L <= rowEnd) v.Store(dst + u * L);
-                        else Avx512F.MaskStore(dst + u * L, Vector512.LessThan(Vector512.Create(u * L) + Lanes, Vector512.Create(plane)).AsSingle(), v);
+                        else Avx512F.MaskStore(dst + u * L, Vector512.LessThan(Vector512.Create(u * L) + Vector512<int>.Indices, Vector512.Create(plane)).AsSingle(), v);
                     }
                 }
             }
