@@ -8,60 +8,21 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(StorageView xView,
-        StorageView? weightView, StorageView? biasView,
-        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
-    {
-        var (x, lx) = xView;
-        var (weight, lweight) = StorageView.Split(weightView);
-        var (bias, lbias) = StorageView.Split(biasView);
-        var (runningMean, lrunningMean) = runningMeanView;
-        var (runningVar, lrunningVar) = runningVarView;
-        return x.DType switch
-        {
-            DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
-            DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
-            _ => throw new NotSupportedException($"batch_norm2d_relu: float tensors only, got {x.DType.Name()}"),
-        };
-    }
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double momentum, double eps)
+        => BnTrain(x, weight, bias, runningMean, runningVar, momentum, eps, relu: true, residual: null, "batch_norm2d_relu");
 
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(StorageView xView, StorageView residualView,
-        StorageView? weightView, StorageView? biasView,
-        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
-    {
-        var (x, lx) = xView;
-        var (residual, lresidual) = residualView;
-        var (weight, lweight) = StorageView.Split(weightView);
-        var (bias, lbias) = StorageView.Split(biasView);
-        var (runningMean, lrunningMean) = runningMeanView;
-        var (runningVar, lrunningVar) = runningVarView;
-        return x.DType switch
-        {
-            _ when !Options.On(CpuPath.BnAddReluFused) => IBackend.ComposeBatchNorm2dAddRelu(this, xView, residualView, weightView, biasView, runningMeanView, runningVarView, momentum, eps),
-            DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
-            DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
-            _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
-        };
-    }
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(StorageView x, StorageView residual,
+        StorageView? weight, StorageView? bias, StorageView runningMean, StorageView runningVar, double momentum, double eps)
+        => Options.On(CpuPath.BnAddReluFused)
+            ? BnTrain(x, weight, bias, runningMean, runningVar, momentum, eps, relu: true, residual, "batch_norm2d_add_relu")
+            : IBackend.ComposeBatchNorm2dAddRelu(this, x, residual, weight, bias, runningMean, runningVar, momentum, eps);
 
     /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(StorageView dyView, StorageView yView, StorageView xView,
-        StorageView meanView, StorageView invStdView, StorageView? weightView, bool batchStats)
-    {
-        var (dy, ldy) = dyView;
-        var (y, ly) = yView;
-        var (x, lx) = xView;
-        var (mean, lmean) = meanView;
-        var (invStd, linvStd) = invStdView;
-        var (weight, lweight) = StorageView.Split(weightView);
-        return x.DType switch
-        {
-            DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
-            DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
-            _ => throw new NotSupportedException($"batch_norm2d_relu backward: float tensors only, got {x.DType.Name()}"),
-        };
-    }
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(StorageView dy, StorageView y, StorageView x,
+        StorageView mean, StorageView invStd, StorageView? weight, bool batchStats)
+        => BnBack(dy, x, mean, invStd, weight, batchStats, reluY: y, "batch_norm2d_relu backward");
 
     /// <inheritdoc />
     public Storage ReluBackward(StorageView dyView, StorageView yView)

@@ -6,65 +6,51 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(StorageView xView,
-        StorageView? weightView, StorageView? biasView,
-        StorageView runningMeanView, StorageView runningVarView, double momentum, double eps)
-    {
-        var (x, lx) = xView;
-        var (weight, lweight) = StorageView.Split(weightView);
-        var (bias, lbias) = StorageView.Split(biasView);
-        var (runningMean, lrunningMean) = runningMeanView;
-        var (runningVar, lrunningVar) = runningVarView;
-        return x.DType switch
-        {
-            DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
-            DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
-            _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
-        };
-    }
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double momentum, double eps)
+        => BnTrain(x, weight, bias, runningMean, runningVar, momentum, eps, relu: false, residual: null, "batch_norm2d");
 
     /// <inheritdoc />
-    public Storage BatchNorm2dEvalForward(StorageView xView, StorageView? weightView, StorageView? biasView,
-        StorageView runningMeanView, StorageView runningVarView, double eps)
+    public Storage BatchNorm2dEvalForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double eps) => x.DType switch
     {
-        var (x, lx) = xView;
-        var (weight, lweight) = StorageView.Split(weightView);
-        var (bias, lbias) = StorageView.Split(biasView);
-        var (runningMean, lrunningMean) = runningMeanView;
-        var (runningVar, lrunningVar) = runningVarView;
-        return x.DType switch
-        {
-            DType.Float32 => BnEvalT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
-            DType.Float64 => BnEvalT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
-            _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
-        };
-    }
+        DType.Float32 => BnEvalT<float>(x, weight, bias, runningMean, runningVar, eps),
+        DType.Float64 => BnEvalT<double>(x, weight, bias, runningMean, runningVar, eps),
+        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+    };
 
     /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(StorageView dyView, StorageView xView,
-        StorageView meanView, StorageView invStdView, StorageView? weightView, bool batchStats)
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(StorageView dy, StorageView x,
+        StorageView mean, StorageView invStd, StorageView? weight, bool batchStats)
+        => BnBack(dy, x, mean, invStd, weight, batchStats, reluY: null, "batch_norm2d backward");
+
+    // Training forward of every fused variant (relu; relu with a residual added before it), by dtype.
+    private (Storage, Storage, Storage) BnTrain(StorageView x, StorageView? weight, StorageView? bias, StorageView runningMean,
+        StorageView runningVar, double momentum, double eps, bool relu, StorageView? residual, string op) => x.DType switch
     {
-        var (dy, ldy) = dyView;
-        var (x, lx) = xView;
-        var (mean, lmean) = meanView;
-        var (invStd, linvStd) = invStdView;
-        var (weight, lweight) = StorageView.Split(weightView);
-        return x.DType switch
-        {
-            DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
-            DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
-            _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
-        };
-    }
+        DType.Float32 => BnTrainT<float>(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual),
+        DType.Float64 => BnTrainT<double>(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual),
+        _ => throw new NotSupportedException($"{op}: float tensors only, got {x.DType.Name()}"),
+    };
+
+    // Backward of every variant (reluY: the fused ReLU's output, whose y > 0 masks dy), by dtype.
+    private (Storage, Storage, Storage) BnBack(StorageView dy, StorageView x, StorageView mean, StorageView invStd, StorageView? weight,
+        bool batchStats, StorageView? reluY, string op) => x.DType switch
+    {
+        DType.Float32 => BnBackT<float>(dy, x, mean, invStd, weight, batchStats, reluY),
+        DType.Float64 => BnBackT<double>(dy, x, mean, invStd, weight, batchStats, reluY),
+        _ => throw new NotSupportedException($"{op}: float tensors only, got {x.DType.Name()}"),
+    };
 
     // Per-channel value of an optional [C] tensor (fallback when absent).
     private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
 
-    private (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu,
-        Storage? resS = null, Layout lres = default) where T : unmanaged, INumber<T>
+    private (Storage, Storage, Storage) BnTrainT<T>(StorageView xv, StorageView? wv, StorageView? bv, StorageView rmv, StorageView rvv,
+        double momentum, double eps, bool relu, StorageView? resv) where T : unmanaged, INumber<T>
     {
+        var (xs, lx) = xv; var (ws, lw) = StorageView.Split(wv); var (bs, lb) = StorageView.Split(bv);
+        var (rms, lrm) = rmv; var (rvs, lrv) = rvv; var (resS, lres) = StorageView.Split(resv);
         var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         // With a residual (added before the ReLU): res: [N, C, H, W] like x.
         var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(Options, resS, lres);
@@ -127,9 +113,11 @@ public sealed partial class CpuBackend
         return (ys, meanS, invS);
     }
 
-    private Storage BnEvalT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double eps) where T : unmanaged, INumber<T>
+    private Storage BnEvalT<T>(StorageView xv, StorageView? wv, StorageView? bv, StorageView rmv, StorageView rvv, double eps)
+        where T : unmanaged, INumber<T>
     {
+        var (xs, lx) = xv; var (ws, lw) = StorageView.Split(wv); var (bs, lb) = StorageView.Split(bv);
+        var (rms, lrm) = rmv; var (rvs, lrv) = rvv;
         var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         var ys = NewStorage(xs.DType, n * c * plane);
@@ -152,10 +140,11 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private (Storage, Storage, Storage) BnBackT<T>(Storage dys, Layout ldy, Storage xs, Layout lx,
-        Storage means, Layout lmean, Storage invs, Layout linv, Storage? ws, Layout lw, bool batchStats,
-        Storage? reluYs = null, Layout lreluY = default) where T : unmanaged, INumber<T>
+    private (Storage, Storage, Storage) BnBackT<T>(StorageView dyv, StorageView xv, StorageView meanv, StorageView invv, StorageView? wv,
+        bool batchStats, StorageView? reluYv) where T : unmanaged, INumber<T>
     {
+        var (dys, ldy) = dyv; var (xs, lx) = xv; var (means, lmean) = meanv; var (invs, linv) = invv;
+        var (ws, lw) = StorageView.Split(wv); var (reluYs, lreluY) = StorageView.Split(reluYv);
         var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, H, W]
         // With a fused ReLU, dy is masked by its output y > 0 (y: [N, C, H, W]) inside every pass.
         var (ry, ryo) = reluYs is null ? (null, 0) : NchwDense.Of<T>(Options, reluYs, lreluY);
