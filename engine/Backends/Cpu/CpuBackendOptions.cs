@@ -15,6 +15,11 @@ public sealed record CpuBackendOptions
     private readonly int _spin = 2000;
     private readonly IReadOnlySet<string> _disabled = new HashSet<string>();
     private readonly CpuPath _off;
+    private readonly int _convTargetCols = 2048;
+    private readonly int _convMaxColElements = 1 << 22;
+    private readonly int _convTileElements = 1 << 17;
+    private readonly double _implicitMinLaneUse = 0.7;
+    private readonly double _implicitPackedBelow = 0.9;
 
     /// <summary>Worker threads per call (default: all cores). Results are identical for any value.</summary>
     public int Threads
@@ -51,13 +56,25 @@ public sealed record CpuBackendOptions
     }
 
     /// <summary>GEMM column count (images·Ho·Wo) a chunk of the unfold + GEMM conv aims for (default 2048).</summary>
-    public int ConvTargetCols { get; init; } = 2048;
+    public int ConvTargetCols
+    {
+        get => _convTargetCols;
+        init => _convTargetCols = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ConvTargetCols), value, "cpu options: ConvTargetCols must be at least 1");
+    }
 
     /// <summary>Upper bound on one chunk's column scratch, in elements (default 2²², 16 MiB of float32).</summary>
-    public int ConvMaxColElements { get; init; } = 1 << 22;
+    public int ConvMaxColElements
+    {
+        get => _convMaxColElements;
+        init => _convMaxColElements = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ConvMaxColElements), value, "cpu options: ConvMaxColElements must be at least 1");
+    }
 
     /// <summary>Elements of one thread's column tile in the tiled-bands conv (default 2¹⁷, 512 KiB of float32).</summary>
-    public int ConvTileElements { get; init; } = 1 << 17;
+    public int ConvTileElements
+    {
+        get => _convTileElements;
+        init => _convTileElements = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ConvTileElements), value, "cpu options: ConvTileElements must be at least 1");
+    }
 
     /// <summary>
     /// Smallest output plane (Ho·Wo) the tiled-bands conv takes (default 192). At 14² (196 outputs) tiles measured
@@ -69,13 +86,21 @@ public sealed record CpuBackendOptions
     /// Smallest share of a plane's 16-lane chunk positions that are outputs for the implicit GEMMs to take it
     /// (default 0.7; 28²: 1, 14²: 0.94, 7²: 0.77, 3²: 0.56): below it the padded lanes cost more than the unfold saves.
     /// </summary>
-    public double ImplicitMinLaneUse { get; init; } = 0.7;
+    public double ImplicitMinLaneUse
+    {
+        get => _implicitMinLaneUse;
+        init => _implicitMinLaneUse = value is >= 0 and <= 1 ? value : throw new ArgumentOutOfRangeException(nameof(ImplicitMinLaneUse), value, "cpu options: ImplicitMinLaneUse is a share, 0 to 1");
+    }
 
     /// <summary>
     /// Planes of 16+ positions whose lane use is below this lay the implicit GEMM's chunks end to end over the images
     /// (default 0.9: 7² at 0.77 does, 14² at 0.94 does not). Switched off altogether by "implicit-packed-chunks".
     /// </summary>
-    public double ImplicitPackedBelow { get; init; } = 0.9;
+    public double ImplicitPackedBelow
+    {
+        get => _implicitPackedBelow;
+        init => _implicitPackedBelow = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(ImplicitPackedBelow), value, "cpu options: ImplicitPackedBelow must be at least 0");
+    }
 
     /// <summary>
     /// Fewest output positions per image the blocked backward-weights takes (default 7² = 49: at 4² the unfold's GEMM

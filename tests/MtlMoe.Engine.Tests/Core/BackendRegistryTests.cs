@@ -84,6 +84,10 @@ public class BackendRegistryTests
         Assert.That(ex!.Message, Does.Contain("implicit-gem").And.Contain("implicit-gemm-stride2-backward-data"));
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = CpuBackendOptions.Defaults with { Threads = 0 });
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = CpuBackendOptions.Defaults with { SpinMicroseconds = -1 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = CpuBackendOptions.Defaults with { ConvTargetCols = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = CpuBackendOptions.Defaults with { ConvTileElements = 0 });
+        var share = Assert.Throws<ArgumentOutOfRangeException>(() => _ = CpuBackendOptions.Defaults with { ImplicitMinLaneUse = 1.5 });
+        Assert.That(share!.Message, Does.Contain("ImplicitMinLaneUse"));
         var o = CpuBackendOptions.Defaults.Disable("tiled-bands");
         Assert.That(o.IsEnabled("tiled-bands"), Is.False);
         Assert.That(o.Enable("tiled-bands").IsEnabled("tiled-bands"), Is.True);
