@@ -10,8 +10,8 @@ namespace MtlMoe.Engine.Autograd;
 /// </summary>
 public static class OpProfile
 {
-    /// <summary>Whether profiling is on (MTLMOE_PROFILE=1 at start-up, or set by a tool).</summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MTLMOE_PROFILE") == "1";
+    /// <summary>Whether profiling is on: MTLMOE_PROFILE=1, read once at start-up (<see cref="EnvironmentVariables"/>).</summary>
+    public static bool Enabled { get; } = EnvironmentVariables.ProfileOn;
 
     private static readonly Dictionary<string, (long Ticks, long Calls)> Totals = new(StringComparer.Ordinal);
     private static long _mark;

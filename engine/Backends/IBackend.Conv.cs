@@ -28,11 +28,11 @@ public partial interface IBackend
     /// y = conv2d(x, w): x [N, C, H, W], w [O, C/groups, kh, kw] → contiguous y [N, O, Ho, Wo]
     /// (cross-correlation, zero padding; no bias — the op adds it). Shapes are validated by the op.
     /// </summary>
-    Storage Conv2dForward(Storage x, Layout lx, Storage w, Layout lw, Conv2dGeometry geometry);
+    Storage Conv2dForward(StorageView x, StorageView w, Conv2dGeometry geometry);
 
     /// <summary>dx [N, C, H, W] (= <paramref name="inputShape"/>) from dy [N, O, Ho, Wo] and w [O, C/groups, kh, kw].</summary>
-    Storage Conv2dBackwardData(Storage dy, Layout ldy, Storage w, Layout lw, Conv2dGeometry geometry, int[] inputShape);
+    Storage Conv2dBackwardData(StorageView dy, StorageView w, Conv2dGeometry geometry, int[] inputShape);
 
     /// <summary>dw [O, C/groups, kh, kw] (= <paramref name="weightShape"/>) from x [N, C, H, W] and dy [N, O, Ho, Wo].</summary>
-    Storage Conv2dBackwardWeight(Storage x, Layout lx, Storage dy, Layout ldy, Conv2dGeometry geometry, int[] weightShape);
+    Storage Conv2dBackwardWeight(StorageView x, StorageView dy, Conv2dGeometry geometry, int[] weightShape);
 }

@@ -7,10 +7,10 @@ public partial interface IBackend
     /// contiguous dx. The default composes <see cref="Unary"/> (GtScalar) and <see cref="Binary"/> (Mul); a
     /// backend overrides it with one fused pass.
     /// </summary>
-    Storage ReluBackward(Storage dy, Layout ldy, Storage y, Layout ly)
+    Storage ReluBackward(StorageView dy, StorageView y)
     {
-        var mask = Unary(UnaryOp.GtScalar, y, ly, 0); // mask: contiguous, like y
-        try { return Binary(BinaryOp.Mul, dy, ldy, mask, Layout.Contiguous(ly.Shape)); }
+        var mask = Unary(UnaryOp.GtScalar, y, 0); // mask: contiguous, like y
+        try { return Binary(BinaryOp.Mul, dy, StorageView.Dense(mask, y.Shape)); }
         finally { mask.Release(); }
     }
 }
@@ -21,12 +21,11 @@ public partial interface IBackend
     /// relu(batch_norm2d(x)) in training mode: as <see cref="BatchNorm2dTrainForward"/> (same statistics and
     /// running-stat update) with ReLU applied to y. The default composes the two primitives; a backend fuses them.
     /// </summary>
-    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
+    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double momentum, double eps)
     {
-        var (y, mean, invStd) = BatchNorm2dTrainForward(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps);
-        try { return (Unary(UnaryOp.Relu, y, Layout.Contiguous(lx.Shape)), mean, invStd); }
+        var (y, mean, invStd) = BatchNorm2dTrainForward(x, weight, bias, runningMean, runningVar, momentum, eps);
+        try { return (Unary(UnaryOp.Relu, StorageView.Dense(y, x.Shape)), mean, invStd); }
         finally { y.Release(); }
     }
 
@@ -35,11 +34,11 @@ public partial interface IBackend
     /// <see cref="BatchNorm2dBackward"/> applied to the masked dy. The default composes <see cref="ReluBackward"/>
     /// and <see cref="BatchNorm2dBackward"/>.
     /// </summary>
-    (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats)
+    (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(StorageView dy, StorageView y, StorageView x,
+        StorageView mean, StorageView invStd, StorageView? weight, bool batchStats)
     {
-        var dz = ReluBackward(dy, ldy, y, ly); // dz: contiguous, like y
-        try { return BatchNorm2dBackward(dz, Layout.Contiguous(ly.Shape), x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats); }
+        var dz = ReluBackward(dy, y); // dz: contiguous, like y
+        try { return BatchNorm2dBackward(StorageView.Dense(dz, y.Shape), x, mean, invStd, weight, batchStats); }
         finally { dz.Release(); }
     }
 }
@@ -53,17 +52,23 @@ public partial interface IBackend
     /// this y (y &gt; 0 is the tail's ReLU mask), whose result is the residual's gradient and <see cref="BatchNorm2dBackward"/>'s dy.
     /// The default composes the primitives; a backend fuses them into one pass.
     /// </summary>
-    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps)
+    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(StorageView x, StorageView residual,
+        StorageView? weight, StorageView? bias, StorageView runningMean, StorageView runningVar, double momentum, double eps)
+        => ComposeBatchNorm2dAddRelu(this, x, residual, weight, bias, runningMean, runningVar, momentum, eps);
+
+    /// <summary>
+    /// <see cref="BatchNorm2dAddReluTrainForward"/> composed from <paramref name="backend"/>'s primitives: batch-norm, then
+    /// <see cref="Binary"/> Add, then <see cref="Unary"/> Relu (the default, and a backend's fallback when its fused pass is off).
+    /// </summary>
+    static (Storage Y, Storage Mean, Storage InvStd) ComposeBatchNorm2dAddRelu(IBackend backend, StorageView x, StorageView residual,
+        StorageView? weight, StorageView? bias, StorageView runningMean, StorageView runningVar, double momentum, double eps)
     {
-        var (y, mean, invStd) = BatchNorm2dTrainForward(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps);
-        var dense = Layout.Contiguous(lx.Shape);
+        var (y, mean, invStd) = backend.BatchNorm2dTrainForward(x, weight, bias, runningMean, runningVar, momentum, eps);
         Storage? sum = null;
         try
         {
-            sum = Binary(BinaryOp.Add, y, dense, residual, lresidual); // sum: contiguous, like x
-            return (Unary(UnaryOp.Relu, sum, dense), mean, invStd);
+            sum = backend.Binary(BinaryOp.Add, StorageView.Dense(y, x.Shape), residual); // sum: contiguous, like x
+            return (backend.Unary(UnaryOp.Relu, StorageView.Dense(sum, x.Shape)), mean, invStd);
         }
         finally { y.Release(); sum?.Release(); }
     }

@@ -19,8 +19,8 @@ public partial interface IBackend
     /// routed count); sums go over fixed blocks of <see cref="MoeKernelConstants.GatingRowsPerBlock"/> rows, then over blocks
     /// in a fixed order (the CPU in block order; CUDA strided per thread, then a tree): deterministic, no atomics. <c>TopIndices</c>: Int32 [B, k], the chosen experts by decreasing noisy logit.
     /// </summary>
-    (Storage Packed, Storage TopIndices) MoeGating(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, int k, double noiseFloor);
+    (Storage Packed, Storage TopIndices) MoeGating(StorageView clean, StorageView? rawNoise,
+        StorageView? noise, int k, double noiseFloor);
 
     /// <summary>
     /// Backward of <see cref="MoeGating"/> (same inputs; the top-k is recomputed identically).
@@ -28,8 +28,8 @@ public partial interface IBackend
     /// of clean [B, E] and, when noise is present, of rawNoise [B, E] (through softplus), flowing through the
     /// top-k softmax and through the load's Φ (including its thresholds).
     /// </summary>
-    (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, Storage gradPacked, Layout gradPackedLayout, int k, double noiseFloor);
+    (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(StorageView clean, StorageView? rawNoise,
+        StorageView? noise, StorageView gradPacked, int k, double noiseFloor);
 
     /// <summary>
     /// Routing plan from topIndices: Int32 [B, k] over <paramref name="numExperts"/> experts. Per-expert
@@ -42,23 +42,23 @@ public partial interface IBackend
     MoeRoutePlan MoeRoute(Storage topIndices, int batch, int k, int numExperts, int capacity);
 
     /// <summary>Dispatch: buffer[r] = x[sourceRow[r]]; x: [B, D], sourceRow: Int32 [N] → [N, D].</summary>
-    Storage MoeDispatch(Storage x, Layout xLayout, Storage sourceRow, int rows);
+    Storage MoeDispatch(StorageView x, Storage sourceRow, int rows);
 
     /// <summary>Backward of dispatch (a gather back, no scatter): dx[b] = Σ_j gradBuffer[slotOf[b, j]] over j in order, skipping −1. gradBuffer: [N, D], slotOf: [B, k] → [B, D].</summary>
-    Storage MoeDispatchBackward(Storage gradBuffer, Layout gradLayout, Storage slotOf, int batch, int k);
+    Storage MoeDispatchBackward(StorageView gradBuffer, Storage slotOf, int batch, int k);
 
     /// <summary>
     /// Combine: out[b] = Σ_{j=0..k-1} gates[b, topIndices[b, j]] · y[slotOf[b, j]] in j order (dropped slots
     /// skipped). y: [N, H], gates: [B, E], topIndices/slotOf: Int32 [B, k] → [B, H].
     /// </summary>
-    Storage MoeCombine(Storage y, Layout yLayout, Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k);
+    Storage MoeCombine(StorageView y, StorageView gates, Storage topIndices, Storage slotOf, int k);
 
     /// <summary>
     /// Backward of combine. gradOut: [B, H]. Returns gradY [N, H] (gate · gradOut row) and gradGates [B, E]
     /// (dot(y row, gradOut row) at the chosen experts, zero elsewhere).
     /// </summary>
-    (Storage GradY, Storage GradGates) MoeCombineBackward(Storage gradOut, Layout gradLayout, Storage y, Layout yLayout,
-        Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k);
+    (Storage GradY, Storage GradGates) MoeCombineBackward(StorageView gradOut, StorageView y,
+        StorageView gates, Storage topIndices, Storage slotOf, int k);
 }
 
 /// <summary>The result of <see cref="IBackend.MoeRoute"/>.</summary>

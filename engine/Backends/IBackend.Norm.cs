@@ -10,16 +10,16 @@ public partial interface IBackend
     /// r ← (1 − momentum)·r + momentum·batch, with the UNBIASED batch variance (PyTorch).
     /// A null weight means 1, a null bias 0.
     /// </summary>
-    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar,
+    (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(StorageView x,
+        StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar,
         double momentum, double eps);
 
     /// <summary>
     /// Batch-norm eval forward with the running statistics [C]: y = (x − runningMean)/√(runningVar + eps)·weight + bias.
     /// </summary>
-    Storage BatchNorm2dEvalForward(Storage x, Layout lx, Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double eps);
+    Storage BatchNorm2dEvalForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double eps);
 
     /// <summary>
     /// Batch-norm backward from dy [N, C, H, W], x, and the statistics used in the forward (mean, invStd [C]).
@@ -27,6 +27,6 @@ public partial interface IBackend
     /// their gradient; otherwise they were constants (eval). Returns dx, dweight [C] and dbias [C]
     /// (dweight = Σ dy·x̂, dbias = Σ dy, computed whatever weight is).
     /// </summary>
-    (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(Storage dy, Layout ldy, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats);
+    (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(StorageView dy, StorageView x,
+        StorageView mean, StorageView invStd, StorageView? weight, bool batchStats);
 }

@@ -8,7 +8,7 @@ public partial interface IBackend
     /// buf = μ·buf + (1 − dampening)·d, and d = d + μ·buf (Nesterov) or d = buf; then p = p − lr·d.
     /// param, grad and momentumBuffer (null when μ = 0) are contiguous layouts of the same count and dtype.
     /// </summary>
-    void SgdUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage? momentumBuffer, Layout? bufferLayout,
+    void SgdUpdate(StorageView param, StorageView grad, StorageView? momentumBuffer,
         double lr, double momentum, double dampening, double weightDecay, bool nesterov, bool initBuffer);
 
     /// <summary>
@@ -17,6 +17,6 @@ public partial interface IBackend
     /// p = p − (lr / bc1)·m / (√v / √bc2 + ε), with bc1 = 1 − β₁ᵗ and bc2 = 1 − β₂ᵗ given by the caller.
     /// All four layouts are contiguous, with the same count and dtype.
     /// </summary>
-    void AdamWUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage m, Layout mLayout, Storage v, Layout vLayout,
+    void AdamWUpdate(StorageView param, StorageView grad, StorageView m, StorageView v,
         double lr, double beta1, double beta2, double eps, double weightDecay, double biasCorrection1, double biasCorrection2);
 }

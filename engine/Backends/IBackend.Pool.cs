@@ -24,23 +24,23 @@ public partial interface IBackend
     /// an index is the flat position h·W + w of the maximum inside its (n, c) plane (PyTorch's convention),
     /// the first one on ties; NaN wins.
     /// </summary>
-    (Storage Values, Storage Indices) MaxPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry);
+    (Storage Values, Storage Indices) MaxPool2dForward(StorageView x, Pool2dGeometry geometry);
 
     /// <summary>dx [N, C, H, W] (= <paramref name="inputShape"/>): each dy element added at its saved index.</summary>
-    Storage MaxPool2dBackward(Storage dy, Layout ldy, Storage indices, Layout lindices, int[] inputShape);
+    Storage MaxPool2dBackward(StorageView dy, StorageView indices, int[] inputShape);
 
     /// <summary>Average pooling of x [N, C, H, W]; padding counts as zeros and in the divisor (count_include_pad).</summary>
-    Storage AvgPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry);
+    Storage AvgPool2dForward(StorageView x, Pool2dGeometry geometry);
 
     /// <summary>dx [N, C, H, W] (= <paramref name="inputShape"/>) of average pooling.</summary>
-    Storage AvgPool2dBackward(Storage dy, Layout ldy, Pool2dGeometry geometry, int[] inputShape);
+    Storage AvgPool2dBackward(StorageView dy, Pool2dGeometry geometry, int[] inputShape);
 
     /// <summary>
     /// Adaptive average pooling of x [N, C, H, W] to [N, C, outH, outW]; bin i covers
     /// [⌊i·H/outH⌋, ⌈(i+1)·H/outH⌉) (likewise for width).
     /// </summary>
-    Storage AdaptiveAvgPool2dForward(Storage x, Layout lx, int outH, int outW);
+    Storage AdaptiveAvgPool2dForward(StorageView x, int outH, int outW);
 
     /// <summary>dx [N, C, H, W] (= <paramref name="inputShape"/>) of adaptive average pooling from dy [N, C, outH, outW].</summary>
-    Storage AdaptiveAvgPool2dBackward(Storage dy, Layout ldy, int[] inputShape);
+    Storage AdaptiveAvgPool2dBackward(StorageView dy, int[] inputShape);
 }

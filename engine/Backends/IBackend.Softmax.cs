@@ -7,5 +7,5 @@ public partial interface IBackend
     /// normalized to [0, rank)), computed stably by subtracting each row's maximum first.
     /// Returns a contiguous storage in the input's shape.
     /// </summary>
-    Storage Softmax(Storage x, Layout layout, int dim, bool log);
+    Storage Softmax(StorageView x, int dim, bool log);
 }

@@ -30,15 +30,13 @@ public static class MoeOps
             Ops.SameDevice("moe_gating", clean, noise); Ops.SameDType("moe_gating", clean, noise);
         }
         var be = clean.Backend;
-        var (packedS, topS) = be.MoeGating(clean.Storage, clean.Layout, rawNoise?.Storage, rawNoise?.Layout ?? default,
-            noise?.Storage, noise?.Layout ?? default, k, noiseFloor);
+        var (packedS, topS) = be.MoeGating(clean.StorageView, rawNoise?.StorageView, noise?.StorageView, k, noiseFloor);
         var packed = Tensor.FromStorage(packedS, [b + 2, e]);   // packed: [B + 2, E]
         var top = Tensor.FromStorage(topS, [b, k]);              // top: Int32 [B, k]
         Tensor[] inputs = rawNoise is null ? [clean] : [clean, rawNoise];
         Graph.Record(packed, "moe_gating", inputs, g =>
         {
-            var (gc, gr) = be.MoeGatingBackward(clean.Storage, clean.Layout, rawNoise?.Storage, rawNoise?.Layout ?? default,
-                noise?.Storage, noise?.Layout ?? default, g.Storage, g.Layout, k, noiseFloor);
+            var (gc, gr) = be.MoeGatingBackward(clean.StorageView, rawNoise?.StorageView, noise?.StorageView, g.StorageView, k, noiseFloor);
             var dClean = Tensor.FromStorage(gc, [b, e]);
             if (rawNoise is null) return [dClean];
             return [dClean, Tensor.FromStorage(gr!, [b, e])];
@@ -74,9 +72,9 @@ public static class MoeOps
             throw new ShapeException($"moe_dispatch: input {Shapes.Format(x.Shape)} does not match a routing of {routing.Batch} rows (expected [{routing.Batch}, D])");
         int d = x.Shape[1], n = routing.Rows;
         var be = x.Backend;
-        var buf = Tensor.FromStorage(be.MoeDispatch(x.Storage, x.Layout, routing.SourceRow.Storage, n), [n, d]);
+        var buf = Tensor.FromStorage(be.MoeDispatch(x.StorageView, routing.SourceRow.Storage, n), [n, d]);
         var slot = routing.SlotOf; int b = routing.Batch, k = routing.K;
-        Graph.Record(buf, "moe_dispatch", [x], g => [Tensor.FromStorage(be.MoeDispatchBackward(g.Storage, g.Layout, slot.Storage, b, k), [b, d])], saved: [slot]);
+        Graph.Record(buf, "moe_dispatch", [x], g => [Tensor.FromStorage(be.MoeDispatchBackward(g.StorageView, slot.Storage, b, k), [b, d])], saved: [slot]);
         return buf;
     }
 
@@ -122,19 +120,19 @@ public static class MoeOps
                 if (y is null || y.Shape[0] == 0) continue;
                 starts[pi++] = routing.Starts[i];
                 var dst = new Layout((int[])y.Shape.Clone(), [h, 1], routing.Starts[i] * h);
-                be.CopyInto(y.Storage, y.Layout, ybufS, dst);
+                be.CopyInto(y.StorageView, new(ybufS, dst));
             }
         }
         var ybuf = Tensor.FromStorage(ybufS, [n, h]);   // ybuf: [N, H]
         // The index primitives read dense Int32 buffers from element 0.
         var top = topIndices.IsContiguous && topIndices.Layout.Offset == 0 ? topIndices.Detach() : topIndices.Contiguous();
-        var outS = be.MoeCombine(ybuf.Storage, ybuf.Layout, gates.Storage, gates.Layout, top.Storage, routing.SlotOf.Storage, k);
+        var outS = be.MoeCombine(ybuf.StorageView, gates.StorageView, top.Storage, routing.SlotOf.Storage, k);
         var output = Tensor.FromStorage(outS, [b, h]);
         var slot = routing.SlotOf;
         Tensor[] inputs = [gates, .. present];
         Graph.Record(output, "moe_combine", inputs, g =>
         {
-            var (gy, gg) = be.MoeCombineBackward(g.Storage, g.Layout, ybuf.Storage, ybuf.Layout, gates.Storage, gates.Layout, top.Storage, slot.Storage, k);
+            var (gy, gg) = be.MoeCombineBackward(g.StorageView, ybuf.StorageView, gates.StorageView, top.Storage, slot.Storage, k);
             var result = new Tensor?[inputs.Length];
             result[0] = Tensor.FromStorage(gg, [b, e]);
             using var gyT = Tensor.FromStorage(gy, [n, h]);

@@ -17,12 +17,12 @@ public static partial class Ops
     {
         var outShape = CheckConv2d(x, weight, bias, geometry);
         var inShape = (int[])x.Shape.Clone(); var wShape = (int[])weight.Shape.Clone();
-        var y = Tensor.FromStorage(x.Backend.Conv2dForward(x.Storage, x.Layout, weight.Storage, weight.Layout, geometry), outShape);
+        var y = Tensor.FromStorage(x.Backend.Conv2dForward(x.StorageView, weight.StorageView, geometry), outShape);
         Graph.Record(y, "conv2d", [x, weight], g =>
         {
             Tensor? dx = null, dw = null;
-            if (x.RequiresGrad) dx = Tensor.FromStorage(g.Backend.Conv2dBackwardData(g.Storage, g.Layout, weight.Storage, weight.Layout, geometry, inShape), inShape);
-            if (weight.RequiresGrad) dw = Tensor.FromStorage(g.Backend.Conv2dBackwardWeight(x.Storage, x.Layout, g.Storage, g.Layout, geometry, wShape), wShape);
+            if (x.RequiresGrad) dx = Tensor.FromStorage(g.Backend.Conv2dBackwardData(g.StorageView, weight.StorageView, geometry, inShape), inShape);
+            if (weight.RequiresGrad) dw = Tensor.FromStorage(g.Backend.Conv2dBackwardWeight(x.StorageView, g.StorageView, geometry, wShape), wShape);
             return [dx, dw];
         });
         if (bias is null) return y;

@@ -33,7 +33,7 @@ public static partial class Ops
     }
 
     private static Tensor UnaryRaw(Tensor x, UnaryOp op, double a = 0, double b = 0)
-        => Tensor.FromStorage(x.Backend.Unary(op, x.Storage, x.Layout, a, b), x.Shape);
+        => Tensor.FromStorage(x.Backend.Unary(op, x.StorageView, a, b), x.Shape);
 
     private static Tensor Unary(string name, Tensor x, UnaryOp op, Func<Tensor, Tensor, Tensor> backward, double a = 0, double b = 0)
     {
@@ -60,7 +60,7 @@ public static partial class Ops
     /// <summary>√x</summary>
     public static Tensor Sqrt(Tensor x) { RequireFloat("sqrt", x); return Unary("sqrt", x, UnaryOp.Sqrt, (g, y) => { using var d = MulScalar(y, 2); return Div(g, d); }); }
     /// <summary>max(x, 0)</summary>
-    public static Tensor Relu(Tensor x) => Unary("relu", x, UnaryOp.Relu, (g, y) => Tensor.FromStorage(g.Backend.ReluBackward(g.Storage, g.Layout, y.Storage, y.Layout), y.Shape));
+    public static Tensor Relu(Tensor x) => Unary("relu", x, UnaryOp.Relu, (g, y) => Tensor.FromStorage(g.Backend.ReluBackward(g.StorageView, y.StorageView), y.Shape));
     /// <summary>1 / (1 + e⁻ˣ)</summary>
     public static Tensor Sigmoid(Tensor x) { RequireFloat("sigmoid", x); return Unary("sigmoid", x, UnaryOp.Sigmoid, (g, y) => { using var one = RSubScalar(y, 1); using var d = Mul(y, one); return Mul(g, d); }); }
     /// <summary>tanh x</summary>
@@ -125,7 +125,7 @@ public static partial class Ops
     {
         SameDevice(name, a, b); SameDType(name, a, b);
         var shape = Shapes.Broadcast(a.Shape, b.Shape, name);
-        return Tensor.FromStorage(a.Backend.Binary(op, a.Storage, a.Layout.BroadcastTo(shape, name), b.Storage, b.Layout.BroadcastTo(shape, name)), shape);
+        return Tensor.FromStorage(a.Backend.Binary(op, a.StorageView.BroadcastTo(shape, name), b.StorageView.BroadcastTo(shape, name)), shape);
     }
 
     private static Tensor Binary(string name, BinaryOp op, Tensor a, Tensor b, Func<Tensor, Tensor?> ga, Func<Tensor, Tensor?> gb)
@@ -196,6 +196,6 @@ public static partial class Ops
     }
 
     private static Tensor WhereRaw(Tensor cond, Tensor a, Tensor b, int[] shape)
-        => Tensor.FromStorage(a.Backend.Where(cond.Storage, cond.Layout.BroadcastTo(shape, "where"),
-            a.Storage, a.Layout.BroadcastTo(shape, "where"), b.Storage, b.Layout.BroadcastTo(shape, "where")), shape);
+        => Tensor.FromStorage(a.Backend.Where(cond.StorageView.BroadcastTo(shape, "where"),
+            a.StorageView.BroadcastTo(shape, "where"), b.StorageView.BroadcastTo(shape, "where")), shape);
 }

@@ -42,7 +42,7 @@ public static partial class Ops
             throw new ShapeException($"topk: k = {k} is outside [0, {x.Shape[d]}] for dim {d} of input {Shapes.Format(x.Shape)}");
         var outShape = (int[])x.Shape.Clone();
         outShape[d] = k;
-        var (vs, ids) = x.Backend.TopK(x.Storage, x.Layout, d, k, largest);
+        var (vs, ids) = x.Backend.TopK(x.StorageView, d, k, largest);
         var values = Tensor.FromStorage(vs, outShape);
         var indices = Tensor.FromStorage(ids, (int[])outShape.Clone());
         var inShape = x.Shape;
@@ -62,7 +62,7 @@ public static partial class Ops
     {
         int d = CheckGatherShapes("gather", x, dim, index, null);
         CheckIndex("gather", x, index, d);
-        var y = Tensor.FromStorage(x.Backend.Gather(x.Storage, x.Layout, d, index.Storage, index.Layout), (int[])index.Shape.Clone());
+        var y = Tensor.FromStorage(x.Backend.Gather(x.StorageView, d, index.StorageView), (int[])index.Shape.Clone());
         var inShape = x.Shape;
         Graph.Record(y, "gather", [x], g =>
         {
@@ -90,7 +90,7 @@ public static partial class Ops
             Tensor? gs = null;
             if (src.RequiresGrad)
             {
-                var picked = Tensor.FromStorage(g.Backend.Gather(g.Storage, g.Layout, d, index.Storage, index.Layout), (int[])index.Shape.Clone());
+                var picked = Tensor.FromStorage(g.Backend.Gather(g.StorageView, d, index.StorageView), (int[])index.Shape.Clone());
                 if (Shapes.Equal(picked.Shape, srcShape)) gs = picked;
                 else
                 {
@@ -118,19 +118,19 @@ public static partial class Ops
         var idxStrides = new int[outShape.Length];
         idxStrides[d] = index.Layout.Strides[0];
         var idxLayout = new Layout(outShape, idxStrides, index.Layout.Offset);
-        var y = Tensor.FromStorage(x.Backend.Gather(x.Storage, x.Layout, d, index.Storage, idxLayout), outShape);
+        var y = Tensor.FromStorage(x.Backend.Gather(x.StorageView, d, new(index.Storage, idxLayout)), outShape);
         var inShape = x.Shape;
         Graph.Record(y, "index_select", [x], g =>
         {
             var z = Tensor.Zeros(inShape, g.DType, g.Device);
-            using (z) return [Tensor.FromStorage(g.Backend.ScatterAdd(z.Storage, z.Layout, d, index.Storage, idxLayout, g.Storage, g.Layout), (int[])inShape.Clone())];
+            using (z) return [Tensor.FromStorage(g.Backend.ScatterAdd(z.StorageView, d, new(index.Storage, idxLayout), g.StorageView), (int[])inShape.Clone())];
         }, saved: [index]);
         return y;
     }
 
     // x + scatter of src at index, without checks or gradient.
     private static Tensor ScatterAddRaw(Tensor x, int d, Tensor index, Tensor src)
-        => Tensor.FromStorage(x.Backend.ScatterAdd(x.Storage, x.Layout, d, index.Storage, index.Layout, src.Storage, src.Layout), (int[])x.Shape.Clone());
+        => Tensor.FromStorage(x.Backend.ScatterAdd(x.StorageView, d, index.StorageView, src.StorageView), (int[])x.Shape.Clone());
 
     // Zeros of `shape` with t written into its leading corner.
     private static Tensor PadTo(Tensor t, int[] shape)

@@ -35,7 +35,7 @@ public static partial class Ops
             {
                 var t = tensors[i];
                 using var region = y.Narrow(d, starts[i], t.Shape[d]);
-                y.Backend.CopyInto(t.Storage, t.Layout, region.Storage, region.Layout);
+                y.Backend.CopyInto(t.StorageView, region.StorageView);
             }
         }
         var lengths = tensors.Select(t => t.Shape[d]).ToArray();

@@ -19,7 +19,7 @@ public static partial class Ops
         var batch = Shapes.Broadcast(a.Shape[..^2], b.Shape[..^2], "matmul");
         int[] sa = [.. batch, m, k], sb = [.. batch, k, n], so = [.. batch, m, n];
         var la = a.Layout.BroadcastTo(sa, "matmul"); var lb = b.Layout.BroadcastTo(sb, "matmul");
-        var y = Tensor.FromStorage(a.Backend.MatMul(a.Storage, la, b.Storage, lb), so);
+        var y = Tensor.FromStorage(a.Backend.MatMul(new(a.Storage, la), new(b.Storage, lb)), so);
         var aShape = a.Shape; var bShape = b.Shape;
         Graph.Record(y, "matmul", [a, b], g =>
         {

@@ -15,7 +15,6 @@ public static partial class Ops
     {
         CheckBatchNorm2d(x, weight, bias, runningMean, runningVar, training);
         var be = x.Backend;
-        var lw = weight?.Layout ?? default; var lb = bias?.Layout ?? default;
         var inputs = new List<Tensor> { x };
         if (weight is not null) inputs.Add(weight);
         if (bias is not null) inputs.Add(bias);
@@ -23,16 +22,16 @@ public static partial class Ops
         Tensor y, mean, invStd;
         if (training)
         {
-            var (ys, ms, iss) = be.BatchNorm2dTrainForward(x.Storage, x.Layout, weight?.Storage, lw, bias?.Storage, lb,
-                runningMean.Storage, runningMean.Layout, runningVar.Storage, runningVar.Layout, momentum, eps);
+            var (ys, ms, iss) = be.BatchNorm2dTrainForward(x.StorageView, weight?.StorageView, bias?.StorageView,
+                runningMean.StorageView, runningVar.StorageView, momentum, eps);
             y = Tensor.FromStorage(ys, x.Shape);
             mean = Tensor.FromStorage(ms, [x.Shape[1]]);
             invStd = Tensor.FromStorage(iss, [x.Shape[1]]);
         }
         else
         {
-            y = Tensor.FromStorage(be.BatchNorm2dEvalForward(x.Storage, x.Layout, weight?.Storage, lw, bias?.Storage, lb,
-                runningMean.Storage, runningMean.Layout, runningVar.Storage, runningVar.Layout, eps), x.Shape);
+            y = Tensor.FromStorage(be.BatchNorm2dEvalForward(x.StorageView, weight?.StorageView, bias?.StorageView,
+                runningMean.StorageView, runningVar.StorageView, eps), x.Shape);
             if (!record) return y;
             // The statistics are constants in eval mode; snapshot them (the buffers may change before backward).
             using (GradMode.NoGrad())
@@ -46,8 +45,8 @@ public static partial class Ops
         if (!record) { mean.Dispose(); invStd.Dispose(); return y; }
         Graph.Record(y, "batch_norm2d", [.. inputs], g =>
         {
-            var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(g.Storage, g.Layout, x.Storage, x.Layout,
-                mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, training);
+            var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(g.StorageView, x.StorageView,
+                mean.StorageView, invStd.StorageView, weight?.StorageView, training);
             return BatchNormInputGrads(x, weight, bias, dxs, dws, dbs);
         }, saved: [mean, invStd]);
         mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run

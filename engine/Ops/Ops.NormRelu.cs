@@ -19,20 +19,19 @@ public static partial class Ops
         }
         CheckBatchNorm2d(x, weight, bias, runningMean, runningVar, training);
         var be = x.Backend;
-        var lw = weight?.Layout ?? default; var lb = bias?.Layout ?? default;
         var inputs = new List<Tensor> { x };
         if (weight is not null) inputs.Add(weight);
         if (bias is not null) inputs.Add(bias);
-        var (ys, ms, iss) = be.BatchNorm2dReluTrainForward(x.Storage, x.Layout, weight?.Storage, lw, bias?.Storage, lb,
-            runningMean.Storage, runningMean.Layout, runningVar.Storage, runningVar.Layout, momentum, eps);
+        var (ys, ms, iss) = be.BatchNorm2dReluTrainForward(x.StorageView, weight?.StorageView, bias?.StorageView,
+            runningMean.StorageView, runningVar.StorageView, momentum, eps);
         var y = Tensor.FromStorage(ys, x.Shape);                // y: [N, C, H, W], ≥ 0
         var mean = Tensor.FromStorage(ms, [x.Shape[1]]);        // [C]
         var invStd = Tensor.FromStorage(iss, [x.Shape[1]]);     // [C]
         if (!Graph.ShouldRecord(inputs.ToArray())) { mean.Dispose(); invStd.Dispose(); return y; }
         Graph.Record(y, "batch_norm2d_relu", [.. inputs], g =>
         {
-            var (dxs, dws, dbs) = g.Backend.BatchNorm2dReluBackward(g.Storage, g.Layout, y.Storage, y.Layout, x.Storage, x.Layout,
-                mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, batchStats: true);
+            var (dxs, dws, dbs) = g.Backend.BatchNorm2dReluBackward(g.StorageView, y.StorageView, x.StorageView,
+                mean.StorageView, invStd.StorageView, weight?.StorageView, batchStats: true);
             return BatchNormInputGrads(x, weight, bias, dxs, dws, dbs);
         }, saved: [mean, invStd]);
         mean.Dispose(); invStd.Dispose(); // deferred by the graph until the backward has run
@@ -58,13 +57,12 @@ public static partial class Ops
             return Relu(s);
         }
         var be = x.Backend;
-        var lw = weight?.Layout ?? default; var lb = bias?.Layout ?? default;
         var inputs = new List<Tensor> { x };
         if (weight is not null) inputs.Add(weight);
         if (bias is not null) inputs.Add(bias);
         inputs.Add(residual);
-        var (ys, ms, iss) = be.BatchNorm2dAddReluTrainForward(x.Storage, x.Layout, residual.Storage, residual.Layout,
-            weight?.Storage, lw, bias?.Storage, lb, runningMean.Storage, runningMean.Layout, runningVar.Storage, runningVar.Layout, momentum, eps);
+        var (ys, ms, iss) = be.BatchNorm2dAddReluTrainForward(x.StorageView, residual.StorageView,
+            weight?.StorageView, bias?.StorageView, runningMean.StorageView, runningVar.StorageView, momentum, eps);
         var y = Tensor.FromStorage(ys, x.Shape);                // y: [N, C, H, W], ≥ 0
         var mean = Tensor.FromStorage(ms, [x.Shape[1]]);        // [C]
         var invStd = Tensor.FromStorage(iss, [x.Shape[1]]);     // [C]
@@ -73,9 +71,9 @@ public static partial class Ops
         {
             // dz = dy·[y > 0] is both the residual's gradient and the batch-norm's dy (computed once; the
             // batch-norm backward then streams dz and x only, not dy, y and x).
-            var dz = g.Backend.ReluBackward(g.Storage, g.Layout, y.Storage, y.Layout); // dz: contiguous, like x
-            var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(dz, Layout.Contiguous(x.Shape), x.Storage, x.Layout,
-                mean.Storage, mean.Layout, invStd.Storage, invStd.Layout, weight?.Storage, weight?.Layout ?? default, batchStats: true);
+            var dz = g.Backend.ReluBackward(g.StorageView, y.StorageView); // dz: contiguous, like x
+            var (dxs, dws, dbs) = g.Backend.BatchNorm2dBackward(Backends.StorageView.Dense(dz, x.Shape), x.StorageView,
+                mean.StorageView, invStd.StorageView, weight?.StorageView, batchStats: true);
             var dres = Tensor.FromStorage(dz, x.Shape);
             return [.. BatchNormInputGrads(x, weight, bias, dxs, dws, dbs), dres];
         }, saved: [mean, invStd]);

@@ -14,12 +14,12 @@ public static partial class Ops
         var geo = Pool2dGeometry.Square(kernel, stride, padding);
         var outShape = CheckPool2d("max_pool2d", x, geo);
         var inShape = (int[])x.Shape.Clone();
-        var (vs, ixs) = x.Backend.MaxPool2dForward(x.Storage, x.Layout, geo);
+        var (vs, ixs) = x.Backend.MaxPool2dForward(x.StorageView, geo);
         var y = Tensor.FromStorage(vs, outShape);
         var indices = Tensor.FromStorage(ixs, outShape);
         if (!Graph.ShouldRecord([x])) { indices.Dispose(); return y; }
         Graph.Record(y, "max_pool2d", [x], g =>
-            [Tensor.FromStorage(g.Backend.MaxPool2dBackward(g.Storage, g.Layout, indices.Storage, indices.Layout, inShape), inShape)],
+            [Tensor.FromStorage(g.Backend.MaxPool2dBackward(g.StorageView, indices.StorageView, inShape), inShape)],
             saved: [indices]);
         indices.Dispose(); // deferred by the graph until the backward has run
         return y;
@@ -34,9 +34,9 @@ public static partial class Ops
         var geo = Pool2dGeometry.Square(kernel, stride, padding);
         var outShape = CheckPool2d("avg_pool2d", x, geo);
         var inShape = (int[])x.Shape.Clone();
-        var y = Tensor.FromStorage(x.Backend.AvgPool2dForward(x.Storage, x.Layout, geo), outShape);
+        var y = Tensor.FromStorage(x.Backend.AvgPool2dForward(x.StorageView, geo), outShape);
         Graph.Record(y, "avg_pool2d", [x], g =>
-            [Tensor.FromStorage(g.Backend.AvgPool2dBackward(g.Storage, g.Layout, geo, inShape), inShape)]);
+            [Tensor.FromStorage(g.Backend.AvgPool2dBackward(g.StorageView, geo, inShape), inShape)]);
         return y;
     }
 
@@ -52,9 +52,9 @@ public static partial class Ops
         if (x.Shape[2] < 1 || x.Shape[3] < 1) throw new ShapeException($"adaptive_avg_pool2d: empty spatial dims in input {Shapes.Format(x.Shape)}");
         var inShape = (int[])x.Shape.Clone();
         int[] outShape = [x.Shape[0], x.Shape[1], outH, outW];
-        var y = Tensor.FromStorage(x.Backend.AdaptiveAvgPool2dForward(x.Storage, x.Layout, outH, outW), outShape);
+        var y = Tensor.FromStorage(x.Backend.AdaptiveAvgPool2dForward(x.StorageView, outH, outW), outShape);
         Graph.Record(y, "adaptive_avg_pool2d", [x], g =>
-            [Tensor.FromStorage(g.Backend.AdaptiveAvgPool2dBackward(g.Storage, g.Layout, inShape), inShape)]);
+            [Tensor.FromStorage(g.Backend.AdaptiveAvgPool2dBackward(g.StorageView, inShape), inShape)]);
         return y;
     }
 

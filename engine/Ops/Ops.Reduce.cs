@@ -31,7 +31,7 @@ public static partial class Ops
     private static Tensor ReduceRaw(ReduceOp op, Tensor x, int[] dims, bool keepDim)
     {
         var kept = KeptShape(x.Shape, dims);
-        var s = x.Backend.Reduce(op, x.Storage, x.Layout, dims);
+        var s = x.Backend.Reduce(op, x.StorageView, dims);
         return Tensor.FromStorage(s, keepDim ? kept : DroppedShape(x.Shape, dims));
     }
 

@@ -12,7 +12,7 @@ public static partial class Ops
     {
         RequireFloat("softmax", x);
         int d = Shapes.NormalizeDim(dim, x.Rank, "softmax");
-        var y = Tensor.FromStorage(x.Backend.Softmax(x.Storage, x.Layout, d, log: false), x.Shape);
+        var y = Tensor.FromStorage(x.Backend.Softmax(x.StorageView, d, log: false), x.Shape);
         Graph.Record(y, "softmax", [x], g =>
         {
             using var gy = Mul(g, y);
@@ -30,7 +30,7 @@ public static partial class Ops
     {
         RequireFloat("log_softmax", x);
         int d = Shapes.NormalizeDim(dim, x.Rank, "log_softmax");
-        var y = Tensor.FromStorage(x.Backend.Softmax(x.Storage, x.Layout, d, log: true), x.Shape);
+        var y = Tensor.FromStorage(x.Backend.Softmax(x.StorageView, d, log: true), x.Shape);
         Graph.Record(y, "log_softmax", [x], g =>
         {
             using var p = Exp(y);

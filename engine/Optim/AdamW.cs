@@ -39,7 +39,7 @@ public sealed class AdamW : Optimizer
         var v = _v[index] ??= NewBuffer(param);
         long t = ++_steps[index];
         double bc1 = 1 - Math.Pow(Beta1, t), bc2 = 1 - Math.Pow(Beta2, t);
-        param.Backend.AdamWUpdate(param.Storage, param.Layout, grad.Storage, grad.Layout, m.Storage, m.Layout, v.Storage, v.Layout,
+        param.Backend.AdamWUpdate(param.StorageView, grad.StorageView, m.StorageView, v.StorageView,
             LearningRateOf(index), Beta1, Beta2, Eps, WeightDecay, bc1, bc2);
     }
 

@@ -39,7 +39,7 @@ public sealed class SGD : Optimizer
             buf = _buffers[index];
             if (buf is null) { buf = _buffers[index] = NewBuffer(param); init = true; }
         }
-        param.Backend.SgdUpdate(param.Storage, param.Layout, grad.Storage, grad.Layout, buf?.Storage, buf?.Layout,
+        param.Backend.SgdUpdate(param.StorageView, grad.StorageView, buf?.StorageView,
             LearningRateOf(index), Momentum, Dampening, WeightDecay, Nesterov, init);
     }
 

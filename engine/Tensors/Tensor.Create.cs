@@ -14,7 +14,7 @@ public sealed partial class Tensor
     public static Tensor Full(int[] shape, double value, DType dtype = DType.Float32, Device? device = null)
     {
         var t = Zeros(shape, dtype, device);
-        if (value != 0) t.Backend.Fill(t.Storage, t.Layout, value);
+        if (value != 0) t.Backend.Fill(t.StorageView, value);
         return t;
     }
 
@@ -96,7 +96,7 @@ public sealed partial class Tensor
         if (DTypeInfo.Of<T>() != DType)
             throw new InvalidOperationException($"ToArray<{typeof(T).Name}> on a {DType.Name()} tensor; cast with To(DType) first");
         var dst = new T[Count];
-        Backend.Download<T>(Storage, Layout, dst);
+        Backend.Download<T>(StorageView, dst);
         return dst;
     }
 
@@ -135,7 +135,7 @@ public sealed partial class Tensor
     public Tensor To(DType dtype, bool copy = true)
     {
         if (dtype == DType && !copy) return this;
-        var r = FromStorage(dtype == DType ? Backend.Contiguous(Storage, Layout) : Backend.Cast(Storage, Layout, dtype), Shape);
+        var r = FromStorage(dtype == DType ? Backend.Contiguous(StorageView) : Backend.Cast(StorageView, dtype), Shape);
         if (dtype == DType && dtype.IsFloat()) Autograd.Graph.Record(r, "copy", [this], g => [g]);
         else if (dtype.IsFloat() && DType.IsFloat()) Autograd.Graph.Record(r, "cast", [this], g => [g.To(DType)]);
         return r;
@@ -164,7 +164,7 @@ public sealed partial class Tensor
     public Tensor Contiguous()
     {
         if (IsContiguous) return ViewOfWithGrad(Layout, "contiguous");
-        var r = FromStorage(Backend.Contiguous(Storage, Layout), Shape);
+        var r = FromStorage(Backend.Contiguous(StorageView), Shape);
         Autograd.Graph.Record(r, "contiguous", [this], g => [g]);
         return r;
     }

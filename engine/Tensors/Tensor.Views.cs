@@ -169,9 +169,9 @@ public sealed partial class Tensor
         if (src.Device != Device) throw new InvalidOperationException($"copy_from: source on {src.Device}, destination on {Device}");
         using var cast = src.DType == DType ? null : src.To(DType);
         var s = cast ?? src;
-        Backend.CopyInto(s.Storage, s.Layout.BroadcastTo(Shape, "copy_from"), Storage, Layout);
+        Backend.CopyInto(s.StorageView.BroadcastTo(Shape, "copy_from"), StorageView);
     }
 
     /// <summary>Sets every element to <paramref name="value"/>, in place; not tracked by autograd.</summary>
-    public Tensor Fill(double value) { Backend.Fill(Storage, Layout, value); return this; }
+    public Tensor Fill(double value) { Backend.Fill(StorageView, value); return this; }
 }

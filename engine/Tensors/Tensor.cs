@@ -23,8 +23,19 @@ public sealed partial class Tensor : IDisposable
         DisposeScope.Current?.Register(this);
     }
 
-    /// <summary>Wraps a fresh contiguous storage (takes over its single reference).</summary>
-    internal static Tensor FromStorage(Storage storage, int[] shape) => new(storage, Layout.Contiguous(shape));
+    /// <summary>
+    /// A contiguous tensor of <paramref name="shape"/> over a fresh storage — one a backend primitive returned, or a
+    /// filled <see cref="Backends.Cpu.CpuStorage.Rent"/> buffer — taking over its single reference (disposing the tensor
+    /// releases it). The storage must hold exactly the shape's element count.
+    /// </summary>
+    public static Tensor FromStorage(Storage storage, int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(storage);
+        int count = Shapes.Count(shape);
+        if (storage.Length != count)
+            throw new ShapeException($"from_storage: a storage of {storage.Length} elements cannot be a tensor of shape {Shapes.Format(shape)} ({count} elements)");
+        return new(storage, Layout.Contiguous(shape));
+    }
 
     /// <summary>A new tensor sharing this one's storage through another layout.</summary>
     internal Tensor ViewOf(Layout layout)
@@ -39,6 +50,9 @@ public sealed partial class Tensor : IDisposable
 
     /// <summary>Shape, strides and offset into the storage.</summary>
     public Layout Layout { get; private set; }
+
+    /// <summary>This tensor's storage seen through its layout: how it is handed to an <see cref="Backends.IBackend"/> primitive.</summary>
+    public Backends.StorageView StorageView => new(Storage, Layout);
 
     /// <summary>
     /// Swaps the storage under this tensor (a module moving to another device keeps its parameter

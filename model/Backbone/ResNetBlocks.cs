@@ -9,20 +9,9 @@ public sealed class BasicBlock : Module
     /// <summary>Output channels per input "plane".</summary>
     public const int Expansion = 1;
 
-    /// <summary>
-    /// Whether block tails use the fused <see cref="BatchNorm2d.ForwardAddRelu"/> (default) rather than
-    /// relu(bn(x) + shortcut) as three ops; both give the same values. A switch for A/B benchmarks (tools/Bench --ab tail).
-    /// </summary>
-    public static bool FusedTail { get; set; } = true;
-
-    // relu(bn(c) + shortcut): the tail of both block kinds.
-    internal static Tensor Tail(BatchNorm2d bn, Tensor c, Tensor shortcut)
-    {
-        if (FusedTail) return bn.ForwardAddRelu(c, shortcut);
-        using var b = bn.Forward(c);
-        using var sum = Ops.Add(b, shortcut);
-        return Ops.Relu(sum);
-    }
+    // relu(bn(c) + shortcut): the tail of both block kinds, as one fused op (the CPU backend's "bn-add-relu-fused" path
+    // can be switched off in its options for an A/B).
+    internal static Tensor Tail(BatchNorm2d bn, Tensor c, Tensor shortcut) => bn.ForwardAddRelu(c, shortcut);
 
     private readonly Conv2d _conv1, _conv2;
     private readonly BatchNorm2d _bn1, _bn2;

@@ -98,7 +98,7 @@ public sealed class CubLoader : IDisposable
     {
         int start = b * Options.BatchSize, count = Math.Min(Options.BatchSize, order.Length - start);
         float[]? pixels = null;
-        Storage? storage = null;
+        CpuStorage? storage = null;
         int h = 0, w = 0;
         var labels = new long[count];
         var boxes = new float[count * 4];
@@ -111,8 +111,8 @@ public sealed class CubLoader : IDisposable
             {
                 // Written straight into a (pooled) CPU tensor storage: no extra batch-sized copy.
                 h = t.Image.Height; w = t.Image.Width;
-                storage = CpuBackend.NewStorage(DType.Float32, checked(count * 3 * h * w));
-                pixels = CpuBackend.Arr<float>(storage);
+                storage = CpuStorage.Rent(DType.Float32, checked(count * 3 * h * w));
+                pixels = storage.Array<float>();
             }
             else if (t.Image.Width != w || t.Image.Height != h)
                 throw new InvalidOperationException($"cub_loader: transform gave {t.Image.Width}x{t.Image.Height} for image {_samples[idx].ImageId} but {w}x{h} for the first row; end the transform with a fixed-size crop");

@@ -1,64 +1,82 @@
 using System.Diagnostics;
+using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
 
 namespace MtlMoe.Bench;
 
 /// <summary>
-/// In-process A/B of the CPU backend's fast paths (<c>--ab KNOB</c>): runs alternate between the knob off and on,
-/// so both sides see the same machine load at a fine grain; the medians of each side are reported. Knobs:
-/// unfold (AVX-512 stride-2 im2col), same (AVX-512 stride-1 same-width im2col), packb (the conv unfold writes the
-/// GEMM's packed-B layout), flip (AVX-512 kernel flip for backward-data), fold (AVX-512 stride-2 col2im),
-/// blocks (packed-B GEMM items without a barrier per KC step), team (spinning worker team instead of Parallel.For;
-/// the A/B understates it, as the helper falls asleep during each "off" run), tiled (the tiled conv schedule for
-/// planes of 192+ outputs, against batching images), implicit (implicit-GEMM convs), implicit2 (its 3×3 stride-2 phase-plane
-/// forward alone), implicit2bd (the 3×3 stride-2 backward-data as four phase GEMMs), pointwise2 (the
-/// 1×1 stride-2 convs as GEMMs over all images' positions: backward-data always, forward and backward-weights at 14² → 7²), packed (implicit-GEMM chunks laid end to end over
-/// the images for planes such as 7²), strided1x1 (strided 1×1
-/// backward-data per image at every plane size), weightgrad (blocked backward-weights of 3×3 convs and the 7×7 stem, no
-/// transposed unfold), maxpool (AVX-512 max-pool), tail (fused batch-norm + add +
-/// ReLU block tail), bnstats (one-sweep batch-norm statistics), all (every fast path, not the schedule choice "tiled").
+/// In-process A/B of the CPU backend's paths (<c>--ab NAME</c>): runs alternate between two backends of this process,
+/// one with the workload's options and one with the path switched off, so both sides see the same machine load at a
+/// fine grain; the medians of each side are reported. A NAME is any path of <see cref="CpuBackendOptions.Paths"/> (the
+/// conv algorithm table's rows and the kernels' fast paths), or one of the names earlier builds used (<see cref="Aliases"/>).
 /// </summary>
 public static class AbKnobs
 {
-    private static readonly int TiledMinPlane = CpuBackend.ConvTiledMinPlane;
+    private static readonly string[] ImplicitFamily = ["implicit-gemm", "implicit-gemm-stride2", "implicit-gemm-stride2-backward-data", "pointwise-stride2-gemm"];
 
-    /// <summary>Knob names accepted by <c>--ab</c>.</summary>
-    public static readonly string[] Names = ["unfold", "maxpool", "tail", "bnstats", "fold", "packb", "same", "flip", "blocks", "tiled", "team", "implicit", "implicit2", "implicit2bd", "pointwise2", "packed", "strided1x1", "weightgrad", "all"];
-
-    /// <summary>Turns <paramref name="knob"/> on or off.</summary>
-    public static void Set(string knob, bool on)
-    {
-        switch (knob)
+    /// <summary>The names earlier builds' <c>--ab</c> took, with what each switches off now (1:1 where a path has the same meaning).</summary>
+    public static readonly IReadOnlyDictionary<string, (string Meaning, Func<CpuBackendOptions, CpuBackendOptions> Off)> Aliases =
+        new Dictionary<string, (string, Func<CpuBackendOptions, CpuBackendOptions>)>(StringComparer.Ordinal)
         {
-            case "unfold": Im2ColVec.Enabled = on; break;
-            case "maxpool": MaxPoolVec.Enabled = on; break;
-            case "tail": MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
-            case "bnstats": CpuBackend.BnStatsOnePass = on; break;
-            case "fold": Col2ImVec.Enabled = on; break;
-            case "packb": Im2ColPacked.Enabled = on; break;
-            case "same": Im2ColSameVec.Enabled = on; break;
-            case "flip": CpuBackend.FlipVec = on; break;
-            case "blocks": GemmSchedule.PackedBlocksAlone = on; break;
-            case "team": WorkerTeam.Enabled = on; break;
-            case "implicit": ConvImplicit.Enabled = on; break;
-            case "implicit2": ConvImplicit.Stride2Enabled = on; break;
-            case "implicit2bd": ConvImplicit.Stride2BackwardDataEnabled = on; break;
-            case "pointwise2": ConvImplicit.PointwiseStride2Enabled = on; break;
-            case "packed": ConvImplicit.PackedBelow = on ? 0.9 : 0; break;
-            case "strided1x1": CpuBackend.ConvTiledStrided1x1BackwardData = on; break;
-            case "weightgrad": ConvWeightGrad.Enabled = on; break;
-            case "tiled": CpuBackend.ConvTiledMinPlane = on ? TiledMinPlane : int.MaxValue; break;
-            case "all": CpuBackend.ConvTiledStrided1x1BackwardData = on; ConvImplicit.Enabled = on; ConvWeightGrad.Enabled = on; WorkerTeam.Enabled = on; GemmSchedule.PackedBlocksAlone = on; Im2ColSameVec.Enabled = on; CpuBackend.FlipVec = on; Col2ImVec.Enabled = on; Im2ColPacked.Enabled = on; CpuBackend.BnStatsOnePass = on; Im2ColVec.Enabled = on; MaxPoolVec.Enabled = on; MtlMoe.Model.Backbone.BasicBlock.FusedTail = on; break;
-            default: throw new ArgumentException($"--ab: unknown knob '{knob}' (one of {string.Join(", ", Names)})");
-        }
+            ["unfold"] = ("im2col-vec", o => o.Disable("im2col-vec")),
+            ["same"] = ("im2col-same-vec", o => o.Disable("im2col-same-vec")),
+            ["packb"] = ("im2col-packed", o => o.Disable("im2col-packed")),
+            ["flip"] = ("kernel-flip-vec", o => o.Disable("kernel-flip-vec")),
+            ["fold"] = ("col2im-vec", o => o.Disable("col2im-vec")),
+            ["blocks"] = ("gemm-packed-blocks-alone", o => o.Disable("gemm-packed-blocks-alone")),
+            ["team"] = ("worker-team (the A/B understates it: the helpers fall asleep during each run without them)", o => o.Disable("worker-team")),
+            ["implicit2"] = ("implicit-gemm-stride2", o => o.Disable("implicit-gemm-stride2")),
+            ["implicit2bd"] = ("implicit-gemm-stride2-backward-data", o => o.Disable("implicit-gemm-stride2-backward-data")),
+            ["pointwise2"] = ("pointwise-stride2-gemm", o => o.Disable("pointwise-stride2-gemm")),
+            ["packed"] = ("implicit-packed-chunks", o => o.Disable("implicit-packed-chunks")),
+            ["strided1x1"] = ("tiled-strided-1x1-backward-data", o => o.Disable("tiled-strided-1x1-backward-data")),
+            ["weightgrad"] = ("blocked-backward-weights", o => o.Disable("blocked-backward-weights")),
+            ["maxpool"] = ("maxpool-vec", o => o.Disable("maxpool-vec")),
+            ["tail"] = ("bn-add-relu-fused", o => o.Disable("bn-add-relu-fused")),
+            ["bnstats"] = ("bn-stats-one-pass", o => o.Disable("bn-stats-one-pass")),
+            ["implicit"] = ("the implicit-GEMM family: " + string.Join(", ", ImplicitFamily), o => o.Disable(ImplicitFamily)),
+            ["tiled"] = ("tiled bands for large planes only (ConvTiledMinPlane = ∞; strided 1×1 backward-data stays per image)",
+                o => o with { ConvTiledMinPlane = int.MaxValue }),
+            ["all"] = ("every fast path but the schedule choices (tiled-bands, implicit-packed-chunks, backward-data-as-forward, vector-elementwise)",
+                o => o.Disable([.. CpuBackendOptions.Paths.Select(p => p.Name)
+                    .Where(n => n is not ("tiled-bands" or "implicit-packed-chunks" or "backward-data-as-forward" or "vector-elementwise"))])),
+        };
+
+    /// <summary>Every name <c>--ab</c> accepts: the paths, then the earlier names.</summary>
+    public static IEnumerable<string> Names => CpuBackendOptions.Paths.Select(p => p.Name).Concat(Aliases.Keys);
+
+    /// <summary>The help lines: one per name and what it switches off.</summary>
+    public static IEnumerable<string> Help() =>
+        CpuBackendOptions.Paths.Select(p => $"  {p.Name,-36} {(p.ConvAlgorithm ? "conv algorithm: " : "")}{p.Summary}")
+            .Concat(Aliases.Select(a => $"  {a.Key,-36} (earlier name) {a.Value.Meaning}"));
+
+    /// <summary><paramref name="baseline"/> with <paramref name="knob"/> switched off; an unknown name lists the known ones.</summary>
+    public static CpuBackendOptions Off(string knob, CpuBackendOptions baseline)
+    {
+        if (Aliases.TryGetValue(knob, out var alias)) return alias.Off(baseline);
+        if (CpuBackendOptions.Paths.Any(p => p.Name == knob)) return baseline.Disable(knob);
+        throw new ArgumentException($"--ab: unknown name '{knob}' (one of {string.Join(", ", Names)})");
     }
 
-    /// <summary>Median ms with the knob off and on, over <paramref name="runs"/> alternating pairs (after one warm-up each); leaves it on.</summary>
-    public static (double Off, double On) MedianMs(string knob, Action body, int runs)
+    /// <summary>
+    /// Median ms without and with <paramref name="knob"/>, over <paramref name="runs"/> alternating pairs (after one warm-up
+    /// each). Each run has its side's backend installed for this flow and gets that side's options (for bodies that call
+    /// the CPU kernels directly).
+    /// </summary>
+    public static (double Off, double On) MedianMs(string knob, CpuBackendOptions baseline, Action<CpuBackendOptions> body, int runs)
     {
         runs = Math.Max(runs, 5);
-        Set(knob, false); body();
-        Set(knob, true); body();
+        CpuBackendOptions onOptions = baseline, offOptions = Off(knob, baseline);
+        var onBackend = new CpuBackend(onOptions);
+        var offBackend = new CpuBackend(offOptions);
+        double Time(bool on)
+        {
+            using var _ = BackendRegistry.Use(on ? onBackend : offBackend);
+            var sw = Stopwatch.StartNew();
+            body(on ? onOptions : offOptions);
+            return sw.Elapsed.TotalMilliseconds;
+        }
+        Time(false); Time(true);
         var off = new double[runs]; var on = new double[runs];
         for (int i = 0; i < runs; i++)
         {
@@ -66,13 +84,9 @@ public static class AbKnobs
             for (int side = 0; side < 2; side++)
             {
                 bool isOn = (side == 0) == (i % 2 == 0);
-                Set(knob, isOn);
-                var sw = Stopwatch.StartNew();
-                body();
-                (isOn ? on : off)[i] = sw.Elapsed.TotalMilliseconds;
+                (isOn ? on : off)[i] = Time(isOn);
             }
         }
-        Set(knob, true);
         Array.Sort(off); Array.Sort(on);
         return (Median(off), Median(on));
     }

@@ -14,6 +14,8 @@ void Usage()
     Console.Error.WriteLine("  --compare FILE  after running, print before/after ms and speed-up per measurement matching one in FILE");
     Console.Error.WriteLine("workloads:");
     foreach (var w in workloads) Console.Error.WriteLine($"  {w.Name,-16} {w.Description}");
+    Console.Error.WriteLine("--ab NAME (conv, resnet18-step, batchnorm, gemm) runs every other repetition with one CPU path switched off:");
+    foreach (var line in AbKnobs.Help()) Console.Error.WriteLine(line);
 }
 
 if (args.Length == 0 || args[0] is "-h" or "--help") { Usage(); return args.Length == 0 ? 2 : 0; }

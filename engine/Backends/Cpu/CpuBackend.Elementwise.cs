@@ -6,15 +6,19 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Unary(UnaryOp op, Storage x, Layout layout, double alpha = 0, double beta = 0) => x.DType switch
+    public Storage Unary(UnaryOp op, StorageView xView, double alpha = 0, double beta = 0)
     {
-        DType.Float32 => UnaryFloat<float>(op, x, layout, (float)alpha, (float)beta),
-        DType.Float64 => UnaryFloat<double>(op, x, layout, alpha, beta),
-        DType.Int32 => UnaryArith<int>(op, x, layout, (int)alpha, (int)beta),
-        _ => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => UnaryFloat<float>(op, x, layout, (float)alpha, (float)beta),
+            DType.Float64 => UnaryFloat<double>(op, x, layout, alpha, beta),
+            DType.Int32 => UnaryArith<int>(op, x, layout, (int)alpha, (int)beta),
+            _ => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
+        };
+    }
 
-    private static Storage UnaryFloat<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, IFloatingPointIeee754<T> => op switch
+    private Storage UnaryFloat<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, IFloatingPointIeee754<T> => op switch
     {
         UnaryOp.Exp => Map<T, ExpFn<T>>(x, l, a, b),
         UnaryOp.Log => Map<T, LogFn<T>>(x, l, a, b),
@@ -28,7 +32,7 @@ public sealed partial class CpuBackend
         _ => UnaryArith<T>(op, x, l, a, b),
     };
 
-    private static Storage UnaryArith<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, INumber<T> => op switch
+    private Storage UnaryArith<T>(UnaryOp op, Storage x, Layout l, T a, T b) where T : unmanaged, INumber<T> => op switch
     {
         UnaryOp.Neg => Map<T, NegFn<T>>(x, l, a, b),
         UnaryOp.Abs => Map<T, AbsFn<T>>(x, l, a, b),
@@ -47,7 +51,7 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"{op}: dtype {DTypeInfo.Of<T>().Name()} is not supported"),
     };
 
-    private static Storage Map<T, TFn>(Storage xs, Layout l, T a, T b) where T : unmanaged where TFn : struct, IUnaryFn<T>
+    private Storage Map<T, TFn>(Storage xs, Layout l, T a, T b) where T : unmanaged where TFn : struct, IUnaryFn<T>
     {
         var x = Arr<T>(xs);
         int n = l.Count;
@@ -56,13 +60,13 @@ public sealed partial class CpuBackend
         if (l.IsContiguous)
         {
             int off = l.Offset;
-            StridedIter.ParallelChunks(n, 4, (lo, hi) => MapSpan<T, TFn>(x.AsSpan(off + (int)lo, (int)(hi - lo)), o.AsSpan((int)lo, (int)(hi - lo)), a, b));
+            StridedIter.ParallelChunks(Options, n, 4, (lo, hi) => MapSpan<T, TFn>(x.AsSpan(off + (int)lo, (int)(hi - lo)), o.AsSpan((int)lo, (int)(hi - lo)), a, b));
             return outS;
         }
         var (shape, st) = StridedIter.Coalesce(l.Shape, l.Strides);
         int inner = shape[^1], sx = st[0][^1];
         int[] bases = [l.Offset];
-        StridedIter.ParallelChunks(n / Math.Max(inner, 1), inner * 4L, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, n / Math.Max(inner, 1), inner * 4L, (lo, hi) =>
         {
             Span<int> off = stackalloc int[1];
             var counter = new int[shape.Length];
@@ -95,8 +99,10 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Binary(BinaryOp op, Storage a, Layout la, Storage b, Layout lb)
+    public Storage Binary(BinaryOp op, StorageView aView, StorageView bView)
     {
+        var (a, la) = aView;
+        var (b, lb) = bView;
         if (a.DType != b.DType) throw new InvalidOperationException($"{op}: dtypes {a.DType.Name()} and {b.DType.Name()} differ");
         if (!Shapes.Equal(la.Shape, lb.Shape)) throw new ShapeException($"{op}: backend shapes {Shapes.Format(la.Shape)} and {Shapes.Format(lb.Shape)} differ");
         return a.DType switch
@@ -108,10 +114,10 @@ public sealed partial class CpuBackend
         };
     }
 
-    private static Storage BinaryFloat<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, IFloatingPointIeee754<T>
+    private Storage BinaryFloat<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, IFloatingPointIeee754<T>
         => op == BinaryOp.Pow ? Zip<T, PowFn<T>>(a, la, b, lb) : BinaryArith<T>(op, a, la, b, lb);
 
-    private static Storage BinaryArith<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, INumber<T> => op switch
+    private Storage BinaryArith<T>(BinaryOp op, Storage a, Layout la, Storage b, Layout lb) where T : unmanaged, INumber<T> => op switch
     {
         BinaryOp.Add => Zip<T, AddFn<T>>(a, la, b, lb),
         BinaryOp.Sub => Zip<T, SubFn<T>>(a, la, b, lb),
@@ -128,7 +134,7 @@ public sealed partial class CpuBackend
         _ => throw new NotSupportedException($"{op}: dtype {DTypeInfo.Of<T>().Name()} is not supported"),
     };
 
-    private static Storage Zip<T, TFn>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged where TFn : struct, IBinaryFn<T>
+    private Storage Zip<T, TFn>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged where TFn : struct, IBinaryFn<T>
     {
         var a = Arr<T>(sa); var b = Arr<T>(sb);
         int n = la.Count;
@@ -137,14 +143,14 @@ public sealed partial class CpuBackend
         if (la.IsContiguous && lb.IsContiguous)
         {
             int oa = la.Offset, ob = lb.Offset;
-            StridedIter.ParallelChunks(n, 2, (lo, hi) =>
+            StridedIter.ParallelChunks(Options, n, 2, (lo, hi) =>
                 ZipSpan<T, TFn>(a.AsSpan(oa + (int)lo, (int)(hi - lo)), b.AsSpan(ob + (int)lo, (int)(hi - lo)), o.AsSpan((int)lo, (int)(hi - lo))));
             return outS;
         }
         var (shape, st) = StridedIter.Coalesce(la.Shape, la.Strides, lb.Strides);
         int inner = shape[^1], s0 = st[0][^1], s1 = st[1][^1];
         int[] bases = [la.Offset, lb.Offset];
-        StridedIter.ParallelChunks(n / Math.Max(inner, 1), inner * 2L, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, n / Math.Max(inner, 1), inner * 2L, (lo, hi) =>
         {
             Span<int> off = stackalloc int[2];
             var counter = new int[shape.Length];
@@ -193,10 +199,13 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Where(Storage cond, Layout lc, Storage a, Layout la, Storage b, Layout lb)
+    public Storage Where(StorageView condView, StorageView aView, StorageView bView)
     {
+        var (cond, lc) = condView;
+        var (a, la) = aView;
+        var (b, lb) = bView;
         if (a.DType != b.DType) throw new InvalidOperationException($"where: dtypes {a.DType.Name()} and {b.DType.Name()} differ");
-        var c = Cast(cond, lc, DType.Float64);
+        var c = Cast(new(cond, lc), DType.Float64);
         try
         {
             var mask = Arr<double>(c);
@@ -215,7 +224,7 @@ public sealed partial class CpuBackend
     {
         int n = la.Count;
         var ad = new T[n]; var bd = new T[n];
-        Gather(Arr<T>(a), la, ad); Gather(Arr<T>(b), lb, bd);
+        Gather(Options, Arr<T>(a), la, ad); Gather(Options, Arr<T>(b), lb, bd);
         var outS = NewStorage(a.DType, n);
         var o = outS.Array<T>();
         for (int i = 0; i < n; i++) o[i] = mask[i] != 0 ? ad[i] : bd[i];

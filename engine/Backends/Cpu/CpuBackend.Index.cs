@@ -5,15 +5,19 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Values, Storage Indices) TopK(Storage x, Layout layout, int dim, int k, bool largest) => x.DType switch
+    public (Storage Values, Storage Indices) TopK(StorageView xView, int dim, int k, bool largest)
     {
-        DType.Float32 => TopKT<float>(x, layout, dim, k, largest),
-        DType.Float64 => TopKT<double>(x, layout, dim, k, largest),
-        DType.Int32 => TopKT<int>(x, layout, dim, k, largest),
-        _ => TopKT<long>(x, layout, dim, k, largest),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => TopKT<float>(x, layout, dim, k, largest),
+            DType.Float64 => TopKT<double>(x, layout, dim, k, largest),
+            DType.Int32 => TopKT<int>(x, layout, dim, k, largest),
+            _ => TopKT<long>(x, layout, dim, k, largest),
+        };
+    }
 
-    private static (Storage, Storage) TopKT<T>(Storage xs, Layout l, int dim, int k, bool largest) where T : unmanaged, INumber<T>
+    private (Storage, Storage) TopKT<T>(Storage xs, Layout l, int dim, int k, bool largest) where T : unmanaged, INumber<T>
     {
         var x = Arr<T>(xs);
         int n = l.Shape[dim];
@@ -33,7 +37,7 @@ public sealed partial class CpuBackend
         st[1][^1] = 0;
         // Per chunk: a row buffer, the order being sorted and its comparison (a total order: by value,
         // NaN above everything, then the lower index first).
-        DimRows.ForEachRow(shape, st, [l.Offset, 0], n, () => new T[n], buf =>
+        DimRows.ForEachRow(Options, shape, st, [l.Offset, 0], n, () => new T[n], buf =>
         {
             var order = new int[n];
             Comparison<int> cmp = (a, b) =>
@@ -59,14 +63,19 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage Gather(Storage x, Layout lx, int dim, Storage index, Layout li) => index.DType switch
+    public Storage Gather(StorageView xView, int dim, StorageView indexView)
     {
-        DType.Int64 => GatherI<long>(x, lx, dim, index, li),
-        DType.Int32 => GatherI<int>(x, lx, dim, index, li),
-        _ => throw new NotSupportedException($"gather: index must be int64 or int32, got {index.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (index, li) = indexView;
+        return index.DType switch
+        {
+            DType.Int64 => GatherI<long>(x, lx, dim, index, li),
+            DType.Int32 => GatherI<int>(x, lx, dim, index, li),
+            _ => throw new NotSupportedException($"gather: index must be int64 or int32, got {index.DType.Name()}"),
+        };
+    }
 
-    private static Storage GatherI<TI>(Storage x, Layout lx, int dim, Storage index, Layout li) where TI : unmanaged, IBinaryInteger<TI> => x.DType switch
+    private Storage GatherI<TI>(Storage x, Layout lx, int dim, Storage index, Layout li) where TI : unmanaged, IBinaryInteger<TI> => x.DType switch
     {
         DType.Float32 => GatherT<float, TI>(x, lx, dim, index, li),
         DType.Float64 => GatherT<double, TI>(x, lx, dim, index, li),
@@ -74,7 +83,7 @@ public sealed partial class CpuBackend
         _ => GatherT<long, TI>(x, lx, dim, index, li),
     };
 
-    private static Storage GatherT<T, TI>(Storage xs, Layout lx, int dim, Storage ixs, Layout li) where T : unmanaged where TI : unmanaged, IBinaryInteger<TI>
+    private Storage GatherT<T, TI>(Storage xs, Layout lx, int dim, Storage ixs, Layout li) where T : unmanaged where TI : unmanaged, IBinaryInteger<TI>
     {
         var x = Arr<T>(xs); var idx = Arr<TI>(ixs);
         var outS = NewStorage(xs.DType, li.Count);
@@ -83,7 +92,7 @@ public sealed partial class CpuBackend
         // index, y: [..., n, ...]; x: [..., size, ...] with every other dim at least the index's.
         var (shape, st) = DimRows.MoveDimLast(li.Shape, dim, lx.Strides, li.Strides, Shapes.ContiguousStrides(li.Shape));
         int si = st[1][^1], sy = st[2][^1];
-        DimRows.ForEachRow(shape, st, [lx.Offset, li.Offset, 0], n, off =>
+        DimRows.ForEachRow(Options, shape, st, [lx.Offset, li.Offset, 0], n, off =>
         {
             for (int j = 0; j < n; j++)
             {
@@ -96,14 +105,20 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage ScatterAdd(Storage x, Layout lx, int dim, Storage index, Layout li, Storage src, Layout ls) => index.DType switch
+    public Storage ScatterAdd(StorageView xView, int dim, StorageView indexView, StorageView srcView)
     {
-        DType.Int64 => ScatterAddI<long>(x, lx, dim, index, li, src, ls),
-        DType.Int32 => ScatterAddI<int>(x, lx, dim, index, li, src, ls),
-        _ => throw new NotSupportedException($"scatter_add: index must be int64 or int32, got {index.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        var (index, li) = indexView;
+        var (src, ls) = srcView;
+        return index.DType switch
+        {
+            DType.Int64 => ScatterAddI<long>(x, lx, dim, index, li, src, ls),
+            DType.Int32 => ScatterAddI<int>(x, lx, dim, index, li, src, ls),
+            _ => throw new NotSupportedException($"scatter_add: index must be int64 or int32, got {index.DType.Name()}"),
+        };
+    }
 
-    private static Storage ScatterAddI<TI>(Storage x, Layout lx, int dim, Storage index, Layout li, Storage src, Layout ls) where TI : unmanaged, IBinaryInteger<TI> => x.DType switch
+    private Storage ScatterAddI<TI>(Storage x, Layout lx, int dim, Storage index, Layout li, Storage src, Layout ls) where TI : unmanaged, IBinaryInteger<TI> => x.DType switch
     {
         DType.Float32 => ScatterAddT<float, TI>(x, lx, dim, index, li, src, ls),
         DType.Float64 => ScatterAddT<double, TI>(x, lx, dim, index, li, src, ls),
@@ -111,13 +126,13 @@ public sealed partial class CpuBackend
         _ => ScatterAddT<long, TI>(x, lx, dim, index, li, src, ls),
     };
 
-    private static Storage ScatterAddT<T, TI>(Storage xs, Layout lx, int dim, Storage ixs, Layout li, Storage ss, Layout ls)
+    private Storage ScatterAddT<T, TI>(Storage xs, Layout lx, int dim, Storage ixs, Layout li, Storage ss, Layout ls)
         where T : unmanaged, INumber<T> where TI : unmanaged, IBinaryInteger<TI>
     {
         var idx = Arr<TI>(ixs); var src = Arr<T>(ss);
         var outS = NewStorage(xs.DType, lx.Count);
         var y = outS.Array<T>();
-        Gather(Arr<T>(xs), lx, y);
+        Gather(Options, Arr<T>(xs), lx, y);
         int n = li.Shape[dim], size = lx.Shape[dim];
         var yStrides = Shapes.ContiguousStrides(lx.Shape);
         int syd = yStrides[dim];
@@ -125,7 +140,7 @@ public sealed partial class CpuBackend
         // write disjoint outputs, so chunks run in parallel while each row adds in order along dim.
         var (shape, st) = DimRows.MoveDimLast(li.Shape, dim, li.Strides, ls.Strides, yStrides);
         int si = st[0][^1], ssd = st[1][^1];
-        DimRows.ForEachRow(shape, st, [li.Offset, ls.Offset, 0], n, off =>
+        DimRows.ForEachRow(Options, shape, st, [li.Offset, ls.Offset, 0], n, off =>
         {
             for (int j = 0; j < n; j++)
             {

@@ -5,14 +5,19 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage MatMul(Storage a, Layout la, Storage b, Layout lb) => a.DType switch
+    public Storage MatMul(StorageView aView, StorageView bView)
     {
-        DType.Float32 => MatMulT<float>(a, la, b, lb),
-        DType.Float64 => MatMulT<double>(a, la, b, lb),
-        _ => throw new NotSupportedException($"matmul: dtype {a.DType.Name()} is not supported"),
-    };
+        var (a, la) = aView;
+        var (b, lb) = bView;
+        return a.DType switch
+        {
+            DType.Float32 => MatMulT<float>(a, la, b, lb),
+            DType.Float64 => MatMulT<double>(a, la, b, lb),
+            _ => throw new NotSupportedException($"matmul: dtype {a.DType.Name()} is not supported"),
+        };
+    }
 
-    private static Storage MatMulT<T>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged, INumber<T>
+    private Storage MatMulT<T>(Storage sa, Layout la, Storage sb, Layout lb) where T : unmanaged, INumber<T>
     {
         int r = la.Rank;
         int m = la.Shape[r - 2], k = la.Shape[r - 1], n = lb.Shape[r - 1];
@@ -27,9 +32,9 @@ public sealed partial class CpuBackend
         var (bMat, transB, ldb) = GemmOperand(lb, k, n);
         // Operands whose matrix part is neither row- nor column-major are made dense first.
         T[] aData = a; Layout aL = la;
-        if (!aMat) { aData = new T[la.Count]; Gather(a, la, aData); aL = Layout.Contiguous(la.Shape); (_, transA, lda) = (true, false, k); }
+        if (!aMat) { aData = new T[la.Count]; Gather(Options, a, la, aData); aL = Layout.Contiguous(la.Shape); (_, transA, lda) = (true, false, k); }
         T[] bData = bArr; Layout bL = lb;
-        if (!bMat) { bData = new T[lb.Count]; Gather(bArr, lb, bData); bL = Layout.Contiguous(lb.Shape); (_, transB, ldb) = (true, false, n); }
+        if (!bMat) { bData = new T[lb.Count]; Gather(Options, bArr, lb, bData); bL = Layout.Contiguous(lb.Shape); (_, transB, ldb) = (true, false, n); }
         if (k == 0) return outS;
         var counter = new int[batchShape.Length];
         for (int bi = 0; bi < batch; bi++)
@@ -41,7 +46,7 @@ public sealed partial class CpuBackend
                 offA += idx * aL.Strides[d]; offB += idx * bL.Strides[d];
             }
             int aLen = Extent(transA, m, k, lda), bLen = Extent(transB, k, n, ldb);
-            CpuGemm.Gemm<T>(transA, transB, m, n, k, T.One,
+            CpuGemm.Gemm<T>(Options, transA, transB, m, n, k, T.One,
                 aData.AsSpan(offA, aLen), lda, bData.AsSpan(offB, bLen), ldb, T.Zero, o.AsSpan(bi * m * n, m * n), n);
         }
         return outS;
@@ -51,7 +56,7 @@ public sealed partial class CpuBackend
     private static int Extent(bool trans, int rows, int cols, int ld) => trans ? (cols - 1) * ld + rows : (rows - 1) * ld + cols;
 
     // Whether the last two dims of a layout are a row-major (ld = row stride) or column-major matrix.
-    private static (bool ok, bool trans, int ld) GemmOperand(Layout l, int rows, int cols)
+    private (bool ok, bool trans, int ld) GemmOperand(Layout l, int rows, int cols)
     {
         int r = l.Rank;
         int sr = l.Strides[r - 2], sc = l.Strides[r - 1];

@@ -10,29 +10,42 @@ public sealed partial class CpuBackend
     private const int RowsPerBlock = MoeKernelConstants.GatingRowsPerBlock;
 
     /// <inheritdoc />
-    public (Storage Packed, Storage TopIndices) MoeGating(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, int k, double noiseFloor) => clean.DType switch
+    public (Storage Packed, Storage TopIndices) MoeGating(StorageView cleanView, StorageView? rawNoiseView,
+        StorageView? noiseView, int k, double noiseFloor)
     {
-        DType.Float32 => MoeGatingT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
-        DType.Float64 => MoeGatingT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
-        _ => throw new NotSupportedException($"moe_gating: dtype {clean.DType.Name()} is not supported"),
-    };
+        var (clean, cleanLayout) = cleanView;
+        var (rawNoise, rawNoiseLayout) = StorageView.Split(rawNoiseView);
+        var (noise, noiseLayout) = StorageView.Split(noiseView);
+        return clean.DType switch
+        {
+            DType.Float32 => MoeGatingT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
+            DType.Float64 => MoeGatingT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
+            _ => throw new NotSupportedException($"moe_gating: dtype {clean.DType.Name()} is not supported"),
+        };
+    }
 
     /// <inheritdoc />
-    public (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(Storage clean, Layout cleanLayout, Storage? rawNoise, Layout rawNoiseLayout,
-        Storage? noise, Layout noiseLayout, Storage gradPacked, Layout gradPackedLayout, int k, double noiseFloor) => clean.DType switch
+    public (Storage GradClean, Storage? GradRawNoise) MoeGatingBackward(StorageView cleanView, StorageView? rawNoiseView,
+        StorageView? noiseView, StorageView gradPackedView, int k, double noiseFloor)
     {
-        DType.Float32 => MoeGatingBackwardT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
-        DType.Float64 => MoeGatingBackwardT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
-        _ => throw new NotSupportedException($"moe_gating_backward: dtype {clean.DType.Name()} is not supported"),
-    };
+        var (clean, cleanLayout) = cleanView;
+        var (rawNoise, rawNoiseLayout) = StorageView.Split(rawNoiseView);
+        var (noise, noiseLayout) = StorageView.Split(noiseView);
+        var (gradPacked, gradPackedLayout) = gradPackedView;
+        return clean.DType switch
+        {
+            DType.Float32 => MoeGatingBackwardT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
+            DType.Float64 => MoeGatingBackwardT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
+            _ => throw new NotSupportedException($"moe_gating_backward: dtype {clean.DType.Name()} is not supported"),
+        };
+    }
 
-    private static T[] DenseArr<T>(Storage s, Layout l, out int offset) where T : unmanaged
+    private T[] DenseArr<T>(Storage s, Layout l, out int offset) where T : unmanaged
     {
         var a = Arr<T>(s);
         if (l.IsContiguous) { offset = l.Offset; return a; }
         var d = new T[l.Count];
-        Gather(a, l, d);
+        Gather(Options, a, l, d);
         offset = 0;
         return d;
     }
@@ -115,7 +128,7 @@ public sealed partial class CpuBackend
     }
 
 
-    private static (Storage, Storage) MoeGatingT<T>(Storage clean, Layout lc, Storage? rawNoise, Layout lr, Storage? noise, Layout ln, int k, double floor)
+    private (Storage, Storage) MoeGatingT<T>(Storage clean, Layout lc, Storage? rawNoise, Layout lr, Storage? noise, Layout ln, int k, double floor)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int b = lc.Shape[0], e = lc.Shape[1], m = Math.Min(k + 1, e);
@@ -130,7 +143,7 @@ public sealed partial class CpuBackend
         var packed = packedS.Array<T>(); var top = topS.Array<int>();
         int blocks = (b + RowsPerBlock - 1) / RowsPerBlock;
         var partImp = new T[blocks * e]; var partLoad = new T[blocks * e];   // [blocks, E]
-        StridedIter.ParallelChunks(blocks, (long)RowsPerBlock * e * 8, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, blocks, (long)RowsPerBlock * e * 8, (lo, hi) =>
         {
             var row = new GatingRow(e, m);
             for (long blk = lo; blk < hi; blk++)
@@ -168,7 +181,7 @@ public sealed partial class CpuBackend
         return (packedS, topS);
     }
 
-    private static (Storage, Storage?) MoeGatingBackwardT<T>(Storage clean, Layout lc, Storage? rawNoise, Layout lr, Storage? noise, Layout ln,
+    private (Storage, Storage?) MoeGatingBackwardT<T>(Storage clean, Layout lc, Storage? rawNoise, Layout lr, Storage? noise, Layout ln,
         Storage gradPacked, Layout lgp, int k, double floor) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int b = lc.Shape[0], e = lc.Shape[1], m = Math.Min(k + 1, e);
@@ -182,7 +195,7 @@ public sealed partial class CpuBackend
         var gcS = NewStorage(clean.DType, b * e);
         var grS = hasNoise ? NewStorage(clean.DType, b * e) : null;
         var gc = gcS.Array<T>(); var gr = grS?.Array<T>();
-        StridedIter.ParallelChunks(b, (long)e * 16, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, b, (long)e * 16, (lo, hi) =>
         {
             var row = new GatingRow(e, m);
             var dNoisy = new double[e]; var dClean = new double[e]; var dSigma = new double[e];
@@ -268,21 +281,25 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeDispatch(Storage x, Layout xLayout, Storage sourceRow, int rows) => x.DType switch
+    public Storage MoeDispatch(StorageView xView, Storage sourceRow, int rows)
     {
-        DType.Float32 => MoeDispatchT<float>(x, xLayout, sourceRow, rows),
-        DType.Float64 => MoeDispatchT<double>(x, xLayout, sourceRow, rows),
-        _ => throw new NotSupportedException($"moe_dispatch: dtype {x.DType.Name()} is not supported"),
-    };
+        var (x, xLayout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => MoeDispatchT<float>(x, xLayout, sourceRow, rows),
+            DType.Float64 => MoeDispatchT<double>(x, xLayout, sourceRow, rows),
+            _ => throw new NotSupportedException($"moe_dispatch: dtype {x.DType.Name()} is not supported"),
+        };
+    }
 
-    private static Storage MoeDispatchT<T>(Storage x, Layout lx, Storage sourceRow, int rows) where T : unmanaged
+    private Storage MoeDispatchT<T>(Storage x, Layout lx, Storage sourceRow, int rows) where T : unmanaged
     {
         int d = lx.Shape[1];
         var xa = DenseArr<T>(x, lx, out int ox);
         var src = Arr<int>(sourceRow);
         var s = NewStorage(x.DType, rows * d);
         var o = s.Array<T>();
-        StridedIter.ParallelChunks(rows, d, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, rows, d, (lo, hi) =>
         {
             for (long i = lo; i < hi; i++) Array.Copy(xa, ox + src[i] * d, o, i * d, d);
         });
@@ -290,14 +307,18 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeDispatchBackward(Storage gradBuffer, Layout gradLayout, Storage slotOf, int batch, int k) => gradBuffer.DType switch
+    public Storage MoeDispatchBackward(StorageView gradBufferView, Storage slotOf, int batch, int k)
     {
-        DType.Float32 => MoeDispatchBackwardT<float>(gradBuffer, gradLayout, slotOf, batch, k),
-        DType.Float64 => MoeDispatchBackwardT<double>(gradBuffer, gradLayout, slotOf, batch, k),
-        _ => throw new NotSupportedException($"moe_dispatch_backward: dtype {gradBuffer.DType.Name()} is not supported"),
-    };
+        var (gradBuffer, gradLayout) = gradBufferView;
+        return gradBuffer.DType switch
+        {
+            DType.Float32 => MoeDispatchBackwardT<float>(gradBuffer, gradLayout, slotOf, batch, k),
+            DType.Float64 => MoeDispatchBackwardT<double>(gradBuffer, gradLayout, slotOf, batch, k),
+            _ => throw new NotSupportedException($"moe_dispatch_backward: dtype {gradBuffer.DType.Name()} is not supported"),
+        };
+    }
 
-    private static Storage MoeDispatchBackwardT<T>(Storage gradBuffer, Layout lg, Storage slotOf, int batch, int k)
+    private Storage MoeDispatchBackwardT<T>(Storage gradBuffer, Layout lg, Storage slotOf, int batch, int k)
         where T : unmanaged, INumber<T>
     {
         int d = lg.Shape[1];
@@ -305,7 +326,7 @@ public sealed partial class CpuBackend
         var slot = Arr<int>(slotOf);
         var s = NewStorage(gradBuffer.DType, batch * d, zero: true);
         var o = s.Array<T>();
-        StridedIter.ParallelChunks(batch, (long)k * d, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, batch, (long)k * d, (lo, hi) =>
         {
             for (long b = lo; b < hi; b++)
                 for (int j = 0; j < k; j++)
@@ -320,14 +341,19 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public Storage MoeCombine(Storage y, Layout yLayout, Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k) => y.DType switch
+    public Storage MoeCombine(StorageView yView, StorageView gatesView, Storage topIndices, Storage slotOf, int k)
     {
-        DType.Float32 => MoeCombineT<float>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        DType.Float64 => MoeCombineT<double>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        _ => throw new NotSupportedException($"moe_combine: dtype {y.DType.Name()} is not supported"),
-    };
+        var (y, yLayout) = yView;
+        var (gates, gatesLayout) = gatesView;
+        return y.DType switch
+        {
+            DType.Float32 => MoeCombineT<float>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            DType.Float64 => MoeCombineT<double>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            _ => throw new NotSupportedException($"moe_combine: dtype {y.DType.Name()} is not supported"),
+        };
+    }
 
-    private static Storage MoeCombineT<T>(Storage y, Layout ly, Storage gates, Layout lgt, Storage topIndices, Storage slotOf, int k)
+    private Storage MoeCombineT<T>(Storage y, Layout ly, Storage gates, Layout lgt, Storage topIndices, Storage slotOf, int k)
         where T : unmanaged, INumber<T>
     {
         int h = ly.Shape[1], batch = lgt.Shape[0], e = lgt.Shape[1];
@@ -336,7 +362,7 @@ public sealed partial class CpuBackend
         var top = Arr<int>(topIndices); var slot = Arr<int>(slotOf);
         var s = NewStorage(y.DType, batch * h, zero: true);
         var o = s.Array<T>();
-        StridedIter.ParallelChunks(batch, (long)k * h, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, batch, (long)k * h, (lo, hi) =>
         {
             for (long b = lo; b < hi; b++)
             {
@@ -355,15 +381,21 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public (Storage GradY, Storage GradGates) MoeCombineBackward(Storage gradOut, Layout gradLayout, Storage y, Layout yLayout,
-        Storage gates, Layout gatesLayout, Storage topIndices, Storage slotOf, int k) => y.DType switch
+    public (Storage GradY, Storage GradGates) MoeCombineBackward(StorageView gradOutView, StorageView yView,
+        StorageView gatesView, Storage topIndices, Storage slotOf, int k)
     {
-        DType.Float32 => MoeCombineBackwardT<float>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        DType.Float64 => MoeCombineBackwardT<double>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-        _ => throw new NotSupportedException($"moe_combine_backward: dtype {y.DType.Name()} is not supported"),
-    };
+        var (gradOut, gradLayout) = gradOutView;
+        var (y, yLayout) = yView;
+        var (gates, gatesLayout) = gatesView;
+        return y.DType switch
+        {
+            DType.Float32 => MoeCombineBackwardT<float>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            DType.Float64 => MoeCombineBackwardT<double>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
+            _ => throw new NotSupportedException($"moe_combine_backward: dtype {y.DType.Name()} is not supported"),
+        };
+    }
 
-    private static (Storage, Storage) MoeCombineBackwardT<T>(Storage gradOut, Layout lgo, Storage y, Layout ly, Storage gates, Layout lgt,
+    private (Storage, Storage) MoeCombineBackwardT<T>(Storage gradOut, Layout lgo, Storage y, Layout ly, Storage gates, Layout lgt,
         Storage topIndices, Storage slotOf, int k) where T : unmanaged, INumber<T>
     {
         int h = ly.Shape[1], n = ly.Shape[0], batch = lgt.Shape[0], e = lgt.Shape[1];
@@ -375,7 +407,7 @@ public sealed partial class CpuBackend
         var ggS = NewStorage(y.DType, batch * e, zero: true);
         var gy = gyS.Array<T>(); var gg = ggS.Array<T>();
         // Each buffer row belongs to exactly one (row, choice), so rows write disjoint outputs.
-        StridedIter.ParallelChunks(batch, (long)k * h * 2, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, batch, (long)k * h * 2, (lo, hi) =>
         {
             for (long b = lo; b < hi; b++)
             {

@@ -6,79 +6,54 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dTrainForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double momentum, double eps)
+        => BnTrain(x, weight, bias, runningMean, runningVar, momentum, eps, relu: false, residual: null, "batch_norm2d");
+
+    /// <inheritdoc />
+    public Storage BatchNorm2dEvalForward(StorageView x, StorageView? weight, StorageView? bias,
+        StorageView runningMean, StorageView runningVar, double eps) => x.DType switch
     {
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: false),
+        DType.Float32 => BnEvalT<float>(x, weight, bias, runningMean, runningVar, eps),
+        DType.Float64 => BnEvalT<double>(x, weight, bias, runningMean, runningVar, eps),
         _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
     };
 
     /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dReluTrainForward(Storage x, Layout lx,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(StorageView dy, StorageView x,
+        StorageView mean, StorageView invStd, StorageView? weight, bool batchStats)
+        => BnBack(dy, x, mean, invStd, weight, batchStats, reluY: null, "batch_norm2d backward");
+
+    // Training forward of every fused variant (relu; relu with a residual added before it), by dtype.
+    private (Storage, Storage, Storage) BnTrain(StorageView x, StorageView? weight, StorageView? bias, StorageView runningMean,
+        StorageView runningVar, double momentum, double eps, bool relu, StorageView? residual, string op) => x.DType switch
     {
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true),
-        _ => throw new NotSupportedException($"batch_norm2d_relu: float tensors only, got {x.DType.Name()}"),
+        DType.Float32 => BnTrainT<float>(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual),
+        DType.Float64 => BnTrainT<double>(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual),
+        _ => throw new NotSupportedException($"{op}: float tensors only, got {x.DType.Name()}"),
     };
 
-    /// <inheritdoc />
-    public (Storage Y, Storage Mean, Storage InvStd) BatchNorm2dAddReluTrainForward(Storage x, Layout lx, Storage residual, Layout lresidual,
-        Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double momentum, double eps) => x.DType switch
+    // Backward of every variant (reluY: the fused ReLU's output, whose y > 0 masks dy), by dtype.
+    private (Storage, Storage, Storage) BnBack(StorageView dy, StorageView x, StorageView mean, StorageView invStd, StorageView? weight,
+        bool batchStats, StorageView? reluY, string op) => x.DType switch
     {
-        DType.Float32 => BnTrainT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
-        DType.Float64 => BnTrainT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, momentum, eps, relu: true, residual, lresidual),
-        _ => throw new NotSupportedException($"batch_norm2d_add_relu: float tensors only, got {x.DType.Name()}"),
+        DType.Float32 => BnBackT<float>(dy, x, mean, invStd, weight, batchStats, reluY),
+        DType.Float64 => BnBackT<double>(dy, x, mean, invStd, weight, batchStats, reluY),
+        _ => throw new NotSupportedException($"{op}: float tensors only, got {x.DType.Name()}"),
     };
-
-    /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dReluBackward(Storage dy, Layout ldy, Storage y, Layout ly, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
-    {
-        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
-        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats, y, ly),
-        _ => throw new NotSupportedException($"batch_norm2d_relu backward: float tensors only, got {x.DType.Name()}"),
-    };
-
-    /// <inheritdoc />
-    public Storage BatchNorm2dEvalForward(Storage x, Layout lx, Storage? weight, Layout lweight, Storage? bias, Layout lbias,
-        Storage runningMean, Layout lrunningMean, Storage runningVar, Layout lrunningVar, double eps) => x.DType switch
-    {
-        DType.Float32 => BnEvalT<float>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
-        DType.Float64 => BnEvalT<double>(x, lx, weight, lweight, bias, lbias, runningMean, lrunningMean, runningVar, lrunningVar, eps),
-        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
-    };
-
-    /// <inheritdoc />
-    public (Storage Dx, Storage DWeight, Storage DBias) BatchNorm2dBackward(Storage dy, Layout ldy, Storage x, Layout lx,
-        Storage mean, Layout lmean, Storage invStd, Layout linvStd, Storage? weight, Layout lweight, bool batchStats) => x.DType switch
-    {
-        DType.Float32 => BnBackT<float>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
-        DType.Float64 => BnBackT<double>(dy, ldy, x, lx, mean, lmean, invStd, linvStd, weight, lweight, batchStats),
-        _ => throw new NotSupportedException($"batch_norm2d backward: float tensors only, got {x.DType.Name()}"),
-    };
-
-    /// <summary>
-    /// Batch-norm training statistics in one sweep over memory (sums of deviations and of their squares about a
-    /// shift near the mean) rather than a sum pass then a squared-deviation pass. On by default; a switch for tests and A/B benchmarks.
-    /// </summary>
-    internal static bool BnStatsOnePass { get; set; } = true;
 
     // Per-channel value of an optional [C] tensor (fallback when absent).
     private static double ChannelValue<T>(Storage? s, Layout l, int c, double fallback) where T : unmanaged, INumber<T>
         => s is null ? fallback : double.CreateTruncating(Arr<T>(s)[NchwDense.At(l, c)]);
 
-    private static (Storage, Storage, Storage) BnTrainT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double momentum, double eps, bool relu,
-        Storage? resS = null, Layout lres = default) where T : unmanaged, INumber<T>
+    private (Storage, Storage, Storage) BnTrainT<T>(StorageView xv, StorageView? wv, StorageView? bv, StorageView rmv, StorageView rvv,
+        double momentum, double eps, bool relu, StorageView? resv) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (xs, lx) = xv; var (ws, lw) = StorageView.Split(wv); var (bs, lb) = StorageView.Split(bv);
+        var (rms, lrm) = rmv; var (rvs, lrv) = rvv; var (resS, lres) = StorageView.Split(resv);
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         // With a residual (added before the ReLU): res: [N, C, H, W] like x.
-        var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(resS, lres);
+        var (res, reso) = resS is null ? (null, 0) : NchwDense.Of<T>(Options, resS, lres);
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
         var ys = NewStorage(xs.DType, n * c * plane);
@@ -86,12 +61,15 @@ public sealed partial class CpuBackend
         var invS = NewStorage(xs.DType, c);
         T[] y = ys.Array<T>(), mean = meanS.Array<T>(), inv = invS.Array<T>(); // y like x; mean, inv: [C]
         T[] rm = Arr<T>(rms), rv = Arr<T>(rvs);
-        StridedIter.ParallelChunks(c, 3 * m, (lo, hi) =>
+        // Statistics in one sweep over memory (sums of deviations and of their squares about a shift near the mean), unless
+        // "bn-stats-one-pass" is off: then a sum pass, then a squared-deviation pass.
+        bool onePass = Options.On(CpuPath.BnStatsOnePass);
+        StridedIter.ParallelChunks(Options, c, 3 * m, (lo, hi) =>
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
                 double ss = 0, mu;
-                if (BnStatsOnePass)
+                if (onePass)
                 {
                     // One sweep: deviations about a shift k near the mean (the mean of the channel's first plane,
                     // a 1/N extra read from cache), D = Σ(x − k) and Q = Σ(x − k)², so μ = k + D/m and
@@ -135,15 +113,17 @@ public sealed partial class CpuBackend
         return (ys, meanS, invS);
     }
 
-    private static Storage BnEvalT<T>(Storage xs, Layout lx, Storage? ws, Layout lw, Storage? bs, Layout lb,
-        Storage rms, Layout lrm, Storage rvs, Layout lrv, double eps) where T : unmanaged, INumber<T>
+    private Storage BnEvalT<T>(StorageView xv, StorageView? wv, StorageView? bv, StorageView rmv, StorageView rvv, double eps)
+        where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (xs, lx) = xv; var (ws, lw) = StorageView.Split(wv); var (bs, lb) = StorageView.Split(bv);
+        var (rms, lrm) = rmv; var (rvs, lrv) = rvv;
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         var ys = NewStorage(xs.DType, n * c * plane);
         var y = ys.Array<T>();                 // y: [N, C, H, W]
         T[] rm = Arr<T>(rms), rv = Arr<T>(rvs);
-        StridedIter.ParallelChunks(c, (long)n * plane, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, c, (long)n * plane, (lo, hi) =>
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {
@@ -160,14 +140,15 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private static (Storage, Storage, Storage) BnBackT<T>(Storage dys, Layout ldy, Storage xs, Layout lx,
-        Storage means, Layout lmean, Storage invs, Layout linv, Storage? ws, Layout lw, bool batchStats,
-        Storage? reluYs = null, Layout lreluY = default) where T : unmanaged, INumber<T>
+    private (Storage, Storage, Storage) BnBackT<T>(StorageView dyv, StorageView xv, StorageView meanv, StorageView invv, StorageView? wv,
+        bool batchStats, StorageView? reluYv) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, H, W]
+        var (dys, ldy) = dyv; var (xs, lx) = xv; var (means, lmean) = meanv; var (invs, linv) = invv;
+        var (ws, lw) = StorageView.Split(wv); var (reluYs, lreluY) = StorageView.Split(reluYv);
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, H, W]
         // With a fused ReLU, dy is masked by its output y > 0 (y: [N, C, H, W]) inside every pass.
-        var (ry, ryo) = reluYs is null ? (null, 0) : NchwDense.Of<T>(reluYs, lreluY);
-        var (x, xo) = NchwDense.Of<T>(xs, lx);     // x: [N, C, H, W]
+        var (ry, ryo) = reluYs is null ? (null, 0) : NchwDense.Of<T>(Options, reluYs, lreluY);
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx);     // x: [N, C, H, W]
         int n = lx.Shape[0], c = lx.Shape[1], plane = lx.Shape[2] * lx.Shape[3];
         long m = (long)n * plane;
         var dxs = NewStorage(xs.DType, n * c * plane);
@@ -175,7 +156,7 @@ public sealed partial class CpuBackend
         var dbs = NewStorage(xs.DType, c);
         T[] dx = dxs.Array<T>(), dw = dws.Array<T>(), db = dbs.Array<T>(); // dx like x; dw, db: [C]
         T[] mean = Arr<T>(means), inv = Arr<T>(invs);
-        StridedIter.ParallelChunks(c, 3 * m, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, c, 3 * m, (lo, hi) =>
         {
             for (int ch = (int)lo; ch < hi; ch++)
             {

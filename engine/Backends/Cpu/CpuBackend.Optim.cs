@@ -5,9 +5,12 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public void SgdUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage? momentumBuffer, Layout? bufferLayout,
+    public void SgdUpdate(StorageView paramView, StorageView gradView, StorageView? momentumBufferView,
         double lr, double momentum, double dampening, double weightDecay, bool nesterov, bool initBuffer)
     {
+        var (param, paramLayout) = paramView;
+        var (grad, gradLayout) = gradView;
+        var (momentumBuffer, bufferLayout) = StorageView.SplitNullable(momentumBufferView);
         int n = CheckOptimOperands("sgd_update", param, paramLayout, (grad, gradLayout), (momentumBuffer, bufferLayout));
         if (momentum != 0 && momentumBuffer is null) throw new ArgumentException("sgd_update: momentum needs a momentum buffer");
         int ob = bufferLayout?.Offset ?? 0;
@@ -20,9 +23,13 @@ public sealed partial class CpuBackend
     }
 
     /// <inheritdoc />
-    public void AdamWUpdate(Storage param, Layout paramLayout, Storage grad, Layout gradLayout, Storage m, Layout mLayout, Storage v, Layout vLayout,
+    public void AdamWUpdate(StorageView paramView, StorageView gradView, StorageView mView, StorageView vView,
         double lr, double beta1, double beta2, double eps, double weightDecay, double biasCorrection1, double biasCorrection2)
     {
+        var (param, paramLayout) = paramView;
+        var (grad, gradLayout) = gradView;
+        var (m, mLayout) = mView;
+        var (v, vLayout) = vView;
         int n = CheckOptimOperands("adamw_update", param, paramLayout, (grad, gradLayout), (m, mLayout), (v, vLayout));
         // Scalars are formed in double, then rounded once to the element type (as PyTorch passes Python floats).
         double decay = 1 - lr * weightDecay, stepSize = lr / biasCorrection1, bc2Sqrt = Math.Sqrt(biasCorrection2), w = 1 - beta1;
@@ -34,7 +41,7 @@ public sealed partial class CpuBackend
                 decay, w, beta2, 1 - beta2, stepSize, bc2Sqrt, eps);
     }
 
-    private static int CheckOptimOperands(string op, Storage param, Layout pl, params (Storage? s, Layout? l)[] others)
+    private int CheckOptimOperands(string op, Storage param, Layout pl, params (Storage? s, Layout? l)[] others)
     {
         if (!param.DType.IsFloat()) throw new NotSupportedException($"{op}: parameter must be float, got {param.DType.Name()} {Shapes.Format(pl.Shape)}");
         if (!pl.IsContiguous) throw new ArgumentException($"{op}: parameter {Shapes.Format(pl.Shape)} must be contiguous");
@@ -49,11 +56,11 @@ public sealed partial class CpuBackend
     }
 
     // p: [n] at op, g: [n] at og, buf: [n] at ob (null without momentum). dampKeep = 1 − dampening.
-    private static void SgdT<T>(T[] p, int op, T[] g, int og, T[]? buf, int ob, int n,
+    private void SgdT<T>(T[] p, int op, T[] g, int og, T[]? buf, int ob, int n,
         T lr, T mu, T dampKeep, T wd, bool nesterov, bool init) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool hasWd = wd != T.Zero, hasMu = buf is not null && mu != T.Zero;
-        StridedIter.ParallelChunks(n, 4, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, n, 4, (lo, hi) =>
         {
             int i = (int)lo, end = (int)hi, W = Vector<T>.Count;
             var vLr = new Vector<T>(lr); var vMu = new Vector<T>(mu); var vDk = new Vector<T>(dampKeep); var vWd = new Vector<T>(wd);
@@ -90,13 +97,13 @@ public sealed partial class CpuBackend
 
     // Operation order follows PyTorch's addcmul/addcdiv kernels ((value·t1)·t2, (value·t1)/t2).
     // p, g, m, v: [n] each at their offsets. w = 1 − β₁ (the lerp weight), oneMinusB2 = 1 − β₂.
-    private static void AdamWT<T>(T[] p, int op, T[] g, int og, T[] m, int om, T[] v, int ov, int n,
+    private void AdamWT<T>(T[] p, int op, T[] g, int og, T[] m, int om, T[] v, int ov, int n,
         T decay, T w, T b2, T oneMinusB2, T stepSize, T bc2Sqrt, T eps) where T : unmanaged, IFloatingPointIeee754<T>
     {
         // lerp(m, g, w) as PyTorch evaluates it: m + w·(g − m) when w < ½, else g − (1 − w)·(g − m).
         bool lowWeight = w < T.CreateTruncating(0.5);
         T wOther = lowWeight ? w : T.One - w;
-        StridedIter.ParallelChunks(n, 12, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, n, 12, (lo, hi) =>
         {
             int i = (int)lo, end = (int)hi, W = Vector<T>.Count;
             var vDecay = new Vector<T>(decay); var vW = new Vector<T>(wOther); var vB2 = new Vector<T>(b2); var vOmb2 = new Vector<T>(oneMinusB2);

@@ -6,61 +6,86 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public (Storage Values, Storage Indices) MaxPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry) => x.DType switch
+    public (Storage Values, Storage Indices) MaxPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
-        DType.Float32 => MaxPoolT<float>(x, lx, geometry),
-        DType.Float64 => MaxPoolT<double>(x, lx, geometry),
-        _ => throw new NotSupportedException($"max_pool2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => MaxPoolT<float>(x, lx, geometry),
+            DType.Float64 => MaxPoolT<double>(x, lx, geometry),
+            _ => throw new NotSupportedException($"max_pool2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage MaxPool2dBackward(Storage dy, Layout ldy, Storage indices, Layout lindices, int[] inputShape) => dy.DType switch
+    public Storage MaxPool2dBackward(StorageView dyView, StorageView indicesView, int[] inputShape)
     {
-        DType.Float32 => MaxPoolBackT<float>(dy, ldy, indices, lindices, inputShape),
-        DType.Float64 => MaxPoolBackT<double>(dy, ldy, indices, lindices, inputShape),
-        _ => throw new NotSupportedException($"max_pool2d backward: float tensors only, got {dy.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        var (indices, lindices) = indicesView;
+        return dy.DType switch
+        {
+            DType.Float32 => MaxPoolBackT<float>(dy, ldy, indices, lindices, inputShape),
+            DType.Float64 => MaxPoolBackT<double>(dy, ldy, indices, lindices, inputShape),
+            _ => throw new NotSupportedException($"max_pool2d backward: float tensors only, got {dy.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AvgPool2dForward(Storage x, Layout lx, Pool2dGeometry geometry) => x.DType switch
+    public Storage AvgPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
-        DType.Float32 => AvgPoolT<float>(x, lx, geometry),
-        DType.Float64 => AvgPoolT<double>(x, lx, geometry),
-        _ => throw new NotSupportedException($"avg_pool2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => AvgPoolT<float>(x, lx, geometry),
+            DType.Float64 => AvgPoolT<double>(x, lx, geometry),
+            _ => throw new NotSupportedException($"avg_pool2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AvgPool2dBackward(Storage dy, Layout ldy, Pool2dGeometry geometry, int[] inputShape) => dy.DType switch
+    public Storage AvgPool2dBackward(StorageView dyView, Pool2dGeometry geometry, int[] inputShape)
     {
-        DType.Float32 => AvgPoolBackT<float>(dy, ldy, geometry, inputShape),
-        DType.Float64 => AvgPoolBackT<double>(dy, ldy, geometry, inputShape),
-        _ => throw new NotSupportedException($"avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        return dy.DType switch
+        {
+            DType.Float32 => AvgPoolBackT<float>(dy, ldy, geometry, inputShape),
+            DType.Float64 => AvgPoolBackT<double>(dy, ldy, geometry, inputShape),
+            _ => throw new NotSupportedException($"avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AdaptiveAvgPool2dForward(Storage x, Layout lx, int outH, int outW) => x.DType switch
+    public Storage AdaptiveAvgPool2dForward(StorageView xView, int outH, int outW)
     {
-        DType.Float32 => AdaptiveT<float>(x, lx, outH, outW),
-        DType.Float64 => AdaptiveT<double>(x, lx, outH, outW),
-        _ => throw new NotSupportedException($"adaptive_avg_pool2d: float tensors only, got {x.DType.Name()}"),
-    };
+        var (x, lx) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => AdaptiveT<float>(x, lx, outH, outW),
+            DType.Float64 => AdaptiveT<double>(x, lx, outH, outW),
+            _ => throw new NotSupportedException($"adaptive_avg_pool2d: float tensors only, got {x.DType.Name()}"),
+        };
+    }
 
     /// <inheritdoc />
-    public Storage AdaptiveAvgPool2dBackward(Storage dy, Layout ldy, int[] inputShape) => dy.DType switch
+    public Storage AdaptiveAvgPool2dBackward(StorageView dyView, int[] inputShape)
     {
-        DType.Float32 => AdaptiveBackT<float>(dy, ldy, inputShape),
-        DType.Float64 => AdaptiveBackT<double>(dy, ldy, inputShape),
-        _ => throw new NotSupportedException($"adaptive_avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
-    };
+        var (dy, ldy) = dyView;
+        return dy.DType switch
+        {
+            DType.Float32 => AdaptiveBackT<float>(dy, ldy, inputShape),
+            DType.Float64 => AdaptiveBackT<double>(dy, ldy, inputShape),
+            _ => throw new NotSupportedException($"adaptive_avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
+        };
+    }
 
-    private static Storage MaxPoolBackT<T>(Storage dys, Layout ldy, Storage ixs, Layout lix, int[] inShape) where T : unmanaged, INumber<T>
+    private Storage MaxPoolBackT<T>(Storage dys, Layout ldy, Storage ixs, Layout lix, int[] inShape) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy);    // dy: [N, C, Ho, Wo]
-        var (ix, ixo) = NchwDense.Of<long>(ixs, lix); // indices: [N, C, Ho, Wo]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy);    // dy: [N, C, Ho, Wo]
+        var (ix, ixo) = NchwDense.Of<long>(Options, ixs, lix); // indices: [N, C, Ho, Wo]
         int planes = inShape[0] * inShape[1], inPlane = inShape[2] * inShape[3], outPlane = ldy.Shape[2] * ldy.Shape[3];
         var dxs = NewStorage(dys.DType, planes * inPlane, zero: true);
         var dx = dxs.Array<T>();                      // dx: [N, C, H, W]
-        StridedIter.ParallelChunks(planes, outPlane, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, outPlane, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -71,15 +96,15 @@ public sealed partial class CpuBackend
         return dxs;
     }
 
-    private static Storage AvgPoolT<T>(Storage xs, Layout lx, Pool2dGeometry g) where T : unmanaged, INumber<T>
+    private Storage AvgPoolT<T>(Storage xs, Layout lx, Pool2dGeometry g) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int planes = lx.Shape[0] * lx.Shape[1], h = lx.Shape[2], w = lx.Shape[3], ho = g.OutH(h), wo = g.OutW(w);
         var ys = NewStorage(xs.DType, planes * ho * wo);
         var y = ys.Array<T>();                 // y: [N, C, Ho, Wo]
         // count_include_pad with floor mode: every window lies inside the padded input, so the divisor is kh·kw.
         T inv = T.One / T.CreateChecked(g.KernelH * g.KernelW);
-        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -101,14 +126,14 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private static Storage AvgPoolBackT<T>(Storage dys, Layout ldy, Pool2dGeometry g, int[] inShape) where T : unmanaged, INumber<T>
+    private Storage AvgPoolBackT<T>(Storage dys, Layout ldy, Pool2dGeometry g, int[] inShape) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, Ho, Wo]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, Ho, Wo]
         int planes = inShape[0] * inShape[1], h = inShape[2], w = inShape[3], ho = ldy.Shape[2], wo = ldy.Shape[3];
         var dxs = NewStorage(dys.DType, planes * h * w, zero: true);
         var dx = dxs.Array<T>();                   // dx: [N, C, H, W]
         T inv = T.One / T.CreateChecked(g.KernelH * g.KernelW);
-        StridedIter.ParallelChunks(planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)ho * wo * g.KernelH * g.KernelW, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -133,13 +158,13 @@ public sealed partial class CpuBackend
     private static int BinStart(int i, int size, int outSize) => (int)((long)i * size / outSize);
     private static int BinEnd(int i, int size, int outSize) => (int)(((long)(i + 1) * size + outSize - 1) / outSize);
 
-    private static Storage AdaptiveT<T>(Storage xs, Layout lx, int ho, int wo) where T : unmanaged, INumber<T>
+    private Storage AdaptiveT<T>(Storage xs, Layout lx, int ho, int wo) where T : unmanaged, INumber<T>
     {
-        var (x, xo) = NchwDense.Of<T>(xs, lx); // x: [N, C, H, W]
+        var (x, xo) = NchwDense.Of<T>(Options, xs, lx); // x: [N, C, H, W]
         int planes = lx.Shape[0] * lx.Shape[1], h = lx.Shape[2], w = lx.Shape[3];
         var ys = NewStorage(xs.DType, planes * ho * wo);
         var y = ys.Array<T>();                 // y: [N, C, outH, outW]
-        StridedIter.ParallelChunks(planes, (long)h * w, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)h * w, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {
@@ -161,13 +186,13 @@ public sealed partial class CpuBackend
         return ys;
     }
 
-    private static Storage AdaptiveBackT<T>(Storage dys, Layout ldy, int[] inShape) where T : unmanaged, INumber<T>
+    private Storage AdaptiveBackT<T>(Storage dys, Layout ldy, int[] inShape) where T : unmanaged, INumber<T>
     {
-        var (dy, dyo) = NchwDense.Of<T>(dys, ldy); // dy: [N, C, outH, outW]
+        var (dy, dyo) = NchwDense.Of<T>(Options, dys, ldy); // dy: [N, C, outH, outW]
         int planes = inShape[0] * inShape[1], h = inShape[2], w = inShape[3], ho = ldy.Shape[2], wo = ldy.Shape[3];
         var dxs = NewStorage(dys.DType, planes * h * w, zero: true);
         var dx = dxs.Array<T>();                   // dx: [N, C, H, W]
-        StridedIter.ParallelChunks(planes, (long)h * w, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, planes, (long)h * w, (lo, hi) =>
         {
             for (long pl = lo; pl < hi; pl++)
             {

@@ -5,15 +5,19 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Reduce(ReduceOp op, Storage x, Layout layout, int[] dims) => x.DType switch
+    public Storage Reduce(ReduceOp op, StorageView xView, int[] dims)
     {
-        DType.Float32 => ReduceT<float>(op, x, layout, dims),
-        DType.Float64 => ReduceT<double>(op, x, layout, dims),
-        DType.Int32 => ReduceT<int>(op, x, layout, dims),
-        _ => ReduceT<long>(op, x, layout, dims),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => ReduceT<float>(op, x, layout, dims),
+            DType.Float64 => ReduceT<double>(op, x, layout, dims),
+            DType.Int32 => ReduceT<int>(op, x, layout, dims),
+            _ => ReduceT<long>(op, x, layout, dims),
+        };
+    }
 
-    private static Storage ReduceT<T>(ReduceOp op, Storage xs, Layout l, int[] dims) where T : unmanaged, INumber<T>
+    private Storage ReduceT<T>(ReduceOp op, Storage xs, Layout l, int[] dims) where T : unmanaged, INumber<T>
     {
         var x = Arr<T>(xs);
         int rank = l.Rank;
@@ -39,7 +43,7 @@ public sealed partial class CpuBackend
         var outT = arg ? null : outS.Array<T>();
         var outL = arg ? outS.Array<long>() : null;
 
-        StridedIter.ParallelChunks(outCount, inner, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, outCount, inner, (lo, hi) =>
         {
             var kc = new int[kShape.Length];
             Span<int> koff = stackalloc int[1];
@@ -64,7 +68,7 @@ public sealed partial class CpuBackend
     }
 
     // Sums a strided block in a fixed order; floats accumulate in double for accuracy.
-    private static T SumBlock<T>(T[] x, int baseOff, int[] shape, int[] st, int[] counter) where T : unmanaged, INumber<T>
+    private T SumBlock<T>(T[] x, int baseOff, int[] shape, int[] st, int[] counter) where T : unmanaged, INumber<T>
     {
         int inner = shape[^1], s = st[^1];
         long rows = 1;
@@ -95,7 +99,7 @@ public sealed partial class CpuBackend
     }
 
     // Max or min of a strided block; index is the flat row-major position within the block (first on ties).
-    private static T Extreme<T>(T[] x, int baseOff, int[] shape, int[] st, int[] counter, bool max, out long index) where T : unmanaged, INumber<T>
+    private T Extreme<T>(T[] x, int baseOff, int[] shape, int[] st, int[] counter, bool max, out long index) where T : unmanaged, INumber<T>
     {
         int inner = shape[^1], s = st[^1];
         long rows = 1;

@@ -5,14 +5,18 @@ namespace MtlMoe.Engine.Backends.Cpu;
 public sealed partial class CpuBackend
 {
     /// <inheritdoc />
-    public Storage Softmax(Storage x, Layout layout, int dim, bool log) => x.DType switch
+    public Storage Softmax(StorageView xView, int dim, bool log)
     {
-        DType.Float32 => SoftmaxT<float>(x, layout, dim, log),
-        DType.Float64 => SoftmaxT<double>(x, layout, dim, log),
-        _ => throw new NotSupportedException($"softmax: needs a float tensor, got {x.DType.Name()} {Shapes.Format(layout.Shape)}"),
-    };
+        var (x, layout) = xView;
+        return x.DType switch
+        {
+            DType.Float32 => SoftmaxT<float>(x, layout, dim, log),
+            DType.Float64 => SoftmaxT<double>(x, layout, dim, log),
+            _ => throw new NotSupportedException($"softmax: needs a float tensor, got {x.DType.Name()} {Shapes.Format(layout.Shape)}"),
+        };
+    }
 
-    private static Storage SoftmaxT<T>(Storage xs, Layout l, int dim, bool log) where T : unmanaged, IFloatingPointIeee754<T>
+    private Storage SoftmaxT<T>(Storage xs, Layout l, int dim, bool log) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var x = Arr<T>(xs);
         var outS = NewStorage(xs.DType, l.Count);
@@ -21,7 +25,7 @@ public sealed partial class CpuBackend
         // x: [..., n, ...] walked as rows of n along dim; y: the same shape, contiguous.
         var (shape, st) = DimRows.MoveDimLast(l.Shape, dim, l.Strides, Shapes.ContiguousStrides(l.Shape));
         int sx = st[0][^1], sy = st[1][^1];
-        DimRows.ForEachRow(shape, st, [l.Offset, 0], n, off =>
+        DimRows.ForEachRow(Options, shape, st, [l.Offset, 0], n, off =>
         {
             int xo = off[0], yo = off[1];
             T max = T.NegativeInfinity;

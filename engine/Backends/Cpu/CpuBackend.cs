@@ -5,28 +5,33 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// <summary>
 /// The reference backend: managed arrays, every op written plainly, multi-threaded over
 /// deterministic chunks. Other backends are tested against it. Split in one file per op family.
+/// <para>
+/// A backend owns its <see cref="Options"/> (threads, paths it must not take, conv thresholds), read once per call.
+/// Tensors on the CPU use <see cref="Default"/> (options from the environment) unless a flow installs another one with
+/// <see cref="BackendRegistry.Use"/>: <c>using var _ = BackendRegistry.Use(new CpuBackend(options));</c>. Storages are
+/// plain managed arrays, so every CPU backend reads every CPU storage; backends differ only in how they compute.
+/// </para>
 /// </summary>
 public sealed partial class CpuBackend : IBackend
 {
-    /// <summary>The single CPU backend.</summary>
-    public static CpuBackend Instance { get; } = new();
+    private static readonly Lazy<CpuBackend> DefaultBackend = new(() => new CpuBackend(CpuBackendOptions.FromEnvironment()));
 
-    private static int _threads = Environment.ProcessorCount;
+    /// <summary>The process's default CPU backend, built once from <see cref="CpuBackendOptions.FromEnvironment"/>.</summary>
+    public static CpuBackend Default => DefaultBackend.Value;
 
-    /// <summary>Worker threads for CPU kernels (default: all cores). Results are identical for a fixed value.</summary>
-    public static int Threads
-    {
-        get => _threads;
-        set => _threads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), "at least one thread");
-    }
+    /// <summary>A CPU backend with <paramref name="options"/> (null: the code defaults, <see cref="CpuBackendOptions.Defaults"/>).</summary>
+    public CpuBackend(CpuBackendOptions? options = null) => Options = options ?? CpuBackendOptions.Defaults;
 
-    private CpuBackend() { }
+    /// <summary>This backend's settings.</summary>
+    public CpuBackendOptions Options { get; }
+
+    /// <summary>A backend like this one with other options.</summary>
+    public CpuBackend With(CpuBackendOptions options) => new(options);
 
     /// <inheritdoc />
     public Device Device => Device.Cpu;
 
-    internal static CpuStorage NewStorage(DType dtype, int length, bool zero = false)
-        => new(CpuArrayPool.Rent(dtype, length, zero), dtype, length);
+    internal static CpuStorage NewStorage(DType dtype, int length, bool zero = false) => CpuStorage.Rent(dtype, length, zero);
 
     internal static T[] Arr<T>(Storage s) where T : unmanaged => s is CpuStorage c
         ? c.Array<T>()
@@ -44,40 +49,45 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void Download<T>(Storage src, Layout layout, Span<T> dst) where T : unmanaged
+    public void Download<T>(StorageView srcView, Span<T> dst) where T : unmanaged
     {
+        var (src, layout) = srcView;
         var a = Arr<T>(src);
         if (layout.IsContiguous) { a.AsSpan(layout.Offset, layout.Count).CopyTo(dst); return; }
         var tmp = new T[layout.Count];
-        Gather(a, layout, tmp);
+        Gather(Options, a, layout, tmp);
         tmp.CopyTo(dst);
     }
 
     /// <inheritdoc />
-    public Storage Contiguous(Storage src, Layout layout) => src.DType switch
+    public Storage Contiguous(StorageView srcView)
     {
-        DType.Float32 => ContiguousT<float>(src, layout),
-        DType.Float64 => ContiguousT<double>(src, layout),
-        DType.Int32 => ContiguousT<int>(src, layout),
-        _ => ContiguousT<long>(src, layout),
-    };
+        var (src, layout) = srcView;
+        return src.DType switch
+        {
+            DType.Float32 => ContiguousT<float>(src, layout),
+            DType.Float64 => ContiguousT<double>(src, layout),
+            DType.Int32 => ContiguousT<int>(src, layout),
+            _ => ContiguousT<long>(src, layout),
+        };
+    }
 
-    private static Storage ContiguousT<T>(Storage src, Layout layout) where T : unmanaged
+    private Storage ContiguousT<T>(Storage src, Layout layout) where T : unmanaged
     {
         var s = NewStorage(src.DType, layout.Count);
-        Gather(Arr<T>(src), layout, s.Array<T>());
+        Gather(Options, Arr<T>(src), layout, s.Array<T>());
         return s;
     }
 
     /// <summary>Copies the elements a layout selects into a dense array.</summary>
-    internal static void Gather<T>(T[] src, Layout layout, T[] dst) where T : unmanaged
+    internal static void Gather<T>(CpuBackendOptions options, T[] src, Layout layout, T[] dst) where T : unmanaged
     {
         if (layout.IsContiguous) { Array.Copy(src, layout.Offset, dst, 0, layout.Count); return; }
         var (shape, st) = StridedIter.Coalesce(layout.Shape, layout.Strides, Shapes.ContiguousStrides(layout.Shape));
         int inner = shape[^1], sIn = st[0][^1];
         long rows = layout.Count / Math.Max(inner, 1);
         int[] bases = [layout.Offset, 0];
-        StridedIter.ParallelChunks(rows, inner, (lo, hi) =>
+        StridedIter.ParallelChunks(options, rows, inner, (lo, hi) =>
         {
             Span<int> off = stackalloc int[2];
             var counter = new int[shape.Length];
@@ -93,8 +103,10 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void CopyInto(Storage src, Layout srcLayout, Storage dst, Layout dstLayout)
+    public void CopyInto(StorageView srcView, StorageView dstView)
     {
+        var (src, srcLayout) = srcView;
+        var (dst, dstLayout) = dstView;
         if (src.DType != dst.DType) throw new InvalidOperationException($"copy_into: dtype {src.DType.Name()} into {dst.DType.Name()}");
         if (!Shapes.Equal(srcLayout.Shape, dstLayout.Shape)) throw new ShapeException($"copy_into: shape {Shapes.Format(srcLayout.Shape)} into {Shapes.Format(dstLayout.Shape)}");
         switch (src.DType)
@@ -106,13 +118,13 @@ public sealed partial class CpuBackend : IBackend
         }
     }
 
-    private static void CopyIntoT<T>(T[] src, Layout sl, T[] dst, Layout dl) where T : unmanaged
+    private void CopyIntoT<T>(T[] src, Layout sl, T[] dst, Layout dl) where T : unmanaged
     {
         var (shape, st) = StridedIter.Coalesce(sl.Shape, sl.Strides, dl.Strides);
         int inner = shape[^1], sS = st[0][^1], sD = st[1][^1];
         long rows = sl.Count / Math.Max(inner, 1);
         int[] bases = [sl.Offset, dl.Offset];
-        StridedIter.ParallelChunks(rows, inner, (lo, hi) =>
+        StridedIter.ParallelChunks(Options, rows, inner, (lo, hi) =>
         {
             Span<int> off = stackalloc int[2];
             var counter = new int[shape.Length];
@@ -128,9 +140,10 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public Storage Cast(Storage src, Layout layout, DType to)
+    public Storage Cast(StorageView srcView, DType to)
     {
-        if (src.DType == to) return Contiguous(src, layout);
+        var (src, layout) = srcView;
+        if (src.DType == to) return Contiguous(srcView);
         return src.DType switch
         {
             DType.Float32 => CastFrom<float>(src, layout, to),
@@ -140,10 +153,10 @@ public sealed partial class CpuBackend : IBackend
         };
     }
 
-    private static Storage CastFrom<TIn>(Storage src, Layout layout, DType to) where TIn : unmanaged, INumber<TIn>
+    private Storage CastFrom<TIn>(Storage src, Layout layout, DType to) where TIn : unmanaged, INumber<TIn>
     {
         var dense = layout.IsContiguous ? null : new TIn[layout.Count];
-        if (dense is not null) Gather(Arr<TIn>(src), layout, dense);
+        if (dense is not null) Gather(Options, Arr<TIn>(src), layout, dense);
         var input = dense is null ? Arr<TIn>(src).AsSpan(layout.Offset, layout.Count) : dense;
         var s = NewStorage(to, layout.Count);
         switch (to)
@@ -162,8 +175,9 @@ public sealed partial class CpuBackend : IBackend
     }
 
     /// <inheritdoc />
-    public void Fill(Storage dst, Layout layout, double value)
+    public void Fill(StorageView dstView, double value)
     {
+        var (dst, layout) = dstView;
         switch (dst.DType)
         {
             case DType.Float32: FillT(Arr<float>(dst), layout, (float)value); break;
@@ -173,7 +187,7 @@ public sealed partial class CpuBackend : IBackend
         }
     }
 
-    private static void FillT<T>(T[] dst, Layout layout, T value) where T : unmanaged
+    private void FillT<T>(T[] dst, Layout layout, T value) where T : unmanaged
     {
         if (layout.IsContiguous) { dst.AsSpan(layout.Offset, layout.Count).Fill(value); return; }
         var tmp = new T[layout.Count];

@@ -1,11 +1,12 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Engine.Backends.Cpu;
 
 /// <summary>Which micro-kernel family a GEMM runs on.</summary>
-internal enum GemmPath
+public enum GemmPath
 {
     /// <summary>Vector512 + AVX-512F FMA.</summary>
     Avx512,
@@ -23,36 +24,33 @@ internal enum GemmPath
 /// </summary>
 public static unsafe class CpuGemm
 {
-    /// <summary>Forces a kernel family (tests); null picks the best one the CPU supports.</summary>
-    internal static GemmPath? ForcedPath { get; set; }
-
     /// <summary>Whether this CPU can run <paramref name="path"/>.</summary>
-    internal static bool IsSupported(GemmPath path) => path switch
+    public static bool IsSupported(GemmPath path) => path switch
     {
         GemmPath.Avx512 => Avx512F.IsSupported,
         GemmPath.Avx2 => Avx2.IsSupported && Fma.IsSupported,
         _ => true,
     };
 
-    /// <summary>The path the next call will take.</summary>
-    internal static GemmPath ActivePath
+    /// <summary>The micro-kernel family a GEMM under <paramref name="options"/> runs on (<see cref="CpuBackendOptions.GemmKernel"/>, else the best this CPU has).</summary>
+    public static GemmPath PathFor(CpuBackendOptions options)
     {
-        get
-        {
-            if (ForcedPath is { } f)
-                return IsSupported(f) ? f : throw new PlatformNotSupportedException($"gemm: forced path {f} is not supported on this CPU");
-            return IsSupported(GemmPath.Avx512) ? GemmPath.Avx512 : IsSupported(GemmPath.Avx2) ? GemmPath.Avx2 : GemmPath.Scalar;
-        }
+        if (options.GemmKernel is { } f)
+            return IsSupported(f) ? f : throw new PlatformNotSupportedException($"gemm: forced path {f} is not supported on this CPU");
+        return IsSupported(GemmPath.Avx512) ? GemmPath.Avx512 : IsSupported(GemmPath.Avx2) ? GemmPath.Avx2 : GemmPath.Scalar;
     }
 
-    /// <summary>C[m×n] = α·op(A)·op(B) + β·C. When β = 0, C is not read (it may hold garbage).</summary>
-    public static void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha,
+    /// <summary>
+    /// C[m×n] = α·op(A)·op(B) + β·C on the threads and micro-kernel <paramref name="options"/> give. When β = 0, C is not
+    /// read (it may hold garbage).
+    /// </summary>
+    public static void Gemm<T>(CpuBackendOptions options, bool transA, bool transB, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
         where T : unmanaged, INumber<T>
-        => Gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, CpuBackend.Threads);
+        => Gemm(options, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, options.Threads);
 
     /// <summary>As above on at most <paramref name="threads"/> threads (1: the calling thread only, for callers that are already parallel).</summary>
-    internal static void Gemm<T>(bool transA, bool transB, int m, int n, int k, T alpha,
+    internal static void Gemm<T>(CpuBackendOptions options, bool transA, bool transB, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc, int threads)
         where T : unmanaged, INumber<T>
     {
@@ -74,31 +72,31 @@ public static unsafe class CpuGemm
         CheckOperand("B", transB, k, n, b.Length, ldb);
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
         {
-            Reference(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            Reference(options, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
         }
         fixed (T* pa = a, pb = b, pc = c)
         {
-            switch (ActivePath)
+            switch (PathFor(options))
             {
                 case GemmPath.Avx512:
-                    GemmDriver<T, Avx512Kernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads);
+                    GemmDriver<T, Avx512Kernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads, options);
                     break;
                 case GemmPath.Avx2:
-                    GemmDriver<T, Avx2Kernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads);
+                    GemmDriver<T, Avx2Kernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads, options);
                     break;
                 default:
-                    GemmDriver<T, ScalarKernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads);
+                    GemmDriver<T, ScalarKernel<T>>.Run(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc, threads, options);
                     break;
             }
         }
     }
 
     /// <summary>The packed-B layout the micro-kernel of the next call reads (float32/float64 only).</summary>
-    internal static GemmPackedLayout PackedLayout<T>() where T : unmanaged, INumber<T>
+    internal static GemmPackedLayout PackedLayout<T>(CpuBackendOptions options) where T : unmanaged, INumber<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) throw new NotSupportedException($"gemm: no packed layout for {typeof(T).Name}");
-        var path = ActivePath;
+        var path = PathFor(options);
         return path switch
         {
             GemmPath.Avx512 => new(path, Avx512Kernel<T>.NR, Avx512Kernel<T>.KC),
@@ -111,7 +109,7 @@ public static unsafe class CpuGemm
     /// C[m×n] = α·op(A)·B + β·C where B (k×n) was written in <paramref name="layout"/> (see <see cref="GemmPackedLayout"/>)
     /// by the caller, e.g. straight from a conv's unfold, so the driver skips its B packing pass.
     /// </summary>
-    internal static void GemmPacked<T>(in GemmPackedLayout layout, bool transA, int m, int n, int k, T alpha,
+    internal static void GemmPacked<T>(CpuBackendOptions options, in GemmPackedLayout layout, bool transA, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> bPacked, T beta, Span<T> c, int ldc, int threads)
         where T : unmanaged, INumber<T>
     {
@@ -120,15 +118,15 @@ public static unsafe class CpuGemm
         CheckOperand("C", false, m, n, c.Length, ldc);
         if (bPacked.Length < layout.Length(k, n))
             throw new ArgumentException($"gemm (packed B): B holds {bPacked.Length} elements, the packed {k}×{n} needs {layout.Length(k, n)}");
-        if (layout != PackedLayout<T>())
-            throw new InvalidOperationException($"gemm (packed B): B was packed for {layout.Path} (NR {layout.NR}, KC {layout.KC}), the active kernel is {ActivePath}");
+        if (layout != PackedLayout<T>(options))
+            throw new InvalidOperationException($"gemm (packed B): B was packed for {layout.Path} (NR {layout.NR}, KC {layout.KC}), the active kernel is {PathFor(options)}");
         fixed (T* pa = a, pb = bPacked, pc = c)
         {
             switch (layout.Path)
             {
-                case GemmPath.Avx512: GemmDriver<T, Avx512Kernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads); break;
-                case GemmPath.Avx2: GemmDriver<T, Avx2Kernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads); break;
-                default: GemmDriver<T, ScalarKernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads); break;
+                case GemmPath.Avx512: GemmDriver<T, Avx512Kernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads, options); break;
+                case GemmPath.Avx2: GemmDriver<T, Avx2Kernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads, options); break;
+                default: GemmDriver<T, ScalarKernel<T>>.RunPacked(transA, m, n, k, alpha, pa, lda, pb, beta, pc, ldc, threads, options); break;
             }
         }
     }
@@ -146,7 +144,7 @@ public static unsafe class CpuGemm
     /// The plain reference product (dense copies of op(A) and op(B), then a vectorised axpy per row of C,
     /// parallel over rows). Slow; kept to test the fast paths against.
     /// </summary>
-    internal static void Reference<T>(bool transA, bool transB, int m, int n, int k, T alpha,
+    internal static void Reference<T>(CpuBackendOptions options, bool transA, bool transB, int m, int n, int k, T alpha,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, T beta, Span<T> c, int ldc)
         where T : unmanaged, INumber<T>
     {
@@ -159,7 +157,7 @@ public static unsafe class CpuGemm
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++) ap[i * k + p] = transA ? a[p * lda + i] : a[i * lda + p];
         var cArr = new T[(long)m * n];
-        StridedIter.ParallelChunks(m, (long)n * k, (lo, hi) =>
+        StridedIter.ParallelChunks(options, m, (long)n * k, (lo, hi) =>
         {
             for (int i = (int)lo; i < hi; i++)
             {

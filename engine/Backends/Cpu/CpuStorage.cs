@@ -9,6 +9,17 @@ public sealed class CpuStorage : Storage
 
     internal CpuStorage(Array data, DType dtype, int length) : base(dtype, length) { _data = data; }
 
+    /// <summary>
+    /// A host buffer of <paramref name="length"/> elements from the CPU storage pool, its contents unspecified unless
+    /// <paramref name="zero"/>: fill it through <see cref="Array{T}"/>, then hand it to <see cref="Tensor.FromStorage"/>,
+    /// which takes over its reference (a data loader writes a batch straight into the tensor's memory this way).
+    /// </summary>
+    public static CpuStorage Rent(DType dtype, int length, bool zero = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return new(CpuArrayPool.Rent(dtype, length, zero), dtype, length);
+    }
+
     /// <inheritdoc />
     public override Device Device => Device.Cpu;
 

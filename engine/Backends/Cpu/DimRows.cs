@@ -31,20 +31,20 @@ internal static class DimRows
     /// Runs <paramref name="body"/>(row offsets per operand) for every row, in parallel over deterministic
     /// chunks; <paramref name="rowLength"/> is the walked dim's size (rows = count / rowLength).
     /// </summary>
-    public static void ForEachRow(int[] shape, int[][] strides, int[] baseOffsets, int rowLength, RowBody body)
-        => ForEachRow(shape, strides, baseOffsets, rowLength, () => body, b => b);
+    public static void ForEachRow(CpuBackendOptions options, int[] shape, int[][] strides, int[] baseOffsets, int rowLength, RowBody body)
+        => ForEachRow(options, shape, strides, baseOffsets, rowLength, () => body, b => b);
 
     /// <summary>
-    /// As <see cref="ForEachRow(int[], int[][], int[], int, RowBody)"/>, with scratch state made once per
+    /// As <see cref="ForEachRow(CpuBackendOptions, int[], int[][], int[], int, RowBody)"/>, with scratch state made once per
     /// chunk by <paramref name="init"/> (buffers reused across rows instead of allocated per row).
     /// </summary>
-    public static void ForEachRow<TState>(int[] shape, int[][] strides, int[] baseOffsets, int rowLength, Func<TState> init, Func<TState, RowBody> bodyOf)
+    public static void ForEachRow<TState>(CpuBackendOptions options, int[] shape, int[][] strides, int[] baseOffsets, int rowLength, Func<TState> init, Func<TState, RowBody> bodyOf)
     {
         long count = 1;
         foreach (var d in shape) count *= d;
         if (count == 0) return;
         long rows = count / rowLength;
-        StridedIter.ParallelChunks(rows, rowLength, (lo, hi) =>
+        StridedIter.ParallelChunks(options, rows, rowLength, (lo, hi) =>
         {
             Span<int> off = stackalloc int[strides.Length];
             var counter = new int[shape.Length];

@@ -14,13 +14,10 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// </summary>
 internal static unsafe class MaxPoolVec
 {
-    /// <summary>Whether the vector kernel is used where it applies (tests turn it off to reach the scalar kernel).</summary>
-    internal static bool Enabled { get; set; } = true;
-
     private const int L = 16; // float lanes
 
     /// <summary>True when <see cref="Planes"/> handles this geometry on this machine.</summary>
-    public static bool Applies(Pool2dGeometry g) => Enabled && Avx512F.IsSupported
+    public static bool Applies(CpuBackendOptions o, Pool2dGeometry g) => o.On(CpuPath.MaxPoolVec) && Avx512F.IsSupported
         && (g.StrideW == 1 || g.StrideW == 2) && 2 * g.PadW <= g.KernelW && 2 * g.PadH <= g.KernelH;
 
     /// <summary>Planes [lo, hi) of x (plane p at xo + p·h·w) into y and ix (flat h·W + w indices), like the scalar kernel.</summary>

@@ -4,12 +4,12 @@ namespace MtlMoe.Engine.Backends.Cpu;
 internal static class NchwDense
 {
     /// <summary>The backing array and the offset of element 0 (a fresh dense copy at offset 0 when the layout is strided).</summary>
-    public static (T[] Data, int Offset) Of<T>(Storage s, Layout l) where T : unmanaged
+    public static (T[] Data, int Offset) Of<T>(CpuBackendOptions options, Storage s, Layout l) where T : unmanaged
     {
         var a = CpuBackend.Arr<T>(s);
         if (l.IsContiguous) return (a, l.Offset);
         var dense = GC.AllocateUninitializedArray<T>(l.Count);
-        CpuBackend.Gather(a, l, dense);
+        CpuBackend.Gather(options, a, l, dense);
         return (dense, 0);
     }
 

@@ -68,16 +68,17 @@ internal static class StridedIter
     }
 
     /// <summary>
-    /// Splits [0, n) into chunks run in parallel when n·<paramref name="costPerItem"/> is large enough to pay
-    /// for it; the split depends only on n, so results never depend on thread timing.
+    /// Splits [0, n) into chunks run in parallel on the threads <paramref name="options"/> allow when
+    /// n·<paramref name="costPerItem"/> is large enough to pay for it; the split depends only on n and the thread count,
+    /// and every caller makes its result independent of which chunk runs where, so results never depend on timing.
     /// </summary>
-    public static void ParallelChunks(long n, long costPerItem, Action<long, long> body)
+    public static void ParallelChunks(CpuBackendOptions options, long n, long costPerItem, Action<long, long> body)
     {
         long work = n * Math.Max(costPerItem, 1);
-        int threads = CpuBackend.Threads;
+        int threads = options.Threads;
         if (threads <= 1 || work < 1 << 15 || n < 2) { body(0, n); return; }
         int chunks = (int)Math.Min(n, Math.Min(threads * 4L, Math.Max(2, work >> 14)));
-        WorkerTeam.For(chunks, threads, c =>
+        WorkerTeam.For(options, chunks, threads, c =>
         {
             long lo = n * c / chunks, hi = n * (c + 1) / chunks;
             if (hi > lo) body(lo, hi);

@@ -10,25 +10,17 @@ namespace MtlMoe.Engine.Backends.Cpu;
 /// Parallel.For a region of 100 µs usually ran serially. A spinning helper joins in about a microsecond.
 /// Items are handed out dynamically; every caller already makes its result independent of which thread runs which
 /// item. Calls from a helper (nested regions) run inline; a call while another thread holds the team (tests run
-/// in parallel, the data loader) falls back to Parallel.For.
+/// in parallel, the data loader) falls back to Parallel.For. The team is one per process (its threads are a process
+/// resource); each call brings its backend's options: whether to use the team at all ("worker-team"; MTLMOE_TEAM=0) and
+/// how long its helpers spin after this region before they block (SpinMicroseconds; MTLMOE_SPIN_US, default 2000 µs,
+/// about the longest gap between the regions of a step; the spin yields its core to any other runnable thread now
+/// and then).
 /// </summary>
 internal static class WorkerTeam
 {
-    /// <summary>Whether regions use the team (MTLMOE_TEAM=0, the bench's A/B and tests turn it off: Parallel.For then).</summary>
-    internal static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MTLMOE_TEAM") != "0";
-
-    /// <summary>
-    /// How long an idle helper spins before it blocks, in µs (MTLMOE_SPIN_US; default 2000, about the longest gap between
-    /// the regions of a step). The spin yields its core to any other runnable thread now and then.
-    /// </summary>
-    internal static int SpinMicroseconds { get; set; } = ReadSpin();
-
-    private static int ReadSpin() =>
-        int.TryParse(Environment.GetEnvironmentVariable("MTLMOE_SPIN_US"), out int us) && us >= 0 ? us : 2000;
-
-    private sealed class Job(int count, int helpers, Action<int> body)
+    private sealed class Job(int count, int helpers, int spinMicroseconds, Action<int> body)
     {
-        public readonly int Count = count, Helpers = helpers;
+        public readonly int Count = count, Helpers = helpers, SpinMicroseconds = spinMicroseconds;
         public readonly Action<int> Body = body;
         public int Next, Completed;
         public Exception? Error;
@@ -55,20 +47,24 @@ internal static class WorkerTeam
         public Helper(int index)
         {
             Index = index;
-            new Thread(Loop) { IsBackground = true, Name = $"mtlmoe-cpu-{index + 1}" }.Start();
+            // Started without the caller's execution context: a helper outlives the call (and the test, or the backend
+            // scope, that started it), and runs nothing but region bodies.
+            using (ExecutionContext.SuppressFlow())
+                new Thread(Loop) { IsBackground = true, Name = $"mtlmoe-cpu-{index + 1}" }.Start();
         }
 
         private void Loop()
         {
             _inTeam = true;
             Job? seen = null;
+            int spinUs = 0; // the spin time of the last job seen
             while (true)
             {
                 long idleSince = Stopwatch.GetTimestamp();
                 Job? job;
                 for (int spins = 0; (job = _job) == seen; spins++)
                 {
-                    if (Stopwatch.GetElapsedTime(idleSince).TotalMicroseconds < SpinMicroseconds)
+                    if (Stopwatch.GetElapsedTime(idleSince).TotalMicroseconds < spinUs)
                     {
                         // Mostly a pure spin; every 16th turn gives the core to any other runnable thread (another
                         // process, the data loader), so an idle helper only burns time nobody else wants.
@@ -84,6 +80,7 @@ internal static class WorkerTeam
                     idleSince = Stopwatch.GetTimestamp();
                 }
                 seen = job;
+                if (job is not null) spinUs = job.SpinMicroseconds;
                 if (job is not null && Index < job.Helpers) job.Drain();
             }
         }
@@ -94,8 +91,11 @@ internal static class WorkerTeam
     private static volatile Job? _job;
     [ThreadStatic] private static bool _inTeam;
 
-    /// <summary>Runs body(0) … body(count − 1) on up to <paramref name="threads"/> threads (the caller is one of them).</summary>
-    public static void For(int count, int threads, Action<int> body)
+    /// <summary>
+    /// Runs body(0) … body(count − 1) on up to <paramref name="threads"/> threads (the caller is one of them), on the team
+    /// unless <paramref name="options"/> switch it off.
+    /// </summary>
+    public static void For(CpuBackendOptions options, int count, int threads, Action<int> body)
     {
         if (count <= 0) return;
         if (threads <= 1 || count == 1 || _inTeam)
@@ -103,7 +103,7 @@ internal static class WorkerTeam
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        if (!Enabled || !Monitor.TryEnter(Gate))
+        if (!options.On(CpuPath.WorkerTeam) || !Monitor.TryEnter(Gate))
         {
             // Same error contract as the team: the first item's exception itself, not an AggregateException.
             try { Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body); }
@@ -121,7 +121,7 @@ internal static class WorkerTeam
                 for (int h = _helpers.Length; h < helpers; h++) grown[h] = new Helper(h);
                 _helpers = grown;
             }
-            var job = new Job(count, helpers, body);
+            var job = new Job(count, helpers, options.SpinMicroseconds, body);
             _job = job; // volatile write: the job is complete before a helper can see it
             Interlocked.MemoryBarrier();
             for (int h = 0; h < helpers; h++)

@@ -26,20 +26,18 @@ internal static class ConvPassesCheck
         Assert.That(w.Grad!.ToDoubleArray(), Is.EqualTo(edw).Within(tolerance), "dw" + what);
     }
 
-    /// <summary>y, dx and dw of a float32 3×3-style conv (seeds 5, 6, 7) computed with <paramref name="threads"/> CPU threads.</summary>
-    public static float[][] RunAtThreads(int threads, int[] xs, int[] ws, int padding, int stride = 1)
-    {
-        int saved = MtlMoe.Engine.Backends.Cpu.CpuBackend.Threads;
-        try
+    /// <summary>
+    /// y, dx and dw of a float32 3×3-style conv (seeds 5, 6, 7) computed with <paramref name="threads"/> CPU threads (the
+    /// current flow's CPU options otherwise).
+    /// </summary>
+    public static float[][] RunAtThreads(int threads, int[] xs, int[] ws, int padding, int stride = 1) =>
+        Cpu.With(Cpu.Current with { Threads = threads }, () =>
         {
-            MtlMoe.Engine.Backends.Cpu.CpuBackend.Threads = threads;
             using var x = Tensor.Rand(xs, new Rng(5), -1, 1).RequireGrad();
             using var w = Tensor.Rand(ws, new Rng(6), -1, 1).RequireGrad();
             using var y = Ops.Conv2d(x, w, stride: stride, padding: padding);
             using var dy = Tensor.Rand(y.Shape, new Rng(7), -1, 1);
             y.Backward(dy);
-            return [y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray()];
-        }
-        finally { MtlMoe.Engine.Backends.Cpu.CpuBackend.Threads = saved; }
-    }
+            return new[] { y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray() };
+        });
 }

@@ -5,7 +5,8 @@ namespace MtlMoe.Tests.ConvNorm;
 /// <summary>A training step of conv/batch-norm/pooling under a dispose scope leaves nothing alive (buffers are updated in place).</summary>
 public class LifetimeTests
 {
-    [Test]
+    // Serial: it compares the process-wide live-tensor counters (MemoryStats) before and after, which parallel tests move.
+    [Test, NonParallelizable]
     public void ForwardBackwardLeavesNothingAlive()
     {
         using var x = Tensor.Rand([2, 3, 8, 8], new Rng(1), -1, 1).RequireGrad();

@@ -4,7 +4,6 @@ using MtlMoe.Engine.Backends.Cpu;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>Batch-norm training statistics in one sweep (about a shift near the mean) against the two-sweep form and a float64 reference.</summary>
-[NonParallelizable] // flips the static CpuBackend.BnStatsOnePass switch
 public class BatchNormStatsTests
 {
     [TestCase(16, 3, 14, 14, 100.0, 1.0)]  // large mean offset: a naive Σx² − (Σx)²/m would lose every digit in float32
@@ -19,16 +18,14 @@ public class BatchNormStatsTests
             using var zs = Ops.MulScalar(z, std);
             using var x = Ops.AddScalar(zs, mean);
             var xd = x.ToDoubleArray();
-            (double[] Y, double[] Rm, double[] Rv) Run(bool onePass)
+            (double[] Y, double[] Rm, double[] Rv) Run(bool onePass) => Cpu.With(onePass ? Cpu.Defaults : Cpu.Defaults.Disable("bn-stats-one-pass"), () =>
             {
-                CpuBackend.BnStatsOnePass = onePass;
                 using var rm = Tensor.Zeros([c], dtype); using var rv = Tensor.Ones([c], dtype);
                 using var y = Ops.BatchNorm2d(x, null, null, rm, rv, training: true, momentum: 1.0);
                 return (y.ToDoubleArray(), rm.ToDoubleArray(), rv.ToDoubleArray());
-            }
-            (double[] Y, double[] Rm, double[] Rv) one, two;
-            try { one = Run(true); two = Run(false); }
-            finally { CpuBackend.BnStatsOnePass = true; }
+            });
+            var one = Run(true);
+            var two = Run(false);
             int plane = h * w; long m = (long)n * plane;
             for (int ch = 0; ch < c; ch++)
             {
@@ -50,11 +47,10 @@ public class BatchNormStatsTests
 }
 
 /// <summary>The one-sweep statistics when the channel's first values (its shift) sit far from the mean.</summary>
-[NonParallelizable]
 public class BatchNormStatsShiftTests
 {
     [Test]
-    public void FarShiftStaysAccurate()
+    public void FarShiftStaysAccurate() => Cpu.With(Cpu.Defaults, () => // the one-sweep statistics, whatever the environment says
     {
         int n = 8, c = 2, plane = 100;
         var rng = new Rng(9);
@@ -72,5 +68,5 @@ public class BatchNormStatsShiftTests
             Assert.That(Math.Abs(rv.ToDoubleArray()[ch] - unbiased) / unbiased, Is.LessThan(1e-6), $"ch {ch}: variance");
             Assert.That(rm.ToDoubleArray()[ch], Is.EqualTo(mu).Within(1e-6 * mu), $"ch {ch}: mean");
         }
-    }
+    });
 }

@@ -1,11 +1,12 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>The AVX-512 float32 col2im (column stride 2) against the scalar fold, bit for bit.</summary>
-[NonParallelizable] // flips the static Col2ImVec.Enabled switch
 public class Col2ImVecTests
 {
     // dx [N, C, H, W] (one group of Cg = C), w [O, C, kh, kw]
@@ -21,7 +22,7 @@ public class Col2ImVecTests
     public void VectorFoldMatchesScalar(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int dil)
     {
         var geo = new Conv2dGeometry(sh, sw, ph, pw, dil, dil, 1);
-        var p = new ConvPlan([n, c, h, w], [5, c, kh, kw], geo);
+        var p = ConvPlans.Of([n, c, h, w], [5, c, kh, kw], geo);
         var rng = new Rng(8);
         foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
         {
@@ -33,15 +34,10 @@ public class Col2ImVecTests
             for (int i = 0; i < dx0.Length; i += 5) dx0[i] = -0f; // a −0 the odd lanes must keep
             float[] Run(bool vector)
             {
-                bool saved = Col2ImVec.Enabled;
-                try
-                {
-                    Col2ImVec.Enabled = vector;
-                    var dx = (float[])dx0.Clone();
-                    Im2Col.Fold(col, ld, p, dx, 9, c * h * w, 0, n * c, ohLo, ohHi);
-                    return dx;
-                }
-                finally { Col2ImVec.Enabled = saved; }
+                var plan = p.WithOptions(vector ? CpuBackendOptions.Defaults : CpuBackendOptions.Defaults.Disable("col2im-vec"));
+                var dx = (float[])dx0.Clone();
+                Im2Col.Fold(col, ld, plan, dx, 9, c * h * w, 0, n * c, ohLo, ohHi);
+                return dx;
             }
             var v = Run(true); var s = Run(false);
             Assert.That(v.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(s.Select(BitConverter.SingleToInt32Bits)), $"oh [{ohLo}, {ohHi})");

@@ -3,6 +3,8 @@ using System.Runtime.Intrinsics.X86;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.ConvNorm;
 
 namespace MtlMoe.Tests.CpuPerf;
@@ -15,25 +17,16 @@ namespace MtlMoe.Tests.CpuPerf;
 /// planes that are not whole 16-lane chunks, output channels that are not whole 8-row slivers or span two 128-row blocks,
 /// several K blocks, other kernels, dilation and output heights; plus bit-identical results across thread counts.
 /// </summary>
-[NonParallelizable]
 public class ConvImplicitTests
 {
-    // Runs body twice: each image with its own chunks, then chunks laid end to end over the images wherever the plane has
-    // 16+ positions (PackedBelow above 1), so every case covers both layouts.
+    // Runs body twice on its own backend: each image with its own chunks, then chunks laid end to end over the images
+    // wherever the plane has 16+ positions (ImplicitPackedBelow above 1), so every case covers both layouts.
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the implicit conv path does not exist here");
-        bool enabled = ConvImplicit.Enabled; double minUse = ConvImplicit.MinLaneUse, packedBelow = ConvImplicit.PackedBelow;
-        try
-        {
-            ConvImplicit.Enabled = true; ConvImplicit.MinLaneUse = 0; // every stride-1 same-width float32 conv takes it
-            foreach (double below in new[] { 0, 1.01 })
-            {
-                ConvImplicit.PackedBelow = below;
-                body();
-            }
-        }
-        finally { ConvImplicit.Enabled = enabled; ConvImplicit.MinLaneUse = minUse; ConvImplicit.PackedBelow = packedBelow; }
+        foreach (double below in new[] { 0, 1.01 })
+            // every stride-1 same-width float32 conv takes it
+            Cpu.With(Cpu.Defaults with { ImplicitMinLaneUse = 0, ImplicitPackedBelow = below }, body);
     }
 
     private static IEnumerable<TestCaseData> Cases()
@@ -57,7 +50,7 @@ public class ConvImplicitTests
     [TestCaseSource(nameof(Cases))]
     public void AllPassesMatchNaive(int[] xs, int[] ws, Conv2dGeometry g) => Forced(() =>
     {
-        Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the implicit path");
+        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, xs, ws, g), Is.True, "the forward must take the implicit path");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(31), DType.Float32, 1e-4);
     });
 
@@ -82,8 +75,8 @@ public class ConvImplicitTests
     {
         int[] xs = [n, c, h, w], ws = [o, c, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True, "the forward must take the stride-2 implicit path");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True, "backward-data must take the phase GEMMs");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, xs, ws, g), Is.True, "the forward must take the stride-2 implicit path");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, xs, ws, g), Is.True, "backward-data must take the phase GEMMs");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(41), DType.Float32, 1e-4);
     });
 
@@ -102,8 +95,8 @@ public class ConvImplicitTests
         int[] xs = [n, c, h, w], ws = [o, c, kh, kw];
         var g = new Conv2dGeometry(2, 2, kh / 2, kw / 2, 1, 1, 1);
         // 1×1 stays on the unfold when the images' planes are laid side by side (every plane here has 16+ outputs).
-        bool applies = kh * kw > 1 || ConvImplicit.PackedBelow == 0;
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.EqualTo(applies), "whether the forward takes the stride-2 implicit path");
+        bool applies = kh * kw > 1 || Cpu.Current.ImplicitPackedBelow == 0;
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, xs, ws, g), Is.EqualTo(applies), "whether the forward takes the stride-2 implicit path");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(47), DType.Float32, 2e-4);
     });
 
@@ -114,7 +107,7 @@ public class ConvImplicitTests
     {
         int[] xs = [3, 6, 9, 11], ws = [5, 6, 3, 3];
         var g = Conv2dGeometry.Square(2, 1);
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True);
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, xs, ws, g), Is.True);
         using var x = Tensor.Rand(xs, new Rng(21), -1, 1).RequireGrad();
         using var w = Tensor.Rand(ws, new Rng(22), -1, 1);
         using var y = Ops.Conv2d(x, w, null, g);
@@ -137,8 +130,8 @@ public class ConvImplicitTests
         {
             int[] xs = [r.Next(1, 5), r.Next(1, 25), r.Next(1, 20), r.Next(1, 20)], ws = [r.Next(1, 25), xs[1], 3, 3];
             var g = Conv2dGeometry.Square(2, 1);
-            Assert.That(ConvImplicit.AppliesStride2(new ConvPlan(xs, ws, g)), Is.True);
-            Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan(xs, ws, g)), Is.True);
+            Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, xs, ws, g), Is.True);
+            Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, xs, ws, g), Is.True);
             ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng((ulong)(100 + it)), DType.Float32, 2e-4,
                 $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
         }
@@ -148,21 +141,23 @@ public class ConvImplicitTests
     [Test]
     public void DoesNotApplyToStridedGroupedOrNarrowedConvs() => Forced(() =>
     {
-        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2");
-        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(1, 1, 1, 2))), Is.False, "groups");
-        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(1, 0))), Is.False, "Wo < W");
-        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square())), Is.False, "1×1");
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride 2, no padding");
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 5, 5], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, 5×5 with padding 1");
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 4, 4], Conv2dGeometry.Square(2, 2))), Is.False, "stride 2, even kernel");
-        Assert.That(ConvImplicit.AppliesStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, 1×1 with padding 1");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, no padding");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0))), Is.False, "stride-2 backward-data, 1×1");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(2, 1, 1, 2))), Is.False, "stride-2 backward-data, groups");
-        Assert.That(ConvImplicit.AppliesStride2BackwardData(new ConvPlan([1, 4, 9, 9], [4, 4, 5, 5], Conv2dGeometry.Square(2, 2))), Is.False, "stride-2 backward-data, 5×5");
-        ConvImplicit.MinLaneUse = 0.7;
-        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.False, "3×3 plane: 9 of 16 lanes");
-        Assert.That(ConvImplicit.Applies(new ConvPlan([1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1))), Is.True, "7×7 plane: 49 of 64 lanes");
+        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 1)), Is.False, "stride 2");
+        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(1, 1, 1, 2)), Is.False, "groups");
+        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(1, 0)), Is.False, "Wo < W");
+        Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square()), Is.False, "1×1");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0)), Is.False, "stride 2, no padding");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 5, 5], Conv2dGeometry.Square(2, 1)), Is.False, "stride 2, 5×5 with padding 1");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 4, 4], Conv2dGeometry.Square(2, 2)), Is.False, "stride 2, even kernel");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 1)), Is.False, "stride 2, 1×1 with padding 1");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0)), Is.False, "stride-2 backward-data, no padding");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 0)), Is.False, "stride-2 backward-data, 1×1");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 8, 8], [4, 2, 3, 3], Conv2dGeometry.Square(2, 1, 1, 2)), Is.False, "stride-2 backward-data, groups");
+        Assert.That(ConvPlans.Applies(ImplicitGemmStride2BackwardData.Instance, ConvPass.BackwardData, [1, 4, 9, 9], [4, 4, 5, 5], Conv2dGeometry.Square(2, 2)), Is.False, "stride-2 backward-data, 5×5");
+        Cpu.With(Cpu.Current with { ImplicitMinLaneUse = 0.7 }, () =>
+        {
+            Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 3, 3], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1)), Is.False, "3×3 plane: 9 of 16 lanes");
+            Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, [1, 4, 7, 7], [4, 4, 3, 3], Conv2dGeometry.Square(1, 1)), Is.True, "7×7 plane: 49 of 64 lanes");
+        });
     });
 
     [Test]
@@ -198,7 +193,7 @@ public class ConvImplicitTests
             int k = r.Next(2) == 0 ? 3 : 5;
             int[] xs = [r.Next(1, 5), r.Next(1, 25), r.Next(1, 19), r.Next(1, 19)], ws = [r.Next(1, 25), xs[1], k, k];
             var g = Conv2dGeometry.Square(1, k / 2);
-            Assert.That(ConvImplicit.Applies(new ConvPlan(xs, ws, g)), Is.True);
+            Assert.That(ConvPlans.Applies(ImplicitGemm.Instance, ConvPass.Forward, xs, ws, g), Is.True);
             ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng((ulong)it), DType.Float32, 2e-4,
                 $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
         }

@@ -3,6 +3,8 @@ using System.Runtime.Intrinsics.X86;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.ConvNorm;
 
 namespace MtlMoe.Tests.CpuPerf;
@@ -14,7 +16,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// whole slivers or span several K blocks or chunks of images; odd planes; bit-identical results across thread counts;
 /// every dx element written over stale pooled buffers; and the plans it must leave to the other paths.
 /// </summary>
-[NonParallelizable]
 public class ConvPointwiseStride2Tests
 {
     // All three passes at every plane size: the forward would otherwise go through the phase planes (ConvImplicitTests)
@@ -22,27 +23,15 @@ public class ConvPointwiseStride2Tests
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the 1×1 stride-2 GEMM path does not exist here");
-        bool enabled = ConvImplicit.Enabled, pointwise = ConvImplicit.PointwiseStride2Enabled, stride2 = ConvImplicit.Stride2Enabled;
-        bool everywhere = ConvImplicit.PointwiseStride2WeightsEverywhere;
-        try
-        {
-            ConvImplicit.Enabled = true; ConvImplicit.PointwiseStride2Enabled = true; ConvImplicit.Stride2Enabled = false;
-            ConvImplicit.PointwiseStride2WeightsEverywhere = true;
-            body();
-        }
-        finally
-        {
-            ConvImplicit.Enabled = enabled; ConvImplicit.PointwiseStride2Enabled = pointwise; ConvImplicit.Stride2Enabled = stride2;
-            ConvImplicit.PointwiseStride2WeightsEverywhere = everywhere;
-        }
+        Cpu.With(Cpu.Defaults.Disable("implicit-gemm-stride2") with { PointwiseStride2WeightsEverywhere = true }, body);
     }
 
     private static readonly Conv2dGeometry Stride2 = Conv2dGeometry.Square(2, 0);
 
     private static void Check(int[] xs, int[] ws, ulong seed, double tolerance = 1e-4)
     {
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan(xs, ws, Stride2)), Is.True, "the plan must take the 1×1 stride-2 GEMM");
-        Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan(xs, ws, Stride2)), Is.True, "backward-weights too");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, xs, ws, Stride2), Is.True, "the plan must take the 1×1 stride-2 GEMM");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, xs, ws, Stride2), Is.True, "backward-weights too");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, Stride2, new Rng(seed), DType.Float32, tolerance, $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
     }
 
@@ -83,7 +72,7 @@ public class ConvPointwiseStride2Tests
     public void BackwardDataIgnoresWhatPooledBuffersHeld() => Forced(() =>
     {
         int[] xs = [3, 6, 9, 11], ws = [5, 6, 1, 1];
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan(xs, ws, Stride2)), Is.True);
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, xs, ws, Stride2), Is.True);
         using var x = Tensor.Rand(xs, new Rng(21), -1, 1).RequireGrad();
         using var w = Tensor.Rand(ws, new Rng(22), -1, 1);
         using var y = Ops.Conv2d(x, w, null, Stride2);
@@ -118,28 +107,25 @@ public class ConvPointwiseStride2Tests
     public void BackwardWeightsOnlyWherePlanesLieSideBySide()
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine");
-        bool enabled = ConvImplicit.Enabled;
-        try
+        Cpu.With(Cpu.Defaults, () =>
         {
-            ConvImplicit.Enabled = true;
-            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([16, 128, 14, 14], [256, 128, 1, 1], Stride2)), Is.True, "14² → 7²");
-            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([16, 64, 28, 28], [128, 64, 1, 1], Stride2)), Is.False, "28² → 14²");
-            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([16, 256, 7, 7], [512, 256, 1, 1], Stride2)), Is.False, "7² → 4²");
-            Assert.That(ConvImplicit.AppliesPointwiseStride2Weights(new ConvPlan([1, 128, 14, 14], [256, 128, 1, 1], Stride2)), Is.False, "one image");
-        }
-        finally { ConvImplicit.Enabled = enabled; }
+            Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [16, 128, 14, 14], [256, 128, 1, 1], Stride2), Is.True, "14² → 7²");
+            Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [16, 64, 28, 28], [128, 64, 1, 1], Stride2), Is.False, "28² → 14²");
+            Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [512, 256, 1, 1], Stride2), Is.False, "7² → 4²");
+            Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.BackwardWeights, [1, 128, 14, 14], [256, 128, 1, 1], Stride2), Is.False, "one image");
+        });
     }
 
     [Test]
     public void DoesNotApplyToOtherPlans() => Forced(() =>
     {
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 1))), Is.False, "padding 1");
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(1, 0))), Is.False, "stride 1");
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 9, 9], [4, 4, 1, 1], Conv2dGeometry.Square(3, 0))), Is.False, "stride 3");
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], new Conv2dGeometry(2, 1, 0, 0, 1, 1, 1))), Is.False, "strides 2 and 1");
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 8, 8], [4, 2, 1, 1], Conv2dGeometry.Square(2, 0, 1, 2))), Is.False, "groups");
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0))), Is.False, "3×3");
-        ConvImplicit.Enabled = false;
-        Assert.That(ConvImplicit.AppliesPointwiseStride2(new ConvPlan([1, 4, 8, 8], [4, 4, 1, 1], Stride2)), Is.False, "implicit paths off (MTLMOE_IMPLICIT=0)");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(2, 1)), Is.False, "padding 1");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Conv2dGeometry.Square(1, 0)), Is.False, "stride 1");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 9, 9], [4, 4, 1, 1], Conv2dGeometry.Square(3, 0)), Is.False, "stride 3");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], new Conv2dGeometry(2, 1, 0, 0, 1, 1, 1)), Is.False, "strides 2 and 1");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 2, 1, 1], Conv2dGeometry.Square(2, 0, 1, 2)), Is.False, "groups");
+        Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 3, 3], Conv2dGeometry.Square(2, 0)), Is.False, "3×3");
+        Cpu.With(CpuBackendOptions.Defaults.Disable("pointwise-stride2-gemm"), () =>
+            Assert.That(ConvPlans.Applies(PointwiseStride2Gemm.Instance, ConvPass.Forward, [1, 4, 8, 8], [4, 4, 1, 1], Stride2), Is.False, "switched off by name (as MTLMOE_IMPLICIT=0 does)"));
     });
 }

@@ -1,6 +1,8 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.ConvNorm;
 
 namespace MtlMoe.Tests.CpuPerf;
@@ -11,46 +13,38 @@ namespace MtlMoe.Tests.CpuPerf;
 /// forward and both backward passes, against the direct convolution in float64; plus bit-identical results across
 /// thread counts and between packed and plain column matrices.
 /// </summary>
-[NonParallelizable]
 public class ConvScheduleTests
 {
     public enum Schedule { Tiled, TiledOneRowBands, Batched, BatchedSmallChunks, OneImagePerChunk, TiledCol2Im, BatchedCol2Im, TiledPlainColumns, BatchedPlainColumns }
 
-    private static void With(Schedule s, Action body)
+    // The options of a schedule, on a backend of the test's own.
+    internal static CpuBackendOptions Options(Schedule s)
     {
-        bool asForward = CpuBackend.ConvBackwardDataAsForward, packB = Im2ColPacked.Enabled, implicitConv = ConvImplicit.Enabled;
-        bool weightGrad = ConvWeightGrad.Enabled, strided1x1 = CpuBackend.ConvTiledStrided1x1BackwardData;
-        int minPlane = CpuBackend.ConvTiledMinPlane, tile = CpuBackend.ConvTileElements, cols = CpuBackend.ConvTargetCols, max = CpuBackend.ConvMaxColElements;
-        try
+        // The implicit-GEMM family and the blocked backward-weights replace these schedules where they apply (ConvImplicitTests,
+        // ConvPointwiseStride2Tests and ConvWeightGradTests cover them).
+        var o = Cpu.Defaults.Disable("implicit-gemm", "implicit-gemm-stride2", "implicit-gemm-stride2-backward-data", "pointwise-stride2-gemm",
+            "blocked-backward-weights");
+        // strided 1×1 backward-data goes per image at every plane size, except when a batched schedule is under test
+        if (s is not (Schedule.Tiled or Schedule.TiledOneRowBands or Schedule.TiledCol2Im or Schedule.TiledPlainColumns))
+            o = o.Disable("tiled-strided-1x1-backward-data");
+        return s switch
         {
-            ConvImplicit.Enabled = false; // these are the schedules it replaces where it applies (ConvImplicitTests covers it)
-            ConvWeightGrad.Enabled = false; // likewise for backward-weights (ConvWeightGradTests)
-            // strided 1×1 backward-data goes per image at every plane size, except when a batched schedule is under test
-            CpuBackend.ConvTiledStrided1x1BackwardData = s is Schedule.Tiled or Schedule.TiledOneRowBands or Schedule.TiledCol2Im or Schedule.TiledPlainColumns;
-            switch (s)
-            {
-                case Schedule.Tiled: CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
-                case Schedule.TiledOneRowBands: CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 1; break;
-                case Schedule.Batched: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1 << 20; break;
-                // chunks of 2 images (a partial last chunk of 1) on most shapes here
-                case Schedule.BatchedSmallChunks: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
-                // backward-data through col2im even at stride 1
-                case Schedule.TiledCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
-                case Schedule.BatchedCol2Im: CpuBackend.ConvBackwardDataAsForward = false; CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
-                // the unfold writes a plain column matrix and the GEMM packs it
-                case Schedule.TiledPlainColumns: Im2ColPacked.Enabled = false; CpuBackend.ConvTiledMinPlane = 1; CpuBackend.ConvTileElements = 200; break;
-                case Schedule.BatchedPlainColumns: Im2ColPacked.Enabled = false; CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 100; break;
-                case Schedule.OneImagePerChunk: CpuBackend.ConvTiledMinPlane = int.MaxValue; CpuBackend.ConvTargetCols = 1; break;
-            }
-            body();
-        }
-        finally
-        {
-            CpuBackend.ConvBackwardDataAsForward = asForward; Im2ColPacked.Enabled = packB; ConvImplicit.Enabled = implicitConv; ConvWeightGrad.Enabled = weightGrad;
-            CpuBackend.ConvTiledStrided1x1BackwardData = strided1x1;
-            CpuBackend.ConvTiledMinPlane = minPlane; CpuBackend.ConvTileElements = tile; CpuBackend.ConvTargetCols = cols; CpuBackend.ConvMaxColElements = max;
-        }
+            Schedule.Tiled => o with { ConvTiledMinPlane = 1, ConvTileElements = 200 },
+            Schedule.TiledOneRowBands => o with { ConvTiledMinPlane = 1, ConvTileElements = 1 },
+            Schedule.Batched => o with { ConvTiledMinPlane = int.MaxValue, ConvTargetCols = 1 << 20 },
+            // chunks of 2 images (a partial last chunk of 1) on most shapes here
+            Schedule.BatchedSmallChunks => o with { ConvTiledMinPlane = int.MaxValue, ConvTargetCols = 100 },
+            // backward-data through col2im even at stride 1
+            Schedule.TiledCol2Im => o.Disable("backward-data-as-forward") with { ConvTiledMinPlane = 1, ConvTileElements = 200 },
+            Schedule.BatchedCol2Im => o.Disable("backward-data-as-forward") with { ConvTiledMinPlane = int.MaxValue, ConvTargetCols = 100 },
+            // the unfold writes a plain column matrix and the GEMM packs it
+            Schedule.TiledPlainColumns => o.Disable("im2col-packed") with { ConvTiledMinPlane = 1, ConvTileElements = 200 },
+            Schedule.BatchedPlainColumns => o.Disable("im2col-packed") with { ConvTiledMinPlane = int.MaxValue, ConvTargetCols = 100 },
+            _ => o with { ConvTiledMinPlane = int.MaxValue, ConvTargetCols = 1 }, // OneImagePerChunk
+        };
     }
+
+    private static void With(Schedule s, Action body) => Cpu.With(Options(s), body);
 
     private static IEnumerable<TestCaseData> Cases()
     {
@@ -107,23 +101,15 @@ public class ConvScheduleTests
     [TestCase(Schedule.BatchedSmallChunks)]
     public void PackedColumnsGiveTheSameBitsAsPlain(Schedule s) => With(s, () =>
     {
-        float[][] Run(bool packed)
+        float[][] Run(bool packed) => Cpu.With(packed ? Cpu.Current.Enable("im2col-packed") : Cpu.Current.Disable("im2col-packed"), () =>
         {
-            bool saved = Im2ColPacked.Enabled;
-            try
-            {
-                Im2ColPacked.Enabled = packed;
-                using var x = Tensor.Rand([5, 12, 11, 13], new Rng(8), -1, 1).RequireGrad();
-                using var w = Tensor.Rand([40, 12, 3, 3], new Rng(9), -1, 1).RequireGrad();
-                using var y = Ops.Conv2d(x, w, padding: 1);
-                using var dy = Tensor.Rand(y.Shape, new Rng(10), -1, 1);
-                y.Backward(dy);
-                var r = new[] { y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray() };
-                x.ZeroGrad(); w.ZeroGrad();
-                return r;
-            }
-            finally { Im2ColPacked.Enabled = saved; }
-        }
+            using var x = Tensor.Rand([5, 12, 11, 13], new Rng(8), -1, 1).RequireGrad();
+            using var w = Tensor.Rand([40, 12, 3, 3], new Rng(9), -1, 1).RequireGrad();
+            using var y = Ops.Conv2d(x, w, padding: 1);
+            using var dy = Tensor.Rand(y.Shape, new Rng(10), -1, 1);
+            y.Backward(dy);
+            return new[] { y.ToFloatArray(), x.Grad!.ToFloatArray(), w.Grad!.ToFloatArray() };
+        });
         var packed = Run(true);
         var plain = Run(false);
         for (int i = 0; i < 3; i++) Assert.That(packed[i], Is.EqualTo(plain[i]), $"output {i}");

@@ -2,6 +2,8 @@ using System.Runtime.Intrinsics.X86;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.ConvNorm;
 
 namespace MtlMoe.Tests.CpuPerf;
@@ -13,15 +15,12 @@ namespace MtlMoe.Tests.CpuPerf;
 /// of several images, of several rows and ragged last blocks; bit-identical results across thread counts; the same weights
 /// as the unfold path it replaces; and the plans it must leave to the others.
 /// </summary>
-[NonParallelizable]
 public class ConvWeightGradTests
 {
     private static void Forced(Action body)
     {
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the blocked backward-weights does not exist here");
-        bool enabled = ConvWeightGrad.Enabled; int minPlane = ConvWeightGrad.MinOutPlane;
-        try { ConvWeightGrad.Enabled = true; ConvWeightGrad.MinOutPlane = 1; body(); } // every plane size, down to 1×1
-        finally { ConvWeightGrad.Enabled = enabled; ConvWeightGrad.MinOutPlane = minPlane; }
+        Cpu.With(Cpu.Defaults with { BlockedWeightsMinOutPlane = 1 }, body); // every plane size, down to 1×1
     }
 
     private static IEnumerable<TestCaseData> Cases()
@@ -49,7 +48,7 @@ public class ConvWeightGradTests
     [TestCaseSource(nameof(Cases))]
     public void AllPassesMatchNaive(int[] xs, int[] ws, Conv2dGeometry g) => Forced(() =>
     {
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan(xs, ws, g)), Is.True, "backward-weights must take the blocked path");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, xs, ws, g), Is.True, "backward-weights must take the blocked path");
         ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng(53), DType.Float32, 2e-4);
     });
 
@@ -62,7 +61,7 @@ public class ConvWeightGradTests
         {
             int[] xs = [r.Next(1, 5), r.Next(1, 30), r.Next(1, 21), r.Next(1, 21)], ws = [r.Next(1, 70), xs[1], 3, 3];
             var g = Conv2dGeometry.Square(1 + it % 2, 1);
-            Assert.That(ConvWeightGrad.Applies(new ConvPlan(xs, ws, g)), Is.True);
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, xs, ws, g), Is.True);
             ConvPassesCheck.AllPassesMatchNaive(xs, ws, g, new Rng((ulong)(200 + it)), DType.Float32, 2e-4,
                 $" (x [{string.Join(", ", xs)}], w [{string.Join(", ", ws)}])");
         }
@@ -73,7 +72,7 @@ public class ConvWeightGradTests
     public void ThreadCountsGiveIdenticalWeights() => Forced(() =>
     {
         int[] xs = [3, 64, 14, 14], ws = [96, 64, 3, 3];
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan(xs, ws, Conv2dGeometry.Square(1, 1))), Is.True);
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, xs, ws, Conv2dGeometry.Square(1, 1)), Is.True);
         var one = ConvPassesCheck.RunAtThreads(1, xs, ws, padding: 1);
         var one2 = ConvPassesCheck.RunAtThreads(1, xs, ws, padding: 1, stride: 2);
         int[] stemX = [2, 3, 30, 30], stemW = [64, 3, 7, 7];
@@ -91,17 +90,11 @@ public class ConvWeightGradTests
     public void MatchesTheUnfoldPath()
     {
         int[] xs = [4, 32, 28, 28], ws = [64, 32, 3, 3];
-        float[] Run(bool on)
+        float[] Run(bool on) => Cpu.With(on ? Cpu.Defaults : Cpu.Defaults.Disable("blocked-backward-weights"), () =>
         {
-            bool saved = ConvWeightGrad.Enabled;
-            try
-            {
-                ConvWeightGrad.Enabled = on;
-                Assert.That(ConvWeightGrad.Applies(new ConvPlan(xs, ws, Conv2dGeometry.Square(1, 1))), Is.EqualTo(on), "which path runs");
-                return ConvPassesCheck.RunAtThreads(2, xs, ws, padding: 1)[2];
-            }
-            finally { ConvWeightGrad.Enabled = saved; }
-        }
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, xs, ws, Conv2dGeometry.Square(1, 1)), Is.EqualTo(on), "which path runs");
+            return ConvPassesCheck.RunAtThreads(2, xs, ws, padding: 1)[2];
+        });
         if (!Avx512F.IsSupported) Assert.Ignore("AVX-512 not available on this machine: the blocked backward-weights does not exist here");
         var blocked = Run(true); var unfold = Run(false);
         for (int i = 0; i < blocked.Length; i++)
@@ -111,19 +104,20 @@ public class ConvWeightGradTests
     [Test]
     public void LeavesOtherPlansToTheOtherPaths() => Forced(() =>
     {
-        ConvWeightGrad.MinOutPlane = ConvWeightGrad.DefaultMinOutPlane;
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([16, 512, 4, 4], [512, 512, 3, 3], Conv2dGeometry.Square(1, 1))), Is.False, "4² output plane");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([16, 256, 7, 7], [512, 256, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "7² → 4²");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([16, 256, 7, 7], [256, 256, 3, 3], Conv2dGeometry.Square(1, 1))), Is.True, "7² output plane");
-        ConvWeightGrad.MinOutPlane = 1;
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 5, 5], Conv2dGeometry.Square(1, 2))), Is.False, "5×5");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 7, 7], Conv2dGeometry.Square(1, 3))), Is.False, "7×7 stride 1");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 1, 1], Conv2dGeometry.Square(1, 0))), Is.False, "1×1");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(3, 1))), Is.False, "stride 3");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 33, 32], [8, 16, 3, 3], Conv2dGeometry.Square(2, 1))), Is.False, "stride 2, plane over 32²");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 3, 3], new Conv2dGeometry(1, 2, 1, 1))), Is.False, "strides 1 and 2");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(1, 2, 2))), Is.False, "dilation 2");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(1, 0))), Is.False, "no padding");
-        Assert.That(ConvWeightGrad.Applies(new ConvPlan([2, 16, 8, 8], [8, 8, 3, 3], new Conv2dGeometry(1, 1, 1, 1, 1, 1, 2))), Is.False, "groups");
+        Cpu.With(Cpu.Defaults, () =>
+        {
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 512, 4, 4], [512, 512, 3, 3], Conv2dGeometry.Square(1, 1)), Is.False, "4² output plane");
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [512, 256, 3, 3], Conv2dGeometry.Square(2, 1)), Is.False, "7² → 4²");
+            Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [16, 256, 7, 7], [256, 256, 3, 3], Conv2dGeometry.Square(1, 1)), Is.True, "7² output plane");
+        });
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 5, 5], Conv2dGeometry.Square(1, 2)), Is.False, "5×5");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 7, 7], Conv2dGeometry.Square(1, 3)), Is.False, "7×7 stride 1");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 1, 1], Conv2dGeometry.Square(1, 0)), Is.False, "1×1");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(3, 1)), Is.False, "stride 3");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 33, 32], [8, 16, 3, 3], Conv2dGeometry.Square(2, 1)), Is.False, "stride 2, plane over 32²");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 3, 3], new Conv2dGeometry(1, 2, 1, 1)), Is.False, "strides 1 and 2");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(1, 2, 2)), Is.False, "dilation 2");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 16, 3, 3], Conv2dGeometry.Square(1, 0)), Is.False, "no padding");
+        Assert.That(ConvPlans.Applies(BlockedBackwardWeights.Instance, ConvPass.BackwardWeights, [2, 16, 8, 8], [8, 8, 3, 3], new Conv2dGeometry(1, 1, 1, 1, 1, 1, 2)), Is.False, "groups");
     });
 }

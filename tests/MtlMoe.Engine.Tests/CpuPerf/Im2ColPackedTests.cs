@@ -1,6 +1,9 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 using MtlMoe.Tests.Gemm;
 
 namespace MtlMoe.Tests.CpuPerf;
@@ -9,7 +12,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// The unfold into the GEMM's packed-B layout against the plain unfold packed by the layout's formula, bit for bit:
 /// several images, bands of output rows, row subsets, short KC blocks, the vector unfolds on and off, row groups in the buffer.
 /// </summary>
-[NonParallelizable]
 public class Im2ColPackedTests
 {
     // x [N, C, H, W] (one group), kernel, stride, padding
@@ -23,9 +25,9 @@ public class Im2ColPackedTests
     [TestCase(1, 2, 6, 28, 3, 1, 1)]    // 28 wide: the full plane (168) is not whole chunks, the inner band (112) is
     public void MatchesPlainUnfoldPackedByFormula(int n, int c, int h, int w, int kernel, int stride, int pad)
     {
-        var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
+        var p = ConvPlans.Of([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
         var x = Input(p, 4);
-        ForEachVariant(p, x, (vec, layout, ohLo, ohHi, plain, cols) =>
+        ForEachVariant(p, x, (p, vec, layout, ohLo, ohHi, plain, cols) =>
         {
             var expect = GemmPackedTests.PackByFormula(plain, cols, p.K, cols, layout);
             foreach (var (rowLo, rowHi) in new[] { (0, p.K), (1, Math.Max(1, p.K - 2)) })
@@ -57,9 +59,9 @@ public class Im2ColPackedTests
     [TestCase(2, 4, 23, 23, 3, 1, 1)]   // 1,058 columns: several KC = 256 blocks of positions
     public void TransposedMatchesPlainUnfoldTransposedAndPacked(int n, int c, int h, int w, int kernel, int stride, int pad)
     {
-        var p = new ConvPlan([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
+        var p = ConvPlans.Of([n, c, h, w], [5, c, kernel, kernel], Conv2dGeometry.Square(stride, pad));
         var x = Input(p, 5);
-        ForEachVariant(p, x, (vec, layout, ohLo, ohHi, plain, cols) =>
+        ForEachVariant(p, x, (p, vec, layout, ohLo, ohHi, plain, cols) =>
         {
             int slivers = layout.PaddedCols(p.K) / layout.NR;
             var colT = new float[cols * p.K]; // colᵀ [cols, K]
@@ -82,24 +84,21 @@ public class Im2ColPackedTests
         return xt.ToFloatArray();
     }
 
-    // body(vec, layout, ohLo, ohHi, plain, cols) with the vector unfolds on and off × an AVX-512 and a small scalar layout ×
+    // body(plan, vec, layout, ohLo, ohHi, plain, cols) with the vector unfolds on and off (in the plan's options) × an AVX-512 and a small scalar layout ×
     // the whole plane and an inner band of output rows; plain is the plain unfold [K, cols] of x (from Input) for that band.
-    private static void ForEachVariant(ConvPlan p, float[] x, Action<bool, GemmPackedLayout, int, int, float[], int> body)
+    private static void ForEachVariant(ConvPlan plan, float[] x, Action<ConvPlan, bool, GemmPackedLayout, int, int, float[], int> body)
     {
-        bool savedVec = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
-        try
+        foreach (bool vec in new[] { true, false })
         {
-            foreach (bool vec in new[] { true, false })
-                foreach (var layout in new[] { new GemmPackedLayout(GemmPath.Avx512, 32, 256), new GemmPackedLayout(GemmPath.Scalar, 4, 5) })
-                    foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
-                    {
-                        Im2ColVec.Enabled = vec; Im2ColSameVec.Enabled = vec;
-                        int cols = p.N * (ohHi - ohLo) * p.Wo;
-                        var plain = new float[p.K * cols];
-                        Im2Col.Unfold(x, 7, p.C * p.H * p.W, p.N, p, plain, cols, 0, p.K, ohLo, ohHi);
-                        body(vec, layout, ohLo, ohHi, plain, cols);
-                    }
+            var p = plan.WithOptions(vec ? CpuBackendOptions.Defaults : CpuBackendOptions.Defaults.Disable("im2col-vec", "im2col-same-vec"));
+            foreach (var layout in new[] { new GemmPackedLayout(GemmPath.Avx512, 32, 256), new GemmPackedLayout(GemmPath.Scalar, 4, 5) })
+                foreach (var (ohLo, ohHi) in new[] { (0, p.Ho), (1, Math.Max(1, p.Ho - 1)) })
+                {
+                    int cols = p.N * (ohHi - ohLo) * p.Wo;
+                    var plain = new float[p.K * cols];
+                    Im2Col.Unfold(x, 7, p.C * p.H * p.W, p.N, p, plain, cols, 0, p.K, ohLo, ohHi);
+                    body(p, vec, layout, ohLo, ohHi, plain, cols);
+                }
         }
-        finally { Im2ColVec.Enabled = savedVec; Im2ColSameVec.Enabled = savedSame; }
     }
 }

@@ -1,6 +1,8 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Conv;
+using MtlMoe.Engine.Backends.Cpu.Conv.Shared;
 
 namespace MtlMoe.Tests.CpuPerf;
 
@@ -8,7 +10,6 @@ namespace MtlMoe.Tests.CpuPerf;
 /// The AVX-512 float32 im2cols (column stride 2; stride 1 with same-width rows) against the scalar one, bit for bit,
 /// over kernels, padding, dilation, bands and leading dimensions.
 /// </summary>
-[NonParallelizable]
 public class Im2ColVecTests
 {
     // x [N, C, H, W] (one group of Cg = C), w [O, C, kh, kw]
@@ -34,7 +35,7 @@ public class Im2ColVecTests
     public void VectorUnfoldMatchesScalar(int n, int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int dil)
     {
         var geo = new Conv2dGeometry(sh, sw, ph, pw, dil, dil, 1);
-        var p = new ConvPlan([n, c, h, w], [5, c, kh, kw], geo);
+        var p = ConvPlans.Of([n, c, h, w], [5, c, kh, kw], geo);
         var rng = new Rng(3);
         // an offset into a larger array, as a view of a bigger storage would have
         using var xt = Tensor.Rand([n * c * h * w + 7], rng, -1, 1);
@@ -45,16 +46,11 @@ public class Im2ColVecTests
                 int plane = (ohHi - ohLo) * p.Wo, ld = n * plane + 3, rowHi = p.K - (p.K > 2 ? 1 : 0);
                 float[] Run(bool vector)
                 {
-                    bool saved = Im2ColVec.Enabled, savedSame = Im2ColSameVec.Enabled;
-                    try
-                    {
-                        Im2ColVec.Enabled = vector; Im2ColSameVec.Enabled = vector;
-                        var col = new float[p.K * ld + 5];
-                        col.AsSpan().Fill(42f); // untouched entries stay 42 in both
-                        Im2Col.Unfold(x, 7, c * h * w, n, p, col, ld, rowLo, rowHi, ohLo, ohHi);
-                        return col;
-                    }
-                    finally { Im2ColVec.Enabled = saved; Im2ColSameVec.Enabled = savedSame; }
+                    var plan = p.WithOptions(vector ? CpuBackendOptions.Defaults : CpuBackendOptions.Defaults.Disable("im2col-vec", "im2col-same-vec"));
+                    var col = new float[p.K * ld + 5];
+                    col.AsSpan().Fill(42f); // untouched entries stay 42 in both
+                    Im2Col.Unfold(x, 7, c * h * w, n, plan, col, ld, rowLo, rowHi, ohLo, ohHi);
+                    return col;
                 }
                 Assert.That(Run(true), Is.EqualTo(Run(false)), $"oh [{ohLo}, {ohHi}), rows [{rowLo}, {rowHi})");
             }

@@ -47,7 +47,7 @@ public class MaxPoolTests
             using var stored = stored1.To(dtype);
             using var x = stored.Permute(0, 2, 1, 3);
             var (ref_y, ref_ix) = Reference(x.ToDoubleArray(), 6, h, w, g);
-            var (ys, ixs) = CpuBackend.Instance.MaxPool2dForward(x.Storage, x.Layout, g);
+            var (ys, ixs) = new CpuBackend().MaxPool2dForward(x.StorageView, g);
             using var yt = Tensor.FromStorage(ys, [2, 3, g.OutH(h), g.OutW(w)]);
             using var it = Tensor.FromStorage(ixs, yt.Shape);
             Assert.That(yt.ToDoubleArray(), Is.EqualTo(dtype == DType.Float32 ? ref_y.Select(v => (double)(float)v).ToArray() : ref_y), dtype.Name());
@@ -77,16 +77,11 @@ public class MaxPoolTests
         using var stored = Tensor.FromArray(vals, [2, 3, h, w]);
         (float[], long[]) Run(bool vector)
         {
-            bool saved = MaxPoolVec.Enabled;
-            try
-            {
-                MaxPoolVec.Enabled = vector;
-                var (ys, ixs) = CpuBackend.Instance.MaxPool2dForward(stored.Storage, stored.Layout, g);
-                using var yt = Tensor.FromStorage(ys, [2, 3, g.OutH(h), g.OutW(w)]);
-                using var it = Tensor.FromStorage(ixs, yt.Shape);
-                return (yt.ToFloatArray(), it.ToArray<long>());
-            }
-            finally { MaxPoolVec.Enabled = saved; }
+            var cpu = new CpuBackend(vector ? Cpu.Defaults : Cpu.Defaults.Disable("maxpool-vec"));
+            var (ys, ixs) = cpu.MaxPool2dForward(stored.StorageView, g);
+            using var yt = Tensor.FromStorage(ys, [2, 3, g.OutH(h), g.OutW(w)]);
+            using var it = Tensor.FromStorage(ixs, yt.Shape);
+            return (yt.ToFloatArray(), it.ToArray<long>());
         }
         var (vy, vi) = Run(true);
         var (sy, si) = Run(false);

@@ -6,15 +6,14 @@ using MtlMoe.Tests.Support;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>The fused ReLU backward against the composed reference (mask · dy), on the vector and scalar paths.</summary>
-[NonParallelizable]
 public class ReluBackwardTests
 {
     // A backend that only has the interface's default (composed) ReluBackward.
-    private static Storage Composed(Storage dy, Layout ldy, Storage y, Layout ly)
+    private static Storage Composed(StorageView dy, StorageView y)
     {
-        var be = (IBackend)CpuBackend.Instance;
-        var mask = be.Unary(UnaryOp.GtScalar, y, ly, 0);
-        try { return be.Binary(BinaryOp.Mul, dy, ldy, mask, Layout.Contiguous(ly.Shape)); }
+        IBackend be = new CpuBackend();
+        var mask = be.Unary(UnaryOp.GtScalar, y, 0);
+        try { return be.Binary(BinaryOp.Mul, dy, StorageView.Dense(mask, y.Shape)); }
         finally { mask.Release(); }
     }
 
@@ -32,18 +31,13 @@ public class ReluBackwardTests
             using var x = Tensor.Rand([n], new Rng((ulong)n), -1, 1, dtype);
             using var y = Ops.Relu(x);
             using var dy = Tensor.Rand([n], new Rng((ulong)n + 1), -1, 1, dtype);
-            bool saved = CpuBackend.ForceScalarElementwise;
-            try
-            {
-                CpuBackend.ForceScalarElementwise = scalar;
-                using var got = Tensor.FromStorage(CpuBackend.Instance.ReluBackward(dy.Storage, dy.Layout, y.Storage, y.Layout), [n]);
-                using var want = Tensor.FromStorage(Composed(dy.Storage, dy.Layout, y.Storage, y.Layout), [n]);
-                Assert.That(got.ToDoubleArray(), Is.EqualTo(want.ToDoubleArray()), dtype.Name());
-                // Not trivially zero or trivially dy: both kinds of element occur.
-                var g = got.ToDoubleArray();
-                if (n > 100) Assert.That(g.Count(v => v == 0), Is.InRange(n / 4, 3 * n / 4));
-            }
-            finally { CpuBackend.ForceScalarElementwise = saved; }
+            var cpu = new CpuBackend(scalar ? Cpu.Defaults.Disable("vector-elementwise") : Cpu.Defaults);
+            using var got = Tensor.FromStorage(cpu.ReluBackward(dy.StorageView, y.StorageView), [n]);
+            using var want = Tensor.FromStorage(Composed(dy.StorageView, y.StorageView), [n]);
+            Assert.That(got.ToDoubleArray(), Is.EqualTo(want.ToDoubleArray()), dtype.Name());
+            // Not trivially zero or trivially dy: both kinds of element occur.
+            var g = got.ToDoubleArray();
+            if (n > 100) Assert.That(g.Count(v => v == 0), Is.InRange(n / 4, 3 * n / 4));
         }
     }
 
@@ -55,8 +49,8 @@ public class ReluBackwardTests
         using var yt = y.T;
         using var dyStore = Tensor.Rand([7, 9], new Rng(4), -1, 1, DType.Float64);
         using var dy = dyStore.T; // [9, 7], strided
-        using var got = Tensor.FromStorage(CpuBackend.Instance.ReluBackward(dy.Storage, dy.Layout, yt.Storage, yt.Layout), [9, 7]);
-        using var want = Tensor.FromStorage(Composed(dy.Storage, dy.Layout, yt.Storage, yt.Layout), [9, 7]);
+        using var got = Tensor.FromStorage(new CpuBackend().ReluBackward(dy.StorageView, yt.StorageView), [9, 7]);
+        using var want = Tensor.FromStorage(Composed(dy.StorageView, yt.StorageView), [9, 7]);
         Assert.That(got.ToDoubleArray(), Is.EqualTo(want.ToDoubleArray()));
     }
 

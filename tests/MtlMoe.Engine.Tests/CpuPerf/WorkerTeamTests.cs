@@ -3,17 +3,10 @@ using MtlMoe.Engine.Backends.Cpu;
 namespace MtlMoe.Tests.CpuPerf;
 
 /// <summary>The spinning worker team behind the CPU kernels' parallel regions: coverage, errors, nesting, concurrency.</summary>
-[NonParallelizable]
 public class WorkerTeamTests
 {
-    private bool _saved;
-
     // The team itself is under test, whatever MTLMOE_TEAM says.
-    [SetUp]
-    public void TeamOn() { _saved = WorkerTeam.Enabled; WorkerTeam.Enabled = true; }
-
-    [TearDown]
-    public void Restore() => WorkerTeam.Enabled = _saved;
+    private static readonly CpuBackendOptions TeamOn = CpuBackendOptions.Defaults;
 
     [Test]
     public void RunsEveryItemExactlyOnce()
@@ -22,18 +15,20 @@ public class WorkerTeamTests
             foreach (int count in new[] { 0, 1, 2, 3, 7, 64, 1000 })
             {
                 var hits = new int[count];
-                WorkerTeam.For(count, threads, i => Interlocked.Increment(ref hits[i]));
+                WorkerTeam.For(TeamOn, count, threads, i => Interlocked.Increment(ref hits[i]));
                 Assert.That(hits, Is.All.EqualTo(1), $"{count} items on {threads} threads");
             }
     }
 
-    [Test]
+    // Serial: it needs the process's one team free (another test's region would send this one to Parallel.For) and a
+    // second core idle enough for a helper to take an item.
+    [Test, NonParallelizable]
     public void UsesMoreThanOneThreadWhenAsked()
     {
         if (Environment.ProcessorCount < 2) Assert.Ignore("one core: a helper may never get to run");
         var ids = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
         // Items long enough that the caller cannot finish them all before a spinning or woken helper joins.
-        WorkerTeam.For(32, 2, _ => { ids[Environment.CurrentManagedThreadId] = true; Thread.Sleep(5); });
+        WorkerTeam.For(TeamOn, 32, 2, _ => { ids[Environment.CurrentManagedThreadId] = true; Thread.Sleep(5); });
         Assert.That(ids.Count, Is.EqualTo(2));
     }
 
@@ -41,7 +36,7 @@ public class WorkerTeamTests
     public void AnItemsExceptionReachesTheCallerAfterTheOthersRan()
     {
         int done = 0;
-        var ex = Assert.Throws<InvalidOperationException>(() => WorkerTeam.For(50, 2, i =>
+        var ex = Assert.Throws<InvalidOperationException>(() => WorkerTeam.For(TeamOn, 50, 2, i =>
         {
             if (i == 17) throw new InvalidOperationException("item 17");
             Interlocked.Increment(ref done);
@@ -50,7 +45,7 @@ public class WorkerTeamTests
         Assert.That(done, Is.EqualTo(49));
         // the team is usable afterwards
         int after = 0;
-        WorkerTeam.For(10, 2, _ => Interlocked.Increment(ref after));
+        WorkerTeam.For(TeamOn, 10, 2, _ => Interlocked.Increment(ref after));
         Assert.That(after, Is.EqualTo(10));
     }
 
@@ -58,7 +53,7 @@ public class WorkerTeamTests
     public void NestedRegionsRunInline()
     {
         var hits = new int[8 * 8];
-        WorkerTeam.For(8, 2, i => WorkerTeam.For(8, 2, j => Interlocked.Increment(ref hits[i * 8 + j])));
+        WorkerTeam.For(TeamOn, 8, 2, i => WorkerTeam.For(TeamOn, 8, 2, j => Interlocked.Increment(ref hits[i * 8 + j])));
         Assert.That(hits, Is.All.EqualTo(1));
     }
 
@@ -69,7 +64,7 @@ public class WorkerTeamTests
         var callers = Enumerable.Range(0, totals.Length).Select(c => new Thread(() =>
         {
             for (int round = 0; round < 200; round++)
-                WorkerTeam.For(10, 2, i => Interlocked.Add(ref totals[c], i + 1));
+                WorkerTeam.For(TeamOn, 10, 2, i => Interlocked.Add(ref totals[c], i + 1));
         })).ToArray();
         foreach (var t in callers) t.Start();
         foreach (var t in callers) t.Join();
@@ -79,11 +74,11 @@ public class WorkerTeamTests
     [Test]
     public void WithTheTeamOffParallelForRunsTheItemsUnderTheSameErrorContract()
     {
-        WorkerTeam.Enabled = false; // restored by TearDown
+        var teamOff = CpuBackendOptions.Defaults.Disable("worker-team");
         var hits = new int[100];
-        WorkerTeam.For(100, 2, i => Interlocked.Increment(ref hits[i]));
+        WorkerTeam.For(teamOff, 100, 2, i => Interlocked.Increment(ref hits[i]));
         Assert.That(hits, Is.All.EqualTo(1));
-        var ex = Assert.Throws<ArgumentException>(() => WorkerTeam.For(20, 2, i => { if (i == 3) throw new ArgumentException("item 3"); }));
+        var ex = Assert.Throws<ArgumentException>(() => WorkerTeam.For(teamOff, 20, 2, i => { if (i == 3) throw new ArgumentException("item 3"); }));
         Assert.That(ex!.Message, Is.EqualTo("item 3"));
     }
 }

@@ -1,6 +1,6 @@
 using MtlMoe.Engine;
 using System.Runtime.InteropServices;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Tests.Cuda;
 
@@ -157,7 +157,7 @@ public class CudaLaunchHostTests
     [Test]
     public void RequestingCudaWithoutADriverNamesTheDevice()
     {
-        if (MtlMoe.Engine.Cuda.CudaRuntime.IsAvailable(out _)) Assert.Ignore("a CUDA device is present; the absent-device path cannot be exercised");
+        if (MtlMoe.Engine.Backends.Cuda.CudaRuntime.IsAvailable(out _)) Assert.Ignore("a CUDA device is present; the absent-device path cannot be exercised");
         var ex = Assert.Throws<DeviceUnavailableException>(() => MtlMoe.Engine.Backends.BackendRegistry.Get(Device.Cuda(3)))!;
         Assert.That(ex.Message, Does.Contain("cuda:3").And.Contain("CUDA is unavailable"));
     }

@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
-using MtlMoe.Engine.Cuda;
-using MtlMoe.Engine.Cuda.Native;
-using static MtlMoe.Engine.Cuda.Native.CudaDriver;
+using MtlMoe.Engine.Backends.Cuda;
+using MtlMoe.Engine.Backends.Cuda.Native;
+using static MtlMoe.Engine.Backends.Cuda.Native.CudaDriver;
 
 namespace MtlMoe.Tests.Cuda;
 
 /// <summary>Binding-level checks on a real GPU; each test is ignored with the reason where CUDA is unavailable.</summary>
 [Category("Cuda")]
-[NonParallelizable]
+[NonParallelizable] // one GPU context and stream, and the caching allocator's counters, shared by every CUDA test
 public unsafe class CudaBindingTests
 {
     CuDevice _dev;
@@ -115,41 +115,53 @@ public unsafe class CudaBindingTests
     [Test]
     public void AddKernelsMatchTheCpu()
     {
+        // The backend's pointwise binary_f32 (kernels/pointwise.cu) launched by hand: its Strided3 layout argument goes by
+        // value as a 264-byte struct (int ndim; int pad; i64 shape[8]; i64 st[3][8]), then the op (BinaryOp ordinal).
         const int n = 10_000;
         var a = Enumerable.Range(0, n).Select(i => (float)Math.Sin(i)).ToArray();
         var b = Enumerable.Range(0, n).Select(i => (float)Math.Cos(i)).ToArray();
         using var g = new GpuScratch(_stream);
         var da = g.Upload(a); var db = g.Upload(b); var dy = g.Alloc(n * 4);
-        var module = LoadPtx(PtxImages.Get("elementwise"), "elementwise", out _);
+        var module = LoadPtx(PtxImages.Get("pointwise"), "pointwise", out _);
         try
         {
-            Check(cuModuleGetFunction(out var add, module, "add_f32"));
-            Launch(add, (n + 255) / 256, 256, (long)n, da, db, dy);
+            Check(cuModuleGetFunction(out var binary, module, "binary_f32"));
+            // Dense: one dim of n, both operands stride 1.
+            LaunchBinaryAdd(binary, n, [n], [1], [1], da, db, dy);
             var y = g.Download<float>(dy, n);
-            for (var i = 0; i < n; i++) Assert.That(y[i], Is.EqualTo(a[i] + b[i]), $"add_f32[{i}]");
+            for (var i = 0; i < n; i++) Assert.That(y[i], Is.EqualTo(a[i] + b[i]), $"add[{i}]");
 
-            // Broadcast a [3, 1] column against a [1, 4] row through the strided kernel and its by-value struct.
+            // Broadcast a [3, 1] column against a [1, 4] row: strides (1, 0) and (0, 1) over the shape [3, 4].
             var col = g.Upload(new[] { 1f, 2f, 3f });
             var row = g.Upload(new[] { 10f, 20f, 30f, 40f });
             var outp = g.Alloc(12 * 4);
-            var args = new byte[200];
-            fixed (byte* pa = args)
-            {
-                var ints = (int*)pa;
-                ints[0] = 2;                                   // ndim (then 4 bytes padding)
-                var longs = (long*)(pa + 8);
-                longs[0] = 3; longs[1] = 4;                    // shape
-                longs[8] = 1; longs[9] = 0;                    // strides of a (column)
-                longs[16] = 0; longs[17] = 1;                  // strides of b (row)
-                Check(cuModuleGetFunction(out var bcast, module, "add_f32_strided"));
-                long count = 12;
-                var p = stackalloc void*[] { &count, pa, &col, &row, &outp };
-                Check(cuLaunchKernel(bcast, 1, 1, 1, 64, 1, 1, 0, _stream, p, null));
-            }
+            LaunchBinaryAdd(binary, 12, [3, 4], [1, 0], [0, 1], col, row, outp);
             var z = g.Download<float>(outp, 12);
             Assert.That(z, Is.EqualTo(new[] { 11f, 21, 31, 41, 12, 22, 32, 42, 13, 23, 33, 43 }));
         }
         finally { Check(cuModuleUnload(module)); }
+    }
+
+    // binary_f32(i64 n, Strided3 s, int op, const float* a, const float* b, float* y) with op = BinaryOp.Add.
+    void LaunchBinaryAdd(CuFunction f, long count, long[] shape, long[] stA, long[] stB, CuDevicePtr a, CuDevicePtr b, CuDevicePtr y)
+    {
+        const int dims = 8;
+        var layout = new byte[8 + 8 * dims + 3 * 8 * dims];
+        fixed (byte* pl = layout)
+        {
+            *(int*)pl = shape.Length; // ndim, then 4 bytes of padding
+            var longs = (long*)(pl + 8);
+            for (int d = 0; d < shape.Length; d++)
+            {
+                longs[d] = shape[d];
+                longs[dims + d] = stA[d];
+                longs[2 * dims + d] = stB[d];
+            }
+            int op = (int)MtlMoe.Engine.Backends.BinaryOp.Add;
+            var p = stackalloc void*[] { &count, pl, &op, &a, &b, &y };
+            Check(cuLaunchKernel(f, (uint)((count + 255) / 256), 1, 1, 256, 1, 1, 0, _stream, p, null));
+            Check(cuStreamSynchronize(_stream));
+        }
     }
 
     [Test]

@@ -1,4 +1,4 @@
-using MtlMoe.Engine.Cuda.Native;
+using MtlMoe.Engine.Backends.Cuda.Native;
 
 namespace MtlMoe.Tests.Cuda;
 

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Tests.Cuda;
 
@@ -14,8 +14,8 @@ public partial class CudaKernelNameTests
     static string BackendSource()
     {
         var kernels = CudaTestEnv.RequireKernelsDir();
-        var dir = Path.Combine(Path.GetDirectoryName(kernels)!, "engine", "Cuda", "Backend");
-        if (!Directory.Exists(dir)) Assert.Ignore("engine/Cuda/Backend sources not found next to kernels/");
+        var dir = Path.Combine(Path.GetDirectoryName(kernels)!, "engine", "Backends", "Cuda");
+        if (!Directory.Exists(dir)) Assert.Ignore("engine/Backends/Cuda sources not found next to kernels/");
         return string.Join("\n", Directory.GetFiles(dir, "*.cs").Select(File.ReadAllText));
     }
 

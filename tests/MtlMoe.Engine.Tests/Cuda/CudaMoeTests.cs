@@ -6,7 +6,7 @@ namespace MtlMoe.Tests.Cuda;
 
 /// <summary>MoE gating, routing, dispatch and combine on CUDA against the CPU reference, and bit-identical run to run.</summary>
 [Category("Cuda")]
-[NonParallelizable]
+[NonParallelizable] // one GPU context and stream, and the caching allocator's counters, shared by every CUDA test
 public class CudaMoeTests
 {
     [SetUp]

@@ -9,7 +9,7 @@ namespace MtlMoe.Tests.Cuda;
 /// exp/log units, reductions and GEMM/conv with a different summation order). NaN never passes.
 /// </summary>
 [Category("Cuda")]
-[NonParallelizable]
+[NonParallelizable] // one GPU context and stream, and the caching allocator's counters, shared by every CUDA test
 public class CudaOpParityTests
 {
     /// <summary>One table row: input shapes, the op (its inputs may be CPU or GPU tensors), threshold, whether it has a backward.</summary>
@@ -189,7 +189,7 @@ public class CudaOpParityTests
     [Test]
     public void TheAllocatorReusesFreedBlocks()
     {
-        var be = (MtlMoe.Engine.Cuda.CudaBackend)BackendRegistry.Get(CudaParity.Gpu);
+        var be = (MtlMoe.Engine.Backends.Cuda.CudaBackend)BackendRegistry.Get(CudaParity.Gpu);
         for (int i = 0; i < 3; i++) Tensor.Zeros([1000, 10], device: CudaParity.Gpu).Dispose();
         long hits = be.Context.Allocator.CacheHits;
         long inUse = be.Context.Allocator.InUseBytes;

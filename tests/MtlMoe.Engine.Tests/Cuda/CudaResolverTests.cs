@@ -1,6 +1,6 @@
 using MtlMoe.Engine;
-using MtlMoe.Engine.Cuda;
-using MtlMoe.Engine.Cuda.Native;
+using MtlMoe.Engine.Backends.Cuda;
+using MtlMoe.Engine.Backends.Cuda.Native;
 
 namespace MtlMoe.Tests.Cuda;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Tests.Cuda;
 

@@ -6,7 +6,7 @@ namespace MtlMoe.Tests.Cuda;
 
 /// <summary>A few SGD steps of a small CNN on the CPU and on CUDA: the loss curves agree.</summary>
 [Category("Cuda")]
-[NonParallelizable]
+[NonParallelizable] // one GPU context and stream, and the caching allocator's counters, shared by every CUDA test
 public class CudaTrainingTests
 {
     static List<double> Train(Device device, int steps)

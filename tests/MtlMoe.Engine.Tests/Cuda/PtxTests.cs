@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Tests.Cuda;
 
@@ -29,7 +29,8 @@ public partial class PtxTests
     [Test]
     public void RequiredKernelsAreEmbedded()
     {
-        string[] required = ["add_f32", "add_f32_strided", "mul_f64", "exp_f32", "relu_backward_f32", "copy_strided_f32",
+        // The pointwise family the CUDA backend launches for every element-wise op, copy, cast and fill, then the others.
+        string[] required = ["unary_f32", "unary_f64", "binary_f32", "binary_i64", "where_f32", "cast_f32_i64", "copy_into_i32", "fill_strided_i64",
             "sum_f32", "sum_rows_f64", "argmax_f32", "argmax_rows_f32", "softmax_f32", "log_softmax_f32",
             "cross_entropy_forward_f32", "cross_entropy_backward_f32", "gather_f32", "scatter_add_f32", "index_select_f32",
             "index_add_f32", "topk_f32", "sgd_momentum_f32", "adamw_f32", "bn_stats_f32", "bn_relu_forward_f32",

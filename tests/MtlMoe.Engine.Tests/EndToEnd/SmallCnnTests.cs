@@ -81,7 +81,8 @@ public class SmallCnnTests
         Assert.That(b.Select(BitConverter.DoubleToInt64Bits), Is.EqualTo(a.Select(BitConverter.DoubleToInt64Bits)));
     }
 
-    [Test]
+    // Serial: it compares the process-wide live-tensor counters (MemoryStats) before and after, which parallel tests move.
+    [Test, NonParallelizable]
     public void FiftyTrainingStepsLeaveLiveCountersFlat()
     {
         long tensorsAt5 = 0, bytesAt5 = 0, tensorsAt50 = 0, bytesAt50 = 0;

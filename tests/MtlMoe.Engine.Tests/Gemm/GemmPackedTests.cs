@@ -1,5 +1,6 @@
 using System.Numerics;
 using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Tests.Gemm;
 
@@ -8,7 +9,6 @@ namespace MtlMoe.Tests.Gemm;
 /// element formula, independently of the engine's packers, and the product is checked against the plain reference on
 /// every kernel path, both element types, transposed A, one and two threads, and both parallel schedules.
 /// </summary>
-[NonParallelizable]
 public class GemmPackedTests
 {
     // k across KC = 256 (two and three blocks, a short last one), n off the sliver width, m below and above MC = 128
@@ -20,20 +20,6 @@ public class GemmPackedTests
 
     private static readonly object[] Paths = ["Avx512", "Avx2", "Scalar"];
 
-    private GemmPath? _savedPath;
-
-    [SetUp]
-    public void Save() => _savedPath = CpuGemm.ForcedPath;
-
-    [TearDown]
-    public void Restore() => CpuGemm.ForcedPath = _savedPath;
-
-    private static void Force(string name)
-    {
-        var path = Enum.Parse<GemmPath>(name);
-        if (!CpuGemm.IsSupported(path)) Assert.Ignore($"{path} is not supported on this CPU");
-        CpuGemm.ForcedPath = path;
-    }
 
     /// <summary>B [k, n] (row stride ldb) in the packed layout, straight from the formula in GemmPackedLayout's docs.</summary>
     internal static T[] PackByFormula<T>(T[] b, int ldb, int k, int n, GemmPackedLayout layout) where T : unmanaged, INumber<T>
@@ -50,7 +36,7 @@ public class GemmPackedTests
         return packed;
     }
 
-    private static double Compare<T>(bool ta, int m, int n, int k, int seed, bool betaZero, int threads)
+    private static double Compare<T>(CpuBackendOptions o, bool ta, int m, int n, int k, int seed, bool betaZero, int threads)
         where T : unmanaged, INumber<T>, IFloatingPointIeee754<T>
     {
         var rng = new Random(seed);
@@ -60,10 +46,10 @@ public class GemmPackedTests
         var b = new T[(long)k * ldb]; for (long i = 0; i < b.Length; i++) b[i] = Next();
         var c0 = new T[(long)m * ldc]; for (long i = 0; i < c0.Length; i++) c0[i] = betaZero ? T.NaN : Next(); // β = 0 must not read C
         T alpha = T.CreateChecked(1.25), beta = betaZero ? T.Zero : T.CreateChecked(-0.5);
-        var layout = CpuGemm.PackedLayout<T>();
+        var layout = CpuGemm.PackedLayout<T>(o);
         var fast = (T[])c0.Clone(); var refc = (T[])c0.Clone();
-        CpuGemm.GemmPacked(layout, ta, m, n, k, alpha, a, lda, PackByFormula(b, ldb, k, n, layout), beta, fast, ldc, threads);
-        CpuGemm.Reference(ta, false, m, n, k, alpha, a, lda, b, ldb, beta, refc, ldc);
+        CpuGemm.GemmPacked(o, layout, ta, m, n, k, alpha, a, lda, PackByFormula(b, ldb, k, n, layout), beta, fast, ldc, threads);
+        CpuGemm.Reference(o, ta, false, m, n, k, alpha, a, lda, b, ldb, beta, refc, ldc);
         double maxDiff = 0, maxRef = 0;
         for (int i = 0; i < m; i++)
         {
@@ -82,12 +68,12 @@ public class GemmPackedTests
     [TestCaseSource(nameof(Paths))]
     public void Float32MatchesReference(string path)
     {
-        Force(path);
+        var o = GemmTests.Kernel(path);
         for (int s = 0; s < Shapes.Length; s++)
             foreach (bool ta in new[] { false, true })
             {
                 var (m, n, k) = Shapes[s];
-                double err = Compare<float>(ta, m, n, k, seed: 300 + s, betaZero: s % 2 == 0, threads: ta ? 2 : 1 + s % 2);
+                double err = Compare<float>(o, ta, m, n, k, seed: 300 + s, betaZero: s % 2 == 0, threads: ta ? 2 : 1 + s % 2);
                 Assert.That(err, Is.LessThan(2e-6), $"{path} transA={ta} m={m} n={n} k={k}");
             }
     }
@@ -95,12 +81,12 @@ public class GemmPackedTests
     [TestCaseSource(nameof(Paths))]
     public void Float64MatchesReference(string path)
     {
-        Force(path);
+        var o = GemmTests.Kernel(path);
         for (int s = 0; s < Shapes.Length; s++)
             foreach (bool ta in new[] { false, true })
             {
                 var (m, n, k) = Shapes[s];
-                double err = Compare<double>(ta, m, n, k, seed: 400 + s, betaZero: s % 2 == 1, threads: ta ? 1 + s % 2 : 2);
+                double err = Compare<double>(o, ta, m, n, k, seed: 400 + s, betaZero: s % 2 == 1, threads: ta ? 1 + s % 2 : 2);
                 Assert.That(err, Is.LessThan(1e-14), $"{path} transA={ta} m={m} n={n} k={k}");
             }
     }
@@ -114,36 +100,33 @@ public class GemmPackedTests
         var a = new float[m * k]; var b = new float[k * n];
         for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
-        var layout = CpuGemm.PackedLayout<float>();
+        var o = CpuBackendOptions.Defaults;
+        var layout = CpuGemm.PackedLayout<float>(o);
         var bPacked = PackByFormula(b, n, k, n, layout);
         var plain = new float[m * n];
-        CpuGemm.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, plain, n, threads: 2);
+        CpuGemm.Gemm(o, false, false, m, n, k, 1f, a, k, b, n, 0f, plain, n, threads: 2);
         // Any thread count, and either parallel schedule of the packed product (m > MC: more than one row block).
-        bool saved = GemmSchedule.PackedBlocksAlone;
-        try
-        {
-            foreach (bool alone in new[] { true, false })
-                foreach (int threads in new[] { 1, 2, 3 })
-                {
-                    GemmSchedule.PackedBlocksAlone = alone;
-                    var packed = new float[m * n];
-                    CpuGemm.GemmPacked(layout, false, m, n, k, 1f, a, k, bPacked, 0f, packed, n, threads);
-                    Assert.That(packed, Is.EqualTo(plain), $"blocks alone: {alone}, {threads} threads");
-                }
-        }
-        finally { GemmSchedule.PackedBlocksAlone = saved; }
+        foreach (bool alone in new[] { true, false })
+            foreach (int threads in new[] { 1, 2, 3 })
+            {
+                var schedule = alone ? o : o.Disable("gemm-packed-blocks-alone");
+                var packed = new float[m * n];
+                CpuGemm.GemmPacked(schedule, layout, false, m, n, k, 1f, a, k, bPacked, 0f, packed, n, threads);
+                Assert.That(packed, Is.EqualTo(plain), $"blocks alone: {alone}, {threads} threads");
+            }
     }
 
     [Test]
     public void ShortPackedBAndAForeignLayoutAreRejected()
     {
-        var layout = CpuGemm.PackedLayout<float>();
+        var o = CpuBackendOptions.Defaults;
+        var layout = CpuGemm.PackedLayout<float>(o);
         var a = new float[4 * 8]; var c = new float[4 * 40];
         var shortB = new float[layout.Length(8, 40) - 1];
-        var ex = Assert.Throws<ArgumentException>(() => CpuGemm.GemmPacked(layout, false, 4, 40, 8, 1f, a, 8, shortB, 0f, c, 40, 1));
+        var ex = Assert.Throws<ArgumentException>(() => CpuGemm.GemmPacked(o, layout, false, 4, 40, 8, 1f, a, 8, shortB, 0f, c, 40, 1));
         Assert.That(ex!.Message, Does.Contain("packed 8×40"));
         var foreign = layout with { NR = layout.NR * 2 };
         var b = new float[foreign.Length(8, 40)];
-        Assert.Throws<InvalidOperationException>(() => CpuGemm.GemmPacked(foreign, false, 4, 40, 8, 1f, a, 8, b, 0f, c, 40, 1));
+        Assert.Throws<InvalidOperationException>(() => CpuGemm.GemmPacked(o, foreign, false, 4, 40, 8, 1f, a, 8, b, 0f, c, 40, 1));
     }
 }

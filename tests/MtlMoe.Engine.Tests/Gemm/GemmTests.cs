@@ -4,7 +4,6 @@ using MtlMoe.Engine.Backends.Cpu;
 namespace MtlMoe.Tests.Gemm;
 
 /// <summary>Every CpuGemm kernel path (forced) against the plain reference, plus determinism and threading.</summary>
-[NonParallelizable]
 public class GemmTests
 {
     // (m, n, k): 1s, odd sizes around the tile widths (8/32, 6/16, 4/4), k across the KC=256 boundary,
@@ -22,20 +21,12 @@ public class GemmTests
          from t in new[] { (false, false), (true, false), (false, true), (true, true) }
          select new object[] { p, t.Item1, t.Item2 }).ToArray();
 
-    private GemmPath? _savedPath;
-    private int _savedThreads;
-
-    [SetUp]
-    public void Save() { _savedPath = CpuGemm.ForcedPath; _savedThreads = CpuBackend.Threads; }
-
-    [TearDown]
-    public void Restore() { CpuGemm.ForcedPath = _savedPath; CpuBackend.Threads = _savedThreads; }
-
-    private static void Force(string name)
+    // Options that force the micro-kernel family called <paramref name="name"/>.
+    internal static CpuBackendOptions Kernel(string name)
     {
         var path = Enum.Parse<GemmPath>(name);
         if (!CpuGemm.IsSupported(path)) Assert.Ignore($"{path} is not supported on this CPU");
-        CpuGemm.ForcedPath = path;
+        return CpuBackendOptions.Defaults with { GemmKernel = path };
     }
 
     private static T[] Random<T>(Random rng, long count) where T : INumber<T>
@@ -46,7 +37,7 @@ public class GemmTests
     }
 
     /// <summary>Runs fast and reference GEMM on padded operands; returns max |fast − ref| / max |ref|.</summary>
-    private static double Compare<T>(bool ta, bool tb, int m, int n, int k, int seed, bool betaZero, int threads)
+    private static double Compare<T>(CpuBackendOptions o, bool ta, bool tb, int m, int n, int k, int seed, bool betaZero, int threads)
         where T : unmanaged, INumber<T>, IFloatingPointIeee754<T>
     {
         var rng = new Random(seed);
@@ -58,9 +49,8 @@ public class GemmTests
         if (betaZero) Array.Fill(c0, T.NaN);   // β = 0 must not read C
         T alpha = T.CreateChecked(1.5), beta = betaZero ? T.Zero : T.CreateChecked(-0.75);
         var fast = (T[])c0.Clone(); var refc = (T[])c0.Clone();
-        CpuBackend.Threads = threads;
-        CpuGemm.Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, fast, ldc);
-        CpuGemm.Reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, refc, ldc);
+        CpuGemm.Gemm(o with { Threads = threads }, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, fast, ldc);
+        CpuGemm.Reference(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, refc, ldc);
         double maxDiff = 0, maxRef = 0;
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
@@ -79,11 +69,11 @@ public class GemmTests
     [TestCaseSource(nameof(Cases))]
     public void Float32MatchesReference(string path, bool ta, bool tb)
     {
-        Force(path);
+        var o = Kernel(path);
         for (int s = 0; s < Shapes.Length; s++)
         {
             var (m, n, k) = Shapes[s];
-            double err = Compare<float>(ta, tb, m, n, k, seed: 100 + s, betaZero: s % 3 == 0, threads: 1 + s % 2);
+            double err = Compare<float>(o, ta, tb, m, n, k, seed: 100 + s, betaZero: s % 3 == 0, threads: 1 + s % 2);
             Assert.That(err, Is.LessThan(2e-6), $"{path} transA={ta} transB={tb} m={m} n={n} k={k}");
         }
     }
@@ -91,11 +81,11 @@ public class GemmTests
     [TestCaseSource(nameof(Cases))]
     public void Float64MatchesReference(string path, bool ta, bool tb)
     {
-        Force(path);
+        var o = Kernel(path);
         for (int s = 0; s < Shapes.Length; s++)
         {
             var (m, n, k) = Shapes[s];
-            double err = Compare<double>(ta, tb, m, n, k, seed: 200 + s, betaZero: s % 3 == 1, threads: 1 + s % 2);
+            double err = Compare<double>(o, ta, tb, m, n, k, seed: 200 + s, betaZero: s % 3 == 1, threads: 1 + s % 2);
             Assert.That(err, Is.LessThan(1e-14), $"{path} transA={ta} transB={tb} m={m} n={n} k={k}");
         }
     }
@@ -105,7 +95,7 @@ public class GemmTests
     [TestCase("Scalar")]
     public void DeterministicAndIndependentOfThreadCount(string path)
     {
-        Force(path);
+        var o = Kernel(path);
         // Large enough (≥ 4 Mflop) that two threads really split the work; both split directions.
         foreach (var (m, n, k, ta, tb) in new[] { (70, 300, 130, false, true), (300, 70, 300, true, false), (600, 10, 300, false, false) })
         {
@@ -113,16 +103,15 @@ public class GemmTests
             var a = Random<float>(rng, (long)m * k); var b = Random<float>(rng, (long)k * n);
             float[] Run(int threads)
             {
-                CpuBackend.Threads = threads;
                 var c = new float[m * n];
-                CpuGemm.Gemm(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, c, n);
+                CpuGemm.Gemm(o with { Threads = threads }, ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, c, n);
                 return c;
             }
             var one = Run(1); var two = Run(2); var twoAgain = Run(2);
             Assert.That(two, Is.EqualTo(twoAgain).AsCollection, $"{path} {m}x{n}x{k}: two calls differ");
             Assert.That(two, Is.EqualTo(one).AsCollection, $"{path} {m}x{n}x{k}: 1 vs 2 threads differ");
             var refc = new float[m * n];
-            CpuGemm.Reference(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, refc, n);
+            CpuGemm.Reference(o, ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, refc, n);
             for (int i = 0; i < refc.Length; i++) Assert.That(two[i], Is.EqualTo(refc[i]).Within(1e-4f));
         }
     }
@@ -131,10 +120,10 @@ public class GemmTests
     public void ZeroDepthOrZeroAlphaScalesCByBeta()
     {
         var c = new double[] { 1, 2, 3, 4, 5, 6 };
-        CpuGemm.Gemm(false, false, 2, 3, 0, 1.0, ReadOnlySpan<double>.Empty, 0, ReadOnlySpan<double>.Empty, 3, 2.0, c, 3);
+        CpuGemm.Gemm(CpuBackendOptions.Defaults, false, false, 2, 3, 0, 1.0, ReadOnlySpan<double>.Empty, 0, ReadOnlySpan<double>.Empty, 3, 2.0, c, 3);
         Assert.That(c, Is.EqualTo(new double[] { 2, 4, 6, 8, 10, 12 }));
         var a = new double[] { double.NaN, 1 }; var b = new double[] { 1, 1, 1, 1, 1, 1 };
-        CpuGemm.Gemm(false, false, 2, 3, 1, 0.0, a, 1, b, 3, 0.5, c, 3);
+        CpuGemm.Gemm(CpuBackendOptions.Defaults, false, false, 2, 3, 1, 0.0, a, 1, b, 3, 0.5, c, 3);
         Assert.That(c, Is.EqualTo(new double[] { 1, 2, 3, 4, 5, 6 }));
     }
 
@@ -143,7 +132,7 @@ public class GemmTests
     {
         // [[1,2],[3,4]] · [[5,6],[7,8]] = [[19,22],[43,50]]; with Aᵀ stored: A = [[1,3],[2,4]]ᵀ.
         var at = new float[] { 1, 3, 2, 4 }; var b = new float[] { 5, 6, 7, 8 }; var c = new float[4];
-        CpuGemm.Gemm(true, false, 2, 2, 2, 1f, at, 2, b, 2, 0f, c, 2);
+        CpuGemm.Gemm(CpuBackendOptions.Defaults, true, false, 2, 2, 2, 1f, at, 2, b, 2, 0f, c, 2);
         Assert.That(c, Is.EqualTo(new float[] { 19, 22, 43, 50 }));
     }
 
@@ -151,9 +140,9 @@ public class GemmTests
     public void ShortSpansAreRejected()
     {
         var a = new float[5]; var b = new float[6]; var c = new float[6];
-        var ex = Assert.Throws<ArgumentException>(() => CpuGemm.Gemm(false, false, 2, 3, 3, 1f, a, 3, b, 3, 0f, c, 3));
+        var ex = Assert.Throws<ArgumentException>(() => CpuGemm.Gemm(CpuBackendOptions.Defaults, false, false, 2, 3, 3, 1f, a, 3, b, 3, 0f, c, 3));
         Assert.That(ex!.Message, Does.Contain("gemm").And.Contain("A span has 5"));
-        ex = Assert.Throws<ArgumentException>(() => CpuGemm.Gemm(false, false, 2, 3, 2, 1f, a, 1, b, 3, 0f, c, 3));
+        ex = Assert.Throws<ArgumentException>(() => CpuGemm.Gemm(CpuBackendOptions.Defaults, false, false, 2, 3, 2, 1f, a, 1, b, 3, 0f, c, 3));
         Assert.That(ex!.Message, Does.Contain("leading dimension of A"));
     }
 }

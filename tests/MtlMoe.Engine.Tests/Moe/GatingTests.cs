@@ -122,9 +122,7 @@ public class GatingTests
             return [.. p.ToArray<float>(), .. g.Importance.ToArray<float>(), .. g.Load.ToArray<float>()];
         }
         var a = Run(); var b = Run();
-        int saved = CpuBackend.Threads;
-        float[] c;
-        try { CpuBackend.Threads = 1; c = Run(); } finally { CpuBackend.Threads = saved; }
+        var c = Cpu.With(Cpu.Defaults with { Threads = 1 }, Run);
         Assert.That(b, Is.EqualTo(a));
         Assert.That(c, Is.EqualTo(a), "single-threaded result differs");
     }

@@ -24,7 +24,7 @@ public class FusedUpdateTests
         using var mb = Ops.MulScalar(nb, mu); using var step = nesterov ? Ops.Add(d, mb) : nb.Clone();
         using var ls = Ops.MulScalar(step, lr); using var np = Ops.Sub(p, ls);
 
-        CpuBackend.Instance.SgdUpdate(p.Storage, p.Layout, g.Storage, g.Layout, buf.Storage, buf.Layout, lr, mu, damp, wd, nesterov, initBuffer: false);
+        new CpuBackend().SgdUpdate(p.StorageView, g.StorageView, buf.StorageView, lr, mu, damp, wd, nesterov, initBuffer: false);
         Assert.That(p.ToDoubleArray(), Is.EqualTo(np.ToDoubleArray()));
         Assert.That(buf.ToDoubleArray(), Is.EqualTo(nb.ToDoubleArray()));
     }
@@ -34,7 +34,7 @@ public class FusedUpdateTests
     {
         using var p = R(21, 1, DType.Float64); using var g = R(21, 2, DType.Float64); using var buf = Tensor.Full([21], 99, DType.Float64);
         using var d = Ops.MulScalar(g, 0.1); using var np = Ops.Sub(p, d);
-        CpuBackend.Instance.SgdUpdate(p.Storage, p.Layout, g.Storage, g.Layout, buf.Storage, buf.Layout, 0.1, 0.9, 0.5, 0, false, initBuffer: true);
+        new CpuBackend().SgdUpdate(p.StorageView, g.StorageView, buf.StorageView, 0.1, 0.9, 0.5, 0, false, initBuffer: true);
         Assert.That(buf.ToDoubleArray(), Is.EqualTo(g.ToDoubleArray()));
         Assert.That(p.ToDoubleArray(), Is.EqualTo(np.ToDoubleArray()));
     }
@@ -56,7 +56,7 @@ public class FusedUpdateTests
         using var sq = Ops.Sqrt(nv); using var bc2s = S(Math.Sqrt(bc2), dtype); using var q = Ops.Div(sq, bc2s); using var denom = Ops.AddScalar(q, eps);
         using var sm = Ops.MulScalar(nm, lr / bc1); using var upd = Ops.Div(sm, denom); using var np = Ops.Sub(pd, upd);
 
-        CpuBackend.Instance.AdamWUpdate(p.Storage, p.Layout, g.Storage, g.Layout, m.Storage, m.Layout, v.Storage, v.Layout, lr, b1, b2, eps, wd, bc1, bc2);
+        new CpuBackend().AdamWUpdate(p.StorageView, g.StorageView, m.StorageView, v.StorageView, lr, b1, b2, eps, wd, bc1, bc2);
         Assert.That(m.ToDoubleArray(), Is.EqualTo(nm.ToDoubleArray()));
         Assert.That(v.ToDoubleArray(), Is.EqualTo(nv.ToDoubleArray()));
         Assert.That(p.ToDoubleArray(), Is.EqualTo(np.ToDoubleArray()));
@@ -66,7 +66,7 @@ public class FusedUpdateTests
     public void MismatchedOperandsThrow()
     {
         using var p = Tensor.Zeros([4]); using var g = Tensor.Zeros([5]);
-        var ex = Assert.Throws<ShapeException>(() => CpuBackend.Instance.SgdUpdate(p.Storage, p.Layout, g.Storage, g.Layout, null, null, 0.1, 0, 0, 0, false, false));
+        var ex = Assert.Throws<ShapeException>(() => new CpuBackend().SgdUpdate(p.StorageView, g.StorageView, null, 0.1, 0, 0, 0, false, false));
         Assert.That(ex!.Message, Does.Contain("sgd_update").And.Contain("[5]").And.Contain("[4]"));
     }
 }

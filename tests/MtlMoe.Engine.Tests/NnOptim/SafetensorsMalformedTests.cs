@@ -4,6 +4,8 @@ using MtlMoe.Engine.IO;
 namespace MtlMoe.Tests.NnOptim;
 
 /// <summary>Each malformed file is rejected before any tensor is allocated, with a message naming the file and the problem.</summary>
+// Serial: every case compares the process-wide live-tensor counters (MemoryStats), which parallel tests move.
+[NonParallelizable]
 public class SafetensorsMalformedTests
 {
     private string _path = "";

@@ -1,7 +1,7 @@
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Bench.Workloads;
 
@@ -16,14 +16,21 @@ public sealed class ConvBench : IWorkload
     public string Name => "conv";
 
     /// <inheritdoc />
-    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32] [--ab " + string.Join("|", AbKnobs.Names) + ": alternate runs with that fast path off/on]";
+    public string Description => "conv2d fwd / bwd-data / bwd-weights: --batch 8 --res 56 --cin 64 --cout 64 --kernel 3 --stride 1 [--groups 1] [--threads t] [--runs r] [--device cpu|cuda] [--tf32] [--ab NAME: alternate runs with that CPU path off/on; --help-ab lists the names]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
     {
         int n = options.Int("batch", 8), res = options.Int("res", 56), c = options.Int("cin", 64), k = options.Int("cout", 64);
         int kernel = options.Int("kernel", 3), stride = options.Int("stride", 1), groups = options.Int("groups", 1);
-        int threads = options.Int("threads", CpuBackend.Threads), runs = options.Int("runs", 5);
+        if (options.Flag("help-ab"))
+        {
+            Console.Error.WriteLine("--ab NAME switches one CPU path off in every other run (the conv algorithm table's rows, the kernels' fast paths, earlier names):");
+            foreach (var line in AbKnobs.Help()) Console.Error.WriteLine(line);
+            return;
+        }
+        var cpu = BenchCpu.Options(options);
+        int threads = cpu.Threads, runs = options.Int("runs", 5);
         if (n < 1 || res < 1 || c < 1 || k < 1 || kernel < 1 || stride < 1 || groups < 1 || c % groups != 0 || k % groups != 0)
             throw new ArgumentException("conv: sizes must be positive and groups must divide --cin and --cout");
         var geo = Conv2dGeometry.Square(stride, kernel / 2, 1, groups);
@@ -33,21 +40,18 @@ public sealed class ConvBench : IWorkload
         var device = Device.Parse(options.Str("device", "cpu"));
         bool tf32 = options.Flag("tf32");
         string? ab = options.Flag("ab") ? options.Str("ab", "all") : null;
-        int saved = CpuBackend.Threads;
-        bool savedTf32 = CudaBackend.AllowTf32;
-        try
+        using (BenchCpu.Use(cpu))
+        using (device.Type == DeviceType.Cuda ? BackendRegistry.Use(((CudaBackend)BackendRegistry.Get(device)).With(new CudaBackendOptions { AllowTf32 = tf32 })) : null)
         {
-            CpuBackend.Threads = threads;
-            CudaBackend.AllowTf32 = tf32;
             using var x = Tensor.Rand([n, c, res, res], new Rng(1), -1, 1, device: device);
             using var w = Tensor.Rand([k, c / groups, kernel, kernel], new Rng(2), -1, 1, device: device);
             using var dy = Tensor.Rand([n, k, ho, wo], new Rng(3), -1, 1, device: device);
             var be = x.Backend;
             var phases = new (string Name, Func<Storage> Body, int[] Shape)[]
             {
-                ("forward", () => be.Conv2dForward(x.Storage, x.Layout, w.Storage, w.Layout, geo), [n, k, ho, wo]),
-                ("backward-data", () => be.Conv2dBackwardData(dy.Storage, dy.Layout, w.Storage, w.Layout, geo, x.Shape), x.Shape),
-                ("backward-weights", () => be.Conv2dBackwardWeight(x.Storage, x.Layout, dy.Storage, dy.Layout, geo, w.Shape), w.Shape),
+                ("forward", () => be.Conv2dForward(x.StorageView, w.StorageView, geo), [n, k, ho, wo]),
+                ("backward-data", () => be.Conv2dBackwardData(dy.StorageView, w.StorageView, geo, x.Shape), x.Shape),
+                ("backward-weights", () => be.Conv2dBackwardWeight(x.StorageView, dy.StorageView, geo, w.Shape), w.Shape),
             };
             foreach (var (phase, body, shape) in phases)
             {
@@ -55,7 +59,7 @@ public sealed class ConvBench : IWorkload
                 Action run = () => { using var t = Tensor.FromStorage(body(), shape); CudaProfiler.Synchronize(device); };
                 if (ab is not null)
                 {
-                    var (off, on) = AbKnobs.MedianMs(ab, run, runs);
+                    var (off, on) = AbKnobs.MedianMs(ab, cpu, _ => run(), runs);
                     output.Write(new Dictionary<string, object?>
                     {
                         ["workload"] = "conv-ab", ["knob"] = ab, ["phase"] = phase, ["n"] = n, ["c"] = c, ["h"] = res, ["k"] = k, ["kernel"] = kernel,
@@ -73,6 +77,5 @@ public sealed class ConvBench : IWorkload
                 });
             }
         }
-        finally { CpuBackend.Threads = saved; CudaBackend.AllowTf32 = savedTf32; }
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 using MtlMoe.Engine.MoE;
 
 namespace MtlMoe.Bench.Workloads;
@@ -33,7 +33,8 @@ public sealed class GatingBench : IWorkload
         var ks = options.Ints("k", [1, 2]);
         var scopes = options.Str("scope", "op,layer").Split(',');
         var paths = options.Str("path", "fused,composed").Split(',');
-        int runsOpt = options.Int("runs", 0), threads = options.Int("threads", CpuBackend.Threads);
+        var cpu = BenchCpu.Options(options);
+        int runsOpt = options.Int("runs", 0), threads = cpu.Threads;
         bool full = options.Flag("full");
         _device = Device.Parse(options.Str("device", "cpu"));
         _profile = options.Flag("profile");
@@ -41,10 +42,8 @@ public sealed class GatingBench : IWorkload
         if (_peakGBps is double pk) Console.Error.WriteLine($"gating: {_device}, peak DRAM bandwidth {pk:F0} GB/s, NVTX {(Nvtx.Enabled ? "on" : "off (libnvToolsExt.so.1 not found)")}");
         foreach (var s in scopes) if (s is not ("op" or "layer")) throw new ArgumentException($"gating: unknown --scope '{s}' (op, layer)");
         foreach (var p in paths) if (p is not ("fused" or "composed")) throw new ArgumentException($"gating: unknown --path '{p}' (fused, composed)");
-        int saved = CpuBackend.Threads;
-        try
+        using (BenchCpu.Use(cpu))
         {
-            CpuBackend.Threads = threads;
             foreach (int b in batches)
                 foreach (int e in experts)
                     foreach (int k in ks)
@@ -60,7 +59,6 @@ public sealed class GatingBench : IWorkload
                             }
                     }
         }
-        finally { CpuBackend.Threads = saved; }
     }
 
     private static Device _device = Device.Cpu;

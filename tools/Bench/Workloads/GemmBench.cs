@@ -1,6 +1,7 @@
 using MtlMoe.Engine;
+using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 
 namespace MtlMoe.Bench.Workloads;
 
@@ -22,7 +23,8 @@ public sealed class GemmBench : IWorkload
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
     {
-        int threads = options.Int("threads", CpuBackend.Threads);
+        var cpu = BenchCpu.Options(options);
+        int threads = cpu.Threads;
         int runs = options.Int("runs", 7);
         string path = options.Str("path", "auto");
         string trans = options.Str("trans", "none");
@@ -56,36 +58,26 @@ public sealed class GemmBench : IWorkload
         if (device.Type == DeviceType.Cuda)
         {
             bool tf32 = options.Flag("tf32");
-            bool savedTf32 = CudaBackend.AllowTf32;
-            CudaBackend.AllowTf32 = tf32;
-            try { foreach (var (sm, sn, sk, st, label) in shapes) MeasureDevice(output, device, sm, sn, sk, st, label, runs, tf32); }
-            finally { CudaBackend.AllowTf32 = savedTf32; }
+            using (BackendRegistry.Use(((CudaBackend)BackendRegistry.Get(device)).With(new CudaBackendOptions { AllowTf32 = tf32 })))
+                foreach (var (sm, sn, sk, st, label) in shapes) MeasureDevice(output, device, sm, sn, sk, st, label, runs, tf32);
             return;
         }
 
-        int saved = CpuBackend.Threads;
-        var savedPath = CpuGemm.ForcedPath;
-        try
+        cpu = cpu with
         {
-            CpuBackend.Threads = threads;
-            CpuGemm.ForcedPath = path switch
+            GemmKernel = path switch
             {
                 "auto" => null,
                 "avx512" => GemmPath.Avx512,
                 "avx2" => GemmPath.Avx2,
                 "scalar" => GemmPath.Scalar,
                 _ => throw new ArgumentException($"--path expects auto|avx512|avx2|scalar, got '{path}'"),
-            };
-            string? ab = options.Flag("ab") ? options.Str("ab", "team") : null;
-            foreach (var (sm, sn, sk, st, label) in shapes)
-                if (ab is null) Measure(output, sm, sn, sk, st, label, threads, runs);
-                else MeasureAb(output, ab, sm, sn, sk, st, label, threads, runs);
-        }
-        finally
-        {
-            CpuBackend.Threads = saved;
-            CpuGemm.ForcedPath = savedPath;
-        }
+            },
+        };
+        string? ab = options.Flag("ab") ? options.Str("ab", "team") : null;
+        foreach (var (sm, sn, sk, st, label) in shapes)
+            if (ab is null) Measure(output, cpu, sm, sn, sk, st, label, runs);
+            else MeasureAb(output, cpu, ab, sm, sn, sk, st, label, runs);
     }
 
     // Random operands for op(A) [m, k] · op(B) [k, n] as stored (transposed ones k×m / n×k), and the repetitions per timed
@@ -99,7 +91,7 @@ public sealed class GemmBench : IWorkload
         return (a, b, c, ta ? m : k, tb ? k : n, (int)Math.Clamp(2e8 / (2.0 * m * n * k), 1, 1000));
     }
 
-    private static void Measure(JsonLines output, int m, int n, int k, string trans, string label, int threads, int runs)
+    private static void Measure(JsonLines output, CpuBackendOptions cpu, int m, int n, int k, string trans, string label, int runs)
     {
         bool ta = trans.Contains('a'), tb = trans.Contains('b');
         var (a, b, c, lda, ldb, reps) = Operands(m, n, k, ta, tb);
@@ -109,7 +101,7 @@ public sealed class GemmBench : IWorkload
         double ms = Timing.MedianMs(() =>
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            for (int r = 0; r < reps; r++) CpuGemm.Gemm<float>(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
+            for (int r = 0; r < reps; r++) CpuGemm.Gemm<float>(cpu, ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n);
             each.Add(sw.Elapsed.TotalMilliseconds / reps);
         }, warmup: 2, runs: runs) / reps;
         double minMs = each.Skip(2).Min();
@@ -121,8 +113,8 @@ public sealed class GemmBench : IWorkload
             ["m"] = m, ["ncols"] = n, ["k"] = k,
             ["trans"] = trans,
             ["device"] = "cpu",
-            ["path"] = CpuGemm.ActivePath.ToString().ToLowerInvariant(),
-            ["threads"] = threads,
+            ["path"] = CpuGemm.PathFor(cpu).ToString().ToLowerInvariant(),
+            ["threads"] = cpu.Threads,
             ["ms"] = Timing.R(ms, 4),
             ["gflops"] = Timing.R(flops / ms / 1e6, 1),
             ["min_ms"] = Timing.R(minMs, 4),
@@ -131,17 +123,17 @@ public sealed class GemmBench : IWorkload
     }
 
     // Alternating runs with the knob off and on (AbKnobs), same operands.
-    private static void MeasureAb(JsonLines output, string knob, int m, int n, int k, string trans, string label, int threads, int runs)
+    private static void MeasureAb(JsonLines output, CpuBackendOptions cpu, string knob, int m, int n, int k, string trans, string label, int runs)
     {
         bool ta = trans.Contains('a'), tb = trans.Contains('b');
         var (a, b, c, lda, ldb, reps) = Operands(m, n, k, ta, tb);
         double flops = 2.0 * m * n * k;
-        var (off, on) = AbKnobs.MedianMs(knob, () => { for (int r = 0; r < reps; r++) CpuGemm.Gemm<float>(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n); }, runs);
+        var (off, on) = AbKnobs.MedianMs(knob, cpu, o => { for (int r = 0; r < reps; r++) CpuGemm.Gemm<float>(o, ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n); }, runs);
         off /= reps; on /= reps;
         output.Write(new Dictionary<string, object?>
         {
             ["workload"] = "gemm-ab", ["knob"] = knob, ["shape"] = label, ["m"] = m, ["ncols"] = n, ["k"] = k, ["trans"] = trans,
-            ["threads"] = threads, ["ms_off"] = Timing.R(off, 4), ["ms_on"] = Timing.R(on, 4),
+            ["threads"] = cpu.Threads, ["ms_off"] = Timing.R(off, 4), ["ms_on"] = Timing.R(on, 4),
             ["gflops_off"] = Timing.R(flops / off / 1e6, 1), ["gflops_on"] = Timing.R(flops / on / 1e6, 1), ["speedup"] = Timing.R(off / on, 3),
         });
     }

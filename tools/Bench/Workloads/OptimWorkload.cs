@@ -10,21 +10,23 @@ public sealed class OptimWorkload : IWorkload
     public string Name => "optim";
 
     /// <inheritdoc />
-    public string Description => "fused SGD/AdamW step vs composed ops, float32 (--sizes 1048576,25000000)";
+    public string Description => "fused SGD/AdamW step vs composed ops, float32 (--sizes 1048576,25000000) [--threads t]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
     {
+        var cpu = BenchCpu.Options(options);
+        using var _ = BenchCpu.Use(cpu);
         foreach (int n in options.Ints("sizes", [1 << 20, 25_000_000]))
         {
             using var p = Tensor.Rand([n], new Rng(1), -1, 1).RequireGrad();
             p.Grad = DisposeScope.Outside(() => Tensor.Rand([n], new Rng(2), -1, 1));
             using (var sgd = new SGD([p], 1e-3, momentum: 0.9, weightDecay: 1e-4))
-                Report(output, "sgd_momentum_fused", n, Timing.MedianMs(sgd.Step), bytesPerElem: 4 * 5); // read p, g, buf; write p, buf
+                Report(output, cpu.Threads, "sgd_momentum_fused", n, Timing.MedianMs(sgd.Step), bytesPerElem: 4 * 5); // read p, g, buf; write p, buf
             using (var adam = new AdamW([p], 1e-3))
-                Report(output, "adamw_fused", n, Timing.MedianMs(adam.Step), bytesPerElem: 4 * 7); // read p, g, m, v; write p, m, v
+                Report(output, cpu.Threads, "adamw_fused", n, Timing.MedianMs(adam.Step), bytesPerElem: 4 * 7); // read p, g, m, v; write p, m, v
             using var buf = Tensor.Zeros([n]);
-            Report(output, "sgd_momentum_composed", n, Timing.MedianMs(() => ComposedSgd(p, p.Grad!, buf)), bytesPerElem: 4 * 5);
+            Report(output, cpu.Threads, "sgd_momentum_composed", n, Timing.MedianMs(() => ComposedSgd(p, p.Grad!, buf)), bytesPerElem: 4 * 5);
             p.ZeroGrad();
         }
     }
@@ -39,10 +41,10 @@ public sealed class OptimWorkload : IWorkload
         p.CopyFrom(Ops.Sub(p, Ops.MulScalar(nb, 1e-3)));
     }
 
-    private static void Report(JsonLines output, string what, int n, double ms, int bytesPerElem) =>
+    private static void Report(JsonLines output, int threads, string what, int n, double ms, int bytesPerElem) =>
         output.Write(new Dictionary<string, object?>
         {
             ["workload"] = "optim", ["op"] = what, ["elements"] = n, ["median_ms"] = Timing.R(ms),
-            ["gb_per_s"] = Timing.R((double)n * bytesPerElem / (ms * 1e6)), ["threads"] = MtlMoe.Engine.Backends.Cpu.CpuBackend.Threads,
+            ["gb_per_s"] = Timing.R((double)n * bytesPerElem / (ms * 1e6)), ["threads"] = threads,
         });
 }

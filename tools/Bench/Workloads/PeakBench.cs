@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using MtlMoe.Engine.Backends.Cpu;
+using MtlMoe.Engine.Backends.Cpu.Gemm;
 
 namespace MtlMoe.Bench.Workloads;
 
@@ -25,7 +25,7 @@ public sealed class PeakBench : IWorkload
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
     {
-        int threads = options.Int("threads", CpuBackend.Threads), runs = options.Int("runs", 7);
+        int threads = options.Int("threads", Environment.ProcessorCount), runs = options.Int("runs", 7);
         if (threads < 1) throw new ArgumentException("--threads must be at least 1");
         string isa = Avx512F.IsSupported ? "avx512" : Fma.IsSupported ? "fma3-avx2" : "none";
         if (isa == "none") throw new PlatformNotSupportedException("peak: no FMA instructions on this CPU");
@@ -67,16 +67,16 @@ public sealed class PeakBench : IWorkload
     // The GEMM micro-kernel alone, its A and B slivers and C tile in L1: the ceiling the blocked GEMM can reach.
     private static unsafe double KernelGflops(int kc, int calls)
     {
-        int mr = Avx512Kernel<float>.MR, nr = Avx512Kernel<float>.NR;
+        int mr = GemmMicroKernel.MR, nr = GemmMicroKernel.NR;
         var a = GC.AllocateArray<float>(mr * kc, pinned: true); var b = GC.AllocateArray<float>(nr * kc, pinned: true);
         var c = GC.AllocateArray<float>(mr * nr, pinned: true);
         for (int i = 0; i < a.Length; i++) a[i] = 1e-3f * (i % 7);
         for (int i = 0; i < b.Length; i++) b[i] = 1e-3f * (i % 5);
         fixed (float* pa = a, pb = b, pc = c)
         {
-            for (int i = 0; i < calls / 10; i++) Avx512Kernel<float>.Run(kc, pa, pb, nr, pc, nr, 1f, 1f, false);
+            for (int i = 0; i < calls / 10; i++) GemmMicroKernel.Run(kc, pa, pb, pc);
             var sw = Stopwatch.StartNew();
-            for (int i = 0; i < calls; i++) Avx512Kernel<float>.Run(kc, pa, pb, nr, pc, nr, 1f, 1f, false);
+            for (int i = 0; i < calls; i++) GemmMicroKernel.Run(kc, pa, pb, pc);
             return 2.0 * mr * nr * kc * calls / sw.Elapsed.TotalSeconds / 1e9;
         }
     }

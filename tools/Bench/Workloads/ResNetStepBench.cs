@@ -16,20 +16,19 @@ public sealed class ResNetStepBench : IWorkload
     public string Name => "resnet18-step";
 
     /// <inheritdoc />
-    public string Description => "ResNet-18 training step (SGD momentum): --batch 16 --res 112 --classes 200 [--threads t] [--runs r] [--device cpu|cuda] [--ab " + string.Join("|", AbKnobs.Names) + "]";
+    public string Description => "ResNet-18 training step (SGD momentum): --batch 16 --res 112 --classes 200 [--threads t] [--runs r] [--device cpu|cuda] [--ab NAME: one CPU path off/on, alternating (conv --help-ab lists the names)]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
     {
         int batch = options.Int("batch", 16), res = options.Int("res", 112), classes = options.Int("classes", 200);
-        int threads = options.Int("threads", CpuBackend.Threads), runs = options.Int("runs", 5);
+        var cpu = BenchCpu.Options(options);
+        int threads = cpu.Threads, runs = options.Int("runs", 5);
         var device = Device.Parse(options.Str("device", "cpu"));
         if (batch < 1 || res < 32 || classes < 2) throw new ArgumentException("resnet18-step: --batch ≥ 1, --res ≥ 32, --classes ≥ 2");
 
-        int saved = CpuBackend.Threads;
-        try
+        using (BenchCpu.Use(cpu))
         {
-            CpuBackend.Threads = threads;
             using var model = new ResNet(ResNetDepth.ResNet18, classes, rng: new Rng(1));
             model.To(device);
             using var opt = new SGD(model.Parameters(), lr: 0.01, momentum: 0.9, weightDecay: 5e-4);
@@ -56,7 +55,7 @@ public sealed class ResNetStepBench : IWorkload
             string? ab = options.Flag("ab") ? options.Str("ab", "all") : null;
             if (ab is not null)
             {
-                var (off, on) = AbKnobs.MedianMs(ab, Step, runs);
+                var (off, on) = AbKnobs.MedianMs(ab, cpu, _ => Step(), runs);
                 output.Write(new Dictionary<string, object?>
                 {
                     ["workload"] = "resnet18-step-ab", ["knob"] = ab, ["batch"] = batch, ["res"] = res, ["threads"] = threads,
@@ -72,6 +71,5 @@ public sealed class ResNetStepBench : IWorkload
                 ["device"] = device.ToString(), ["ms"] = Timing.R(ms), ["images_per_s"] = Timing.R(batch * 1000.0 / ms, 1),
             });
         }
-        finally { CpuBackend.Threads = saved; }
     }
 }

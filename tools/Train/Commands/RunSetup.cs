@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using MtlMoe.Engine;
 using MtlMoe.Engine.Backends;
 using MtlMoe.Engine.Backends.Cpu;
-using MtlMoe.Engine.Cuda;
+using MtlMoe.Engine.Backends.Cuda;
 using MtlMoe.Model.Data;
 using MtlMoe.Model.IO;
 using MtlMoe.Model.Net;
@@ -27,22 +27,25 @@ public static class RunSetup
     {
         if (requested.Kind == DeviceKind.Cpu) return (Device.Cpu, "requested");
         bool cudaOk = CudaRuntime.IsAvailable(out var reason);
-        if (cudaOk && BackendRegistry.CudaFactory is null) { cudaOk = false; reason = "this build has no CUDA backend registered"; }
         if (requested.Kind == DeviceKind.Auto) return cudaOk ? (Device.Cuda(0), "a usable GPU was found") : (Device.Cpu, $"no usable GPU: {reason}");
         if (!cudaOk) throw new DeviceUnavailableException($"--device {requested}: CUDA is not usable ({reason})");
         return (requested.Device, "requested");
     }
 
-    /// <summary>Applies --tf32 to the CUDA backend when the run is on a GPU (the CPU always computes in full FP32).</summary>
+    /// <summary>
+    /// Applies --tf32 when the run is on a GPU (the CPU always computes in full FP32): installs a CUDA backend with it for
+    /// the rest of the command (the calling flow).
+    /// </summary>
     public static void ApplyMath(TrainSettings s, Device device)
     {
-        if (device.Type == DeviceType.Cuda) CudaBackend.AllowTf32 = s.Tf32;
+        if (device.Type == DeviceType.Cuda)
+            BackendRegistry.Use(((CudaBackend)BackendRegistry.Get(device)).With(new CudaBackendOptions { AllowTf32 = s.Tf32 }));
     }
 
-    /// <summary>Applies --threads to the CPU backend.</summary>
+    /// <summary>Applies --threads: installs a CPU backend with that many threads for the rest of the command (the calling flow).</summary>
     public static void ApplyThreads(TrainSettings s)
     {
-        if (s.Threads > 0) CpuBackend.Threads = s.Threads;
+        if (s.Threads > 0) BackendRegistry.Use(new CpuBackend(CpuBackendOptions.FromEnvironment() with { Threads = s.Threads }));
     }
 
     /// <summary>The synthetic set's options for these settings (three quarters of the images train: steps are what a from-scratch model lacks).</summary>

@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Gemm;
 
 /// <summary>
 /// Goto/BLIS-style blocked GEMM around one micro-kernel <typeparamref name="TK"/>:
@@ -21,22 +21,23 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     private const long ParallelFlops = 1L << 22;
 
     public static void Run(bool transA, bool transB, int m, int n, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads)
+        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, CpuBackendOptions o)
     {
         // A narrow C (n well below NR, e.g. 1000×8) wastes most of each NR-wide tile; computing
         // Cᵀ = op(B)ᵀ·op(A)ᵀ instead puts the narrow side on the MR rows of the tile.
         if (TileUse(n, TK.MR) * TileUse(m, TK.NR) > 1.3 * TileUse(m, TK.MR) * TileUse(n, TK.NR))
-            Split(!transB, !transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, threads, cTrans: true, default);
+            Split(!transB, !transA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, threads, o, cTrans: true, default);
         else
-            Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, cTrans: false, default);
+            Split(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads, o, cTrans: false, default);
     }
 
     /// <summary>
     /// C = α·op(A)·B + β·C with B already in the packed layout (<see cref="PackedB"/>: KC-deep blocks of NR-wide
     /// slivers over the padded width), as a conv's unfold writes it: no B packing pass.
     /// </summary>
-    public static void RunPacked(bool transA, int m, int n, int k, T alpha, T* a, int lda, T* bPacked, T beta, T* c, int ldc, int threads)
-        => Split(transA, false, m, n, k, alpha, a, lda, null, 0, beta, c, ldc, threads, cTrans: false,
+    public static void RunPacked(bool transA, int m, int n, int k, T alpha, T* a, int lda, T* bPacked, T beta, T* c, int ldc, int threads,
+        CpuBackendOptions o)
+        => Split(transA, false, m, n, k, alpha, a, lda, null, 0, beta, c, ldc, threads, o, cTrans: false,
             new PackedB(bPacked, (n + TK.NR - 1) / TK.NR * TK.NR, 0));
 
     /// <summary>
@@ -76,7 +77,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
     // Fully optimised from the first call: a one-off large GEMM would otherwise spend its time in tier-0 loops.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Split(bool transA, bool transB, int m, int n, int k, T alpha,
-        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, bool cTrans, PackedB pre)
+        T* a, int lda, T* b, int ldb, T beta, T* c, int ldc, int threads, CpuBackendOptions o, bool cTrans, PackedB pre)
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, MC = BlockRows(m), NC = TK.NC;
         bool parallel = threads > 1 && 2L * m * n * k >= ParallelFlops;
@@ -91,26 +92,26 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
             // Instead each item owns a range of columns for the whole K loop and packs its own B; only the
             // small A is packed more than once. Ranges start on sliver boundaries, so tiles are unchanged.
             int sl = (n + NR - 1) / NR, parts = Math.Min(sl, 4 * threads);
-            WorkerTeam.For(parts, threads, part =>
+            WorkerTeam.For(o, parts, threads, part =>
             {
                 int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
                 T* bOff = pre.Given ? null : transB ? b + (nint)c0 * ldb : b + c0;
                 T* cOff = cTrans ? c + (nint)c0 * ldc : c + c0;
-                Split(transA, transB, m, c1 - c0, k, alpha, a, lda, bOff, ldb, beta, cOff, ldc, 1, cTrans, pre.Given ? pre.Shift(c0) : pre);
+                Split(transA, transB, m, c1 - c0, k, alpha, a, lda, bOff, ldb, beta, cOff, ldc, 1, o, cTrans, pre.Given ? pre.Shift(c0) : pre);
             });
             return;
         }
-        if (parallel && pre.Given && GemmSchedule.PackedBlocksAlone)
+        if (parallel && pre.Given && o.On(CpuPath.GemmPackedBlocksAlone))
         {
             // B is already packed and shared read-only, so nothing needs a barrier per KC step: each item owns MC rows ×
             // a range of slivers for the whole K loop (at least two items per thread, for balance).
             int sl = (n + NR - 1) / NR, parts = Math.Clamp((2 * threads + mBlocks - 1) / mBlocks, 1, sl);
-            WorkerTeam.For(mBlocks * parts, threads, item =>
+            WorkerTeam.For(o, mBlocks * parts, threads, item =>
             {
                 int ib = item / parts, part = item % parts, r0 = ib * MC, r1 = Math.Min(m, r0 + MC);
                 int c0 = (int)((long)sl * part / parts) * NR, c1 = Math.Min(n, (int)((long)sl * (part + 1) / parts) * NR);
                 T* aOff = transA ? a + r0 : a + (nint)r0 * lda;
-                Split(transA, false, r1 - r0, c1 - c0, k, alpha, aOff, lda, null, 0, beta, c + (nint)r0 * ldc + c0, ldc, 1, false, pre.Shift(c0));
+                Split(transA, false, r1 - r0, c1 - c0, k, alpha, aOff, lda, null, 0, beta, c + (nint)r0 * ldc + c0, ldc, 1, o, false, pre.Shift(c0));
             });
             return;
         }
@@ -137,7 +138,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     else if (!inPlaceB)
                     {
                         if (parallel && slivers > 1)
-                            WorkerTeam.For(Math.Min(slivers, 4 * threads), threads, part =>
+                            WorkerTeam.For(o, Math.Min(slivers, 4 * threads), threads, part =>
                             {
                                 int parts = Math.Min(slivers, 4 * threads);
                                 int s0 = (int)((long)slivers * part / parts), s1 = (int)((long)slivers * (part + 1) / parts);
@@ -149,7 +150,7 @@ internal static unsafe class GemmDriver<T, TK> where T : unmanaged, INumber<T> w
                     // Every element of C is computed by exactly one item with the same packed data and the
                     // same kernel steps whichever thread runs it, so dynamic scheduling keeps results exact.
                     if (parallel)
-                        WorkerTeam.For(items, threads, item => Block(item, MC, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
+                        WorkerTeam.For(o, items, threads, item => Block(item, MC, nBlocks, slivers, transA, transB, m, nc, jc, pc, kc,
                             alpha, a, lda, b, ldb, bEff, betaZero, c, ldc, bpp, inPlaceB, cTrans));
                     else
                         for (int item = 0; item < items; item++)

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Gemm;
 
 /// <summary>
 /// A register-blocked micro-kernel: C[MR×NR] = α·Σₚ a[p]·b[p] + β·C over packed slivers

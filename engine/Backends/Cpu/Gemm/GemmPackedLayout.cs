@@ -1,4 +1,4 @@
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Gemm;
 
 /// <summary>
 /// How a k×n B operand is laid out for the micro-kernel when the caller packs it (<see cref="CpuGemm.GemmPacked{T}"/>):

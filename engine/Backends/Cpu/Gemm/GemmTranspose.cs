@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace MtlMoe.Engine.Backends.Cpu;
+namespace MtlMoe.Engine.Backends.Cpu.Gemm;
 
 /// <summary>In-register 8×8 float transposes for packing (rows of A into MR-interleaved slivers, rows of Bᵀ into NR-wide slivers).</summary>
 internal static unsafe class GemmTranspose
