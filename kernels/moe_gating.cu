@@ -685,16 +685,20 @@ MOE_DEV void moe_gating_fused_backward(const float* clean, const float* raw, con
   }
 }
 
-#define MOE_FUSED_ARGS const float* clean, const float* raw, const float* noise
-#define MOE_FUSED_KERNELS(MT, MINB, sfx)                                                                                  \
-  MOE_KERNEL void __attribute__((launch_bounds(MOE_FUSED_THREADS, MINB)))                          \
-  moe_gating_fused_##sfx(MOE_FUSED_ARGS, float* packed, int* top_idx, float* top_gates, float* part,                 \
-                         unsigned* counters, float* aux, int B, int E, int k, float noise_floor, float w_imp, float w_load) { \
+#define MOE_FUSED_FWD_PARAMS const float* clean, const float* raw, const float* noise, float* packed, int* top_idx,        \
+  float* top_gates, float* part, unsigned* counters, float* aux, int B, int E, int k, float noise_floor, float w_imp, float w_load
+#define MOE_FUSED_BWD_PARAMS const float* clean, const float* raw, const float* noise, const float* packed,                \
+  const float* grad_packed, const float* grad_aux, float* grad_clean, float* grad_raw, int B, int E, int k,                  \
+  float noise_floor, float w_imp, float w_load
+// Each kernel is declared first with its launch bounds (the attribute merges into the definition), so that the
+// definition keeps the plain `extern "C" __global__ void name(` form the PTX tests look for.
+#define MOE_FUSED_KERNELS(MT, MINB, sfx)                                                                            \
+  MOE_KERNEL void moe_gating_fused_##sfx(MOE_FUSED_FWD_PARAMS) __attribute__((launch_bounds(MOE_FUSED_THREADS, MINB))); \
+  MOE_KERNEL void moe_gating_fused_##sfx(MOE_FUSED_FWD_PARAMS) {                                                    \
     moe_gating_fused<MT>(clean, raw, noise, packed, top_idx, top_gates, part, counters, aux, B, E, k, noise_floor, w_imp, w_load); } \
-  MOE_KERNEL void __attribute__((launch_bounds(MOE_FUSED_THREADS, MINB)))                          \
-  moe_gating_fused_backward_##sfx(MOE_FUSED_ARGS, const float* packed, const float* grad_packed, const float* grad_aux, \
-                                  float* grad_clean, float* grad_raw, int B, int E, int k, float noise_floor,       \
-                                  float w_imp, float w_load) {                                                     \
+  MOE_KERNEL void moe_gating_fused_backward_##sfx(MOE_FUSED_BWD_PARAMS)                                             \
+    __attribute__((launch_bounds(MOE_FUSED_THREADS, MINB)));                                                        \
+  MOE_KERNEL void moe_gating_fused_backward_##sfx(MOE_FUSED_BWD_PARAMS) {                                           \
     moe_gating_fused_backward<MT>(clean, raw, noise, packed, grad_packed, grad_aux, grad_clean, grad_raw, B, E, k,   \
                                   noise_floor, w_imp, w_load); }
 
