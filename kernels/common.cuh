@@ -65,3 +65,5 @@ struct AddOp { template <typename T> DEVINLINE T operator()(T a, T b) const { re
 
 // Row kernels (one block per row / channel) are launched with exactly BLOCK threads.
 #define BLOCK 256
+
+#include "bf16.cuh"

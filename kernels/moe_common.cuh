@@ -8,6 +8,8 @@
 #define MOE_DEV __device__ __attribute__((always_inline)) inline
 #define MOE_KERNEL extern "C" __global__
 
+#include "bf16.cuh"
+
 #define MOE_FULL_MASK 0xffffffffu
 #define MOE_INF __builtin_inff()
 // Rows per partial sum of importance and load (IBackend.MoeKernelConstants.GatingRowsPerBlock).

@@ -1,4 +1,4 @@
-// MoE routing, dispatch and combine, and their backward (float32 data, int32 indices). The CPU reference is
+// MoE routing, dispatch and combine, and their backward (float32 or bf16 data, int32 indices). The CPU reference is
 // engine/Backends/Cpu/CpuBackend.Moe.cs; results match it bit for bit (no FMA contraction in the sums, the same
 // summation orders, no atomics anywhere).
 //
@@ -8,6 +8,9 @@
 //      (capacity), exclusive scan over experts → offsets [E + 1], dropped count;
 //   3. moe_route_place_i32: the r-th pair (in row-major order) routed to expert e is kept when r < kept[e], at
 //      buffer row offsets[e] + r — the stable placement of the CPU (batch order inside each expert).
+// bf16 variants (<op>_bf16): the activations x, buffer, y, out and their gradients are bf16; gates and their gradient
+// stay float32 (the gating runs in float32 under autocast); sums and products run in float32 in the same order as
+// the f32 kernels, rounded once on store.
 #include "moe_common.cuh"
 
 // clang's CUDA default -ffp-contract=fast ignores `#pragma clang fp contract` and folds the rn builtins into FMAs,
@@ -73,7 +76,8 @@ MOE_KERNEL void moe_route_place_i32(const int* top, const int* rank, const int* 
 }
 
 // Dispatch: buffer[r, c] = x[source_row[r], c]. x: [B, D] with row stride ldx; source_row: [N]; buffer: [N, D] out. Any grid.
-MOE_KERNEL void moe_dispatch_f32(const float* x, int ldx, const int* source_row, float* buffer, int N, int D) {
+template <typename S>
+MOE_DEV void moe_dispatch(const S* x, int ldx, const int* source_row, S* buffer, int N, int D) {
   long long n = (long long)N * D;
   for (long long i = (long long)moe_ctaid() * moe_ntid() + moe_tid(); i < n; i += (long long)moe_nctaid() * moe_ntid()) {
     long long r = i / D, c = i - r * D;
@@ -83,23 +87,24 @@ MOE_KERNEL void moe_dispatch_f32(const float* x, int ldx, const int* source_row,
 
 // Dispatch backward (a gather, no scatter): dx[b, c] = Σ_{j<k} grad_buffer[slot_of[b, j], c] in j order, dropped skipped.
 // grad_buffer: [N, D]; slot_of: [B, k]; dx: [B, D] out. Any grid.
-MOE_KERNEL void moe_dispatch_backward_f32(const float* grad_buffer, const int* slot_of, float* dx, int B, int k, int D) {
+template <typename S>
+MOE_DEV void moe_dispatch_backward(const S* grad_buffer, const int* slot_of, S* dx, int B, int k, int D) {
   long long n = (long long)B * D;
   for (long long i = (long long)moe_ctaid() * moe_ntid() + moe_tid(); i < n; i += (long long)moe_nctaid() * moe_ntid()) {
     long long b = i / D, c = i - b * D;
     float acc = 0.0f;
     for (int j = 0; j < k; j++) {
       int p = slot_of[b * k + j];
-      if (p >= 0) acc += grad_buffer[(long long)p * D + c];
+      if (p >= 0) acc += ld(grad_buffer[(long long)p * D + c]);
     }
-    dx[i] = acc;
+    dx[i] = st<S>(acc);
   }
 }
 
 // Combine: out[b, c] = Σ_{j<k} gates[b, top[b, j]] · y[slot_of[b, j], c] in j order, dropped skipped.
-// y: [N, H]; gates: [B, E]; top, slot_of: [B, k]; out: [B, H]. Any grid.
-MOE_KERNEL void moe_combine_f32(const float* y, const float* gates, const int* top, const int* slot_of, float* out,
-                                int B, int E, int k, int H) {
+// y: [N, H]; gates: [B, E] float32; top, slot_of: [B, k]; out: [B, H]. Any grid.
+template <typename S>
+MOE_DEV void moe_combine(const S* y, const float* gates, const int* top, const int* slot_of, S* out, int B, int E, int k, int H) {
   long long n = (long long)B * H;
   for (long long i = (long long)moe_ctaid() * moe_ntid() + moe_tid(); i < n; i += (long long)moe_nctaid() * moe_ntid()) {
     long long b = i / H, c = i - b * H;
@@ -107,19 +112,20 @@ MOE_KERNEL void moe_combine_f32(const float* y, const float* gates, const int* t
     for (int j = 0; j < k; j++) {
       int p = slot_of[b * k + j];
       if (p < 0) continue;
-      acc = moe_add(acc, moe_mul(gates[b * E + top[b * k + j]], y[(long long)p * H + c]));
+      acc = moe_add(acc, moe_mul(gates[b * E + top[b * k + j]], ld(y[(long long)p * H + c])));
     }
-    out[i] = acc;
+    out[i] = st<S>(acc);
   }
 }
 
 // Combine backward, one warp per (row, choice): grad_y[p, :] = gate · grad_out[b, :]; grad_gates[b, e] =
 // dot(y[p, :], grad_out[b, :]) with lane l summing c ≡ l (mod 32) in order, then a butterfly over lanes 16, 8, 4, 2, 1
-// (the CPU reference sums in this same order). grad_out: [B, H]; y: [N, H]; gates: [B, E]; top, slot_of: [B, k];
-// grad_y: [N, H] out; grad_gates: [B, E] out, zero-filled by the caller beforehand. Launch: 8 warps per block,
+// (the CPU reference sums in this same order). grad_out: [B, H]; y: [N, H]; gates: [B, E] float32; top, slot_of: [B, k];
+// grad_y: [N, H] out; grad_gates: [B, E] float32 out, zero-filled by the caller beforehand. Launch: 8 warps per block,
 // ceil(B·k / 8) blocks.
-MOE_KERNEL void moe_combine_backward_f32(const float* grad_out, const float* y, const float* gates, const int* top, const int* slot_of,
-                                         float* grad_y, float* grad_gates, int B, int E, int k, int H) {
+template <typename S>
+MOE_DEV void moe_combine_backward(const S* grad_out, const S* y, const float* gates, const int* top, const int* slot_of,
+                                  S* grad_y, float* grad_gates, int B, int E, int k, int H) {
   int lane = moe_tid() & 31;
   long long pair = (long long)moe_ctaid() * (moe_ntid() >> 5) + (moe_tid() >> 5);
   if (pair >= (long long)B * k) return;   // warp-uniform
@@ -128,12 +134,27 @@ MOE_KERNEL void moe_combine_backward_f32(const float* grad_out, const float* y, 
   long long b = pair / k;
   int e = top[pair];
   float w = gates[b * E + e];
-  const float* go = grad_out + b * H;
-  const float* yr = y + (long long)p * H;
-  float* gy = grad_y + (long long)p * H;
+  const S* go = grad_out + b * H;
+  const S* yr = y + (long long)p * H;
+  S* gy = grad_y + (long long)p * H;
   float acc = 0.0f;
-  for (int c = lane; c < H; c += 32) { float g = go[c]; gy[c] = w * g; acc = moe_add(acc, moe_mul(yr[c], g)); }
+  for (int c = lane; c < H; c += 32) { float g = ld(go[c]); gy[c] = st<S>(w * g); acc = moe_add(acc, moe_mul(ld(yr[c]), g)); }
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) acc += moe_shfl_xor(acc, off);
   if (lane == 0) grad_gates[b * E + e] = acc;
 }
+
+#define MOE_DISPATCH_KERNELS(S, sfx)                                                                              \
+  MOE_KERNEL void moe_dispatch_##sfx(const S* x, int ldx, const int* source_row, S* buffer, int N, int D) {        \
+    moe_dispatch(x, ldx, source_row, buffer, N, D); }                                                             \
+  MOE_KERNEL void moe_dispatch_backward_##sfx(const S* grad_buffer, const int* slot_of, S* dx, int B, int k, int D) { \
+    moe_dispatch_backward(grad_buffer, slot_of, dx, B, k, D); }                                                   \
+  MOE_KERNEL void moe_combine_##sfx(const S* y, const float* gates, const int* top, const int* slot_of, S* out,    \
+                                    int B, int E, int k, int H) {                                                 \
+    moe_combine(y, gates, top, slot_of, out, B, E, k, H); }                                                       \
+  MOE_KERNEL void moe_combine_backward_##sfx(const S* grad_out, const S* y, const float* gates, const int* top,     \
+                                             const int* slot_of, S* grad_y, float* grad_gates, int B, int E, int k, int H) { \
+    moe_combine_backward(grad_out, y, gates, top, slot_of, grad_y, grad_gates, B, E, k, H); }
+
+MOE_DISPATCH_KERNELS(float, f32)
+MOE_DISPATCH_KERNELS(bf16, bf16)

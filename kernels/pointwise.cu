@@ -4,8 +4,12 @@
 //   binary_<dtype>(i64 n, Strided3 s, int op, const T* a, const T* b, T* y)             op = BinaryOp ordinal; a, b by st[0], st[1]
 //   where_<dtype>(i64 n, Strided3 s, const T* c, const T* a, const T* b, T* y)          y = c != 0 ? a : b; st[0..2]
 //   cast_<from>_<to>(i64 n, Strided3 s, const From* x, To* y)                          float → int truncates toward zero
-//   copy_into_<i32|i64>(i64 n, Strided3 s, const U* x, U* y)    y[offset(i, st[1])] = x[offset(i, st[0])] (any 4/8-byte dtype)
-//   fill_strided_<i32|i64>(i64 n, Strided3 s, U bits, U* y)     y[offset(i, st[0])] = bits (the value's bit pattern)
+//   copy_into_<i32|i64|bf16>(i64 n, Strided3 s, const U* x, U* y)   y[offset(i, st[1])] = x[offset(i, st[0])] (any 4/8/2-byte dtype)
+//   fill_strided_<i32|i64|bf16>(i64 n, Strided3 s, P bits, U* y)     y[offset(i, st[0])] = bits (the value's bit pattern;
+//       P = U, except bf16: an int holding the 16 bits)
+//   relu_backward_<f32|bf16>(i64 n, const T* y, const T* dy, T* dx)  dense: dx = y > 0 ? dy : 0 (y: the ReLU output)
+// bf16 (see common.cuh): unary/binary compute in float32 (alpha, beta are float) and round once on store; where and
+// the moves copy bits; casts to bf16 round to nearest even (from f64/i32/i64 through float, as the C# side does).
 // y is dense in `shape` except for copy_into/fill_strided. Strided3 (must match the C# side, 264 bytes):
 // int ndim; int pad; i64 shape[8]; i64 st[3][8]. Float64 transcendental ops are refused by the host (no libdevice
 // here); their double instantiations below go through float and are never launched.
@@ -128,38 +132,55 @@ DEVINLINE T binary_apply(int op, T u, T v) {
   }
 }
 
-#define POINTWISE_KERNELS(T, sfx)                                                                                  \
-  KERNEL void unary_##sfx(i64 n, Strided3 s, int op, T alpha, T beta, const T* __restrict__ x, T* __restrict__ y) { \
-    GRID_LOOP(i, n) { i64 o[1]; offsets<1>(s, i, o); y[i] = unary_apply<T>(op, x[o[0]], alpha, beta); }            \
+// S: the stored element; the ops run on acc_t<S> (float for bf16) and the result is stored with st<S>.
+#define POINTWISE_KERNELS(S, sfx)                                                                                  \
+  KERNEL void unary_##sfx(i64 n, Strided3 s, int op, acc_t<S> alpha, acc_t<S> beta, const S* __restrict__ x,       \
+                          S* __restrict__ y) {                                                                     \
+    GRID_LOOP(i, n) { i64 o[1]; offsets<1>(s, i, o); y[i] = st<S>(unary_apply<acc_t<S>>(op, ld(x[o[0]]), alpha, beta)); } \
   }                                                                                                                \
-  KERNEL void binary_##sfx(i64 n, Strided3 s, int op, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y) { \
-    GRID_LOOP(i, n) { i64 o[2]; offsets<2>(s, i, o); y[i] = binary_apply<T>(op, a[o[0]], b[o[1]]); }               \
+  KERNEL void binary_##sfx(i64 n, Strided3 s, int op, const S* __restrict__ a, const S* __restrict__ b, S* __restrict__ y) { \
+    GRID_LOOP(i, n) { i64 o[2]; offsets<2>(s, i, o); y[i] = st<S>(binary_apply<acc_t<S>>(op, ld(a[o[0]]), ld(b[o[1]]))); } \
   }                                                                                                                \
-  KERNEL void where_##sfx(i64 n, Strided3 s, const T* __restrict__ c, const T* __restrict__ a, const T* __restrict__ b, \
-                          T* __restrict__ y) {                                                                     \
-    GRID_LOOP(i, n) { i64 o[3]; offsets<3>(s, i, o); y[i] = c[o[0]] != (T)0 ? a[o[1]] : b[o[2]]; }                 \
+  KERNEL void where_##sfx(i64 n, Strided3 s, const S* __restrict__ c, const S* __restrict__ a, const S* __restrict__ b, \
+                          S* __restrict__ y) {                                                                     \
+    GRID_LOOP(i, n) { i64 o[3]; offsets<3>(s, i, o); y[i] = ld(c[o[0]]) != (acc_t<S>)0 ? a[o[1]] : b[o[2]]; }     \
   }
 
 POINTWISE_KERNELS(float, f32)
 POINTWISE_KERNELS(double, f64)
 POINTWISE_KERNELS(int, i32)
 POINTWISE_KERNELS(i64, i64)
+POINTWISE_KERNELS(bf16, bf16)
+
+// From → To through To's compute type: (To)x for the built-in types; to bf16 via float and one rounding.
+template <typename To, typename From> DEVINLINE To cvt(From x) { return st<To>((acc_t<To>)ld(x)); }
 
 #define CAST(F, fs, T, ts)                                                                                          \
   KERNEL void cast_##fs##_##ts(i64 n, Strided3 s, const F* __restrict__ x, T* __restrict__ y) {                    \
-    GRID_LOOP(i, n) { i64 o[1]; offsets<1>(s, i, o); y[i] = (T)x[o[0]]; }                                           \
+    GRID_LOOP(i, n) { i64 o[1]; offsets<1>(s, i, o); y[i] = cvt<T>(x[o[0]]); }                                      \
   }
 CAST(float, f32, double, f64) CAST(float, f32, int, i32) CAST(float, f32, i64, i64)
 CAST(double, f64, float, f32) CAST(double, f64, int, i32) CAST(double, f64, i64, i64)
 CAST(int, i32, float, f32) CAST(int, i32, double, f64) CAST(int, i32, i64, i64)
 CAST(i64, i64, float, f32) CAST(i64, i64, double, f64) CAST(i64, i64, int, i32)
+CAST(float, f32, bf16, bf16) CAST(double, f64, bf16, bf16) CAST(int, i32, bf16, bf16) CAST(i64, i64, bf16, bf16)
+CAST(bf16, bf16, float, f32) CAST(bf16, bf16, double, f64) CAST(bf16, bf16, int, i32) CAST(bf16, bf16, i64, i64)
 
-#define MOVE(U, sfx)                                                                                                \
+#define MOVE(U, P, sfx)                                                                                             \
   KERNEL void copy_into_##sfx(i64 n, Strided3 s, const U* __restrict__ x, U* __restrict__ y) {                     \
     GRID_LOOP(i, n) { i64 o[2]; offsets<2>(s, i, o); y[o[1]] = x[o[0]]; }                                           \
   }                                                                                                                \
-  KERNEL void fill_strided_##sfx(i64 n, Strided3 s, U bits, U* __restrict__ y) {                                   \
-    GRID_LOOP(i, n) { i64 o[1]; offsets<1>(s, i, o); y[o[0]] = bits; }                                             \
+  KERNEL void fill_strided_##sfx(i64 n, Strided3 s, P bits, U* __restrict__ y) {                                   \
+    GRID_LOOP(i, n) { i64 o[1]; offsets<1>(s, i, o); y[o[0]] = (U)bits; }                                          \
   }
-MOVE(int, i32)
-MOVE(i64, i64)
+MOVE(int, int, i32)
+MOVE(i64, i64, i64)
+MOVE(unsigned short, int, bf16)
+
+// ReLU backward from the ReLU's output: one pass instead of a mask and a multiply. y, dy, dx: dense [n].
+template <typename S>
+DEVINLINE void relu_backward(i64 n, const S* __restrict__ y, const S* __restrict__ dy, S* __restrict__ dx) {
+  GRID_LOOP(i, n) dx[i] = ld(y[i]) > (acc_t<S>)0 ? dy[i] : st<S>((acc_t<S>)0);
+}
+KERNEL void relu_backward_f32(i64 n, const float* y, const float* dy, float* dx) { relu_backward(n, y, dy, dx); }
+KERNEL void relu_backward_bf16(i64 n, const bf16* y, const bf16* dy, bf16* dx) { relu_backward(n, y, dy, dx); }

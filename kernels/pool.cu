@@ -8,7 +8,12 @@
 //   avgpool2d_backward_<dtype>(planes, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, const T* dy, T* dx)
 //   adaptive_avgpool2d_<dtype>(i64 planes, int H, int W, int Ho, int Wo, const T* x, T* y)  bins [⌊i·H/Ho⌋, ⌈(i+1)·H/Ho⌉)
 //   adaptive_avgpool2d_backward_<dtype>(planes, H, W, Ho, Wo, const T* dy, T* dx)
+//   maxpool2d_backward_owner_<f32|bf16>(planes, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, const T* dy, const i64* idx, T* dx)
+//       owner-computes: one thread per dx element adds the dy of the covering windows whose saved index is this
+//       element, in (oh, ow) order — the CPU's order of additions, with all of the GPU's threads (needs the geometry)
 // All buffers dense: x, dx [planes, H, W]; y, dy, idx [planes, Ho, Wo].
+// bf16 variants (<op>_bf16): windows are compared and summed in float32 and each output is rounded once; the
+// per-plane max-pool backward is not instantiated for bf16 (it accumulates in the output buffer): use the owner form.
 #include "common.cuh"
 
 // Output rows/cols whose window covers input coordinate h: o·s − p ≤ h ≤ o·s − p + k − 1.
@@ -21,12 +26,13 @@ DEVINLINE void covering(int h, int k, int s, int p, int outSize, int& lo, int& h
 DEVINLINE int bin_start(int i, int size, int out) { return (int)((i64)i * size / out); }
 DEVINLINE int bin_end(int i, int size, int out) { return (int)(((i64)(i + 1) * size + out - 1) / out); }
 
-template <typename T>
+// S: stored elements; T = acc_t<S>: comparisons and sums.
+template <typename S, typename T = acc_t<S>>
 DEVINLINE void maxpool(i64 planes, int H, int W, int Ho, int Wo, int kh, int kw, int sh, int sw, int ph, int pw,
-                       const T* __restrict__ x, T* __restrict__ y, i64* __restrict__ idx) {
+                       const S* __restrict__ x, S* __restrict__ y, i64* __restrict__ idx) {
   GRID_LOOP(e, planes * Ho * Wo) {
     int ow = (int)(e % Wo), oh = (int)((e / Wo) % Ho);
-    const T* p = x + (e / ((i64)Ho * Wo)) * H * W;
+    const S* p = x + (e / ((i64)Ho * Wo)) * H * W;
     T best = (T)0; int at = -1;
     for (int r = 0; r < kh; r++) {
       int h = oh * sh - ph + r;
@@ -34,11 +40,11 @@ DEVINLINE void maxpool(i64 planes, int H, int W, int Ho, int Wo, int kh, int kw,
       for (int c = 0; c < kw; c++) {
         int w = ow * sw - pw + c;
         if (w < 0 || w >= W) continue;
-        T v = p[h * W + w];
+        T v = ld(p[h * W + w]);
         if (at < 0 || v > best || (v != v && best == best)) { best = v; at = h * W + w; }
       }
     }
-    y[e] = at < 0 ? -(T)__builtin_inf() : best;
+    y[e] = st<S>(at < 0 ? -(T)__builtin_inf() : best);
     idx[e] = at < 0 ? 0 : at;
   }
 }
@@ -60,61 +66,83 @@ DEVINLINE void maxpool_backward(i64 planes, int H, int W, int Ho, int Wo, const 
   }
 }
 
-template <typename T>
+// Owner-computes max-pool backward: dx element (h, w) sums dy[o] over the windows o covering it (row-major o order)
+// whose saved index is h·W + w.
+template <typename S, typename T = acc_t<S>>
+DEVINLINE void maxpool_backward_owner(i64 planes, int H, int W, int Ho, int Wo, int kh, int kw, int sh, int sw, int ph, int pw,
+                                      const S* __restrict__ dy, const i64* __restrict__ idx, S* __restrict__ dx) {
+  GRID_LOOP(e, planes * H * W) {
+    int w = (int)(e % W), h = (int)((e / W) % H);
+    i64 base = (e / ((i64)H * W)) * Ho * Wo;
+    i64 me = (i64)h * W + w;
+    int oh0, oh1, ow0, ow1;
+    covering(h, kh, sh, ph, Ho, oh0, oh1);
+    covering(w, kw, sw, pw, Wo, ow0, ow1);
+    T acc = (T)0;
+    for (int oh = oh0; oh <= oh1; oh++)
+      for (int ow = ow0; ow <= ow1; ow++) {
+        i64 o = base + oh * Wo + ow;
+        if (idx[o] == me) acc += ld(dy[o]);
+      }
+    dx[e] = st<S>(acc);
+  }
+}
+
+template <typename S, typename T = acc_t<S>>
 DEVINLINE void avgpool(i64 planes, int H, int W, int Ho, int Wo, int kh, int kw, int sh, int sw, int ph, int pw,
-                       const T* __restrict__ x, T* __restrict__ y) {
+                       const S* __restrict__ x, S* __restrict__ y) {
   T inv = (T)1 / (T)(kh * kw);
   GRID_LOOP(e, planes * Ho * Wo) {
     int ow = (int)(e % Wo), oh = (int)((e / Wo) % Ho);
-    const T* p = x + (e / ((i64)Ho * Wo)) * H * W;
+    const S* p = x + (e / ((i64)Ho * Wo)) * H * W;
     T s = (T)0;
     for (int r = 0; r < kh; r++) {
       int h = oh * sh - ph + r;
       if (h < 0 || h >= H) continue;
       for (int c = 0; c < kw; c++) {
         int w = ow * sw - pw + c;
-        if (w >= 0 && w < W) s += p[h * W + w];
+        if (w >= 0 && w < W) s += ld(p[h * W + w]);
       }
     }
-    y[e] = s * inv;
+    y[e] = st<S>(s * inv);
   }
 }
 
-template <typename T>
+template <typename S, typename T = acc_t<S>>
 DEVINLINE void avgpool_backward(i64 planes, int H, int W, int Ho, int Wo, int kh, int kw, int sh, int sw, int ph, int pw,
-                                const T* __restrict__ dy, T* __restrict__ dx) {
+                                const S* __restrict__ dy, S* __restrict__ dx) {
   T inv = (T)1 / (T)(kh * kw);
   GRID_LOOP(e, planes * H * W) {
     int w = (int)(e % W), h = (int)((e / W) % H);
-    const T* g = dy + (e / ((i64)H * W)) * Ho * Wo;
+    const S* g = dy + (e / ((i64)H * W)) * Ho * Wo;
     int oh0, oh1, ow0, ow1;
     covering(h, kh, sh, ph, Ho, oh0, oh1);
     covering(w, kw, sw, pw, Wo, ow0, ow1);
     T acc = (T)0;
     for (int oh = oh0; oh <= oh1; oh++)
-      for (int ow = ow0; ow <= ow1; ow++) acc += g[oh * Wo + ow];
-    dx[e] = acc * inv;
+      for (int ow = ow0; ow <= ow1; ow++) acc += ld(g[oh * Wo + ow]);
+    dx[e] = st<S>(acc * inv);
   }
 }
 
-template <typename T>
-DEVINLINE void adaptive(i64 planes, int H, int W, int Ho, int Wo, const T* __restrict__ x, T* __restrict__ y) {
+template <typename S, typename T = acc_t<S>>
+DEVINLINE void adaptive(i64 planes, int H, int W, int Ho, int Wo, const S* __restrict__ x, S* __restrict__ y) {
   GRID_LOOP(e, planes * Ho * Wo) {
     int ow = (int)(e % Wo), oh = (int)((e / Wo) % Ho);
-    const T* p = x + (e / ((i64)Ho * Wo)) * H * W;
+    const S* p = x + (e / ((i64)Ho * Wo)) * H * W;
     int h0 = bin_start(oh, H, Ho), h1 = bin_end(oh, H, Ho), w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
     T s = (T)0;
     for (int h = h0; h < h1; h++)
-      for (int w = w0; w < w1; w++) s += p[h * W + w];
-    y[e] = s / (T)((h1 - h0) * (w1 - w0));
+      for (int w = w0; w < w1; w++) s += ld(p[h * W + w]);
+    y[e] = st<S>(s / (T)((h1 - h0) * (w1 - w0)));
   }
 }
 
-template <typename T>
-DEVINLINE void adaptive_backward(i64 planes, int H, int W, int Ho, int Wo, const T* __restrict__ dy, T* __restrict__ dx) {
+template <typename S, typename T = acc_t<S>>
+DEVINLINE void adaptive_backward(i64 planes, int H, int W, int Ho, int Wo, const S* __restrict__ dy, S* __restrict__ dx) {
   GRID_LOOP(e, planes * H * W) {
     int w = (int)(e % W), h = (int)((e / W) % H);
-    const T* g = dy + (e / ((i64)H * W)) * Ho * Wo;
+    const S* g = dy + (e / ((i64)H * W)) * Ho * Wo;
     T acc = (T)0;
     // Bins are monotone in i, so scan the few bins that can contain h (and w).
     for (int oh = 0; oh < Ho; oh++) {
@@ -123,10 +151,10 @@ DEVINLINE void adaptive_backward(i64 planes, int H, int W, int Ho, int Wo, const
       for (int ow = 0; ow < Wo; ow++) {
         int w0 = bin_start(ow, W, Wo), w1 = bin_end(ow, W, Wo);
         if (w < w0 || w >= w1) continue;
-        acc += g[oh * Wo + ow] / (T)((h1 - h0) * (w1 - w0));
+        acc += ld(g[oh * Wo + ow]) / (T)((h1 - h0) * (w1 - w0));
       }
     }
-    dx[e] = acc;
+    dx[e] = st<S>(acc);
   }
 }
 
@@ -134,8 +162,6 @@ DEVINLINE void adaptive_backward(i64 planes, int H, int W, int Ho, int Wo, const
 #define GARGS H, W, Ho, Wo, kh, kw, sh, sw, ph, pw
 #define POOL_KERNELS(T, sfx)                                                                                        \
   KERNEL void maxpool2d_##sfx(i64 planes, GEOM, const T* x, T* y, i64* idx) { maxpool(planes, GARGS, x, y, idx); } \
-  KERNEL void maxpool2d_backward_##sfx(i64 planes, int H, int W, int Ho, int Wo, const T* dy, const i64* idx, T* dx) { \
-    maxpool_backward(planes, H, W, Ho, Wo, dy, idx, dx); }                                                          \
   KERNEL void avgpool2d_##sfx(i64 planes, GEOM, const T* x, T* y) { avgpool(planes, GARGS, x, y); }                \
   KERNEL void avgpool2d_backward_##sfx(i64 planes, GEOM, const T* dy, T* dx) { avgpool_backward(planes, GARGS, dy, dx); } \
   KERNEL void adaptive_avgpool2d_##sfx(i64 planes, int H, int W, int Ho, int Wo, const T* x, T* y) {               \
@@ -143,5 +169,17 @@ DEVINLINE void adaptive_backward(i64 planes, int H, int W, int Ho, int Wo, const
   KERNEL void adaptive_avgpool2d_backward_##sfx(i64 planes, int H, int W, int Ho, int Wo, const T* dy, T* dx) {     \
     adaptive_backward(planes, H, W, Ho, Wo, dy, dx); }
 
+#define MAXPOOL_PLANE_BACKWARD(T, sfx)                                                                              \
+  KERNEL void maxpool2d_backward_##sfx(i64 planes, int H, int W, int Ho, int Wo, const T* dy, const i64* idx, T* dx) { \
+    maxpool_backward(planes, H, W, Ho, Wo, dy, idx, dx); }
+#define MAXPOOL_OWNER_BACKWARD(S, sfx)                                                                              \
+  KERNEL void maxpool2d_backward_owner_##sfx(i64 planes, GEOM, const S* dy, const i64* idx, S* dx) {               \
+    maxpool_backward_owner(planes, GARGS, dy, idx, dx); }
+
 POOL_KERNELS(float, f32)
 POOL_KERNELS(double, f64)
+POOL_KERNELS(bf16, bf16)
+MAXPOOL_PLANE_BACKWARD(float, f32)
+MAXPOOL_PLANE_BACKWARD(double, f64)
+MAXPOOL_OWNER_BACKWARD(float, f32)
+MAXPOOL_OWNER_BACKWARD(bf16, bf16)

@@ -7,9 +7,12 @@ namespace MtlMoe.Engine.IO;
 /// <summary>A safetensors file's problem: the message names the file and what is wrong.</summary>
 public sealed class SafetensorsFormatException(string message) : FormatException(message);
 
+/// <summary>One tensor of a safetensors header as stored: its name, dtype code ("F32", "BF16", "F16", …) and shape.</summary>
+public sealed record SafetensorsEntryInfo(string Name, string DTypeCode, int[] Shape);
+
 public static partial class Safetensors
 {
-    private readonly record struct Entry(string Name, DType DType, int[] Shape, long Begin, long End);
+    private readonly record struct Entry(string Name, Format Format, int[] Shape, long Begin, long End);
 
     /// <summary>Reads every tensor of a safetensors file as CPU tensors (see the overload for metadata).</summary>
     public static Dictionary<string, Tensor> Load(string path) => Load(path, out _);
@@ -17,12 +20,47 @@ public static partial class Safetensors
     /// <summary>
     /// Reads every tensor of a safetensors file as CPU tensors, and its "__metadata__" strings. The whole
     /// header is validated before any tensor is allocated; a malformed file throws
-    /// <see cref="SafetensorsFormatException"/> naming the file and the problem.
+    /// <see cref="SafetensorsFormatException"/> naming the file and the problem. BF16 and F16 tensors load as
+    /// Float32 (exact); <see cref="ReadHeader"/> tells what the file stores.
     /// </summary>
     public static Dictionary<string, Tensor> Load(string path, out Dictionary<string, string> metadata)
     {
+        using var fs = Open(path);
+        var (entries, dataStart) = ReadValidatedHeader(path, fs, out metadata);
+        var result = new Dictionary<string, Tensor>(entries.Count);
+        try
+        {
+            foreach (var e in entries) result[e.Name] = ReadTensor(fs, e, dataStart);
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The tensors a safetensors file holds, as stored (code such as "BF16", shape), in header order, after the
+    /// same validation as <see cref="Load(string)"/>; reads no tensor data.
+    /// </summary>
+    public static IReadOnlyList<SafetensorsEntryInfo> ReadHeader(string path)
+    {
+        using var fs = Open(path);
+        var (entries, _) = ReadValidatedHeader(path, fs, out _);
+        return entries.Select(e => new SafetensorsEntryInfo(e.Name, e.Format.Code, e.Shape)).ToList();
+    }
+
+    private static FileStream Open(string path)
+    {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors: big-endian hosts are not supported");
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+    }
+
+    // Reads and checks the header length, the JSON header and the data region's tiling; returns the entries and the
+    // file offset of the data region.
+    private static (List<Entry> Entries, long DataStart) ReadValidatedHeader(string path, FileStream fs, out Dictionary<string, string> metadata)
+    {
         long fileLength = fs.Length;
         if (fileLength < 8) throw Bad(path, $"file is {fileLength} bytes, shorter than the 8-byte header length");
         Span<byte> lenBytes = stackalloc byte[8];
@@ -36,18 +74,7 @@ public static partial class Safetensors
 
         var entries = ParseHeader(path, header, out metadata);
         CheckDataRegion(path, entries, dataLength);
-
-        var result = new Dictionary<string, Tensor>(entries.Count);
-        try
-        {
-            foreach (var e in entries) result[e.Name] = ReadTensor(fs, e, 8 + (long)n);
-        }
-        catch
-        {
-            foreach (var t in result.Values) t.Dispose();
-            throw;
-        }
-        return result;
+        return (entries, 8 + (long)n);
     }
 
     private static SafetensorsFormatException Bad(string path, string what) => new($"safetensors file '{path}': {what}");
@@ -89,7 +116,7 @@ public static partial class Safetensors
         if (!v.TryGetProperty("shape", out var sh)) throw Bad(path, $"{where}: missing field 'shape'");
         if (!v.TryGetProperty("data_offsets", out var off)) throw Bad(path, $"{where}: missing field 'data_offsets'");
         if (dt.ValueKind != JsonValueKind.String) throw Bad(path, $"{where}: 'dtype' must be a string");
-        var dtype = FromCode(dt.GetString()!) ?? throw Bad(path, $"{where}: unsupported dtype '{dt.GetString()}' (supported: F32, F64, I32, I64)");
+        var format = FormatOf(dt.GetString()!) ?? throw Bad(path, $"{where}: unsupported dtype '{dt.GetString()}' (supported: {ReadableCodes})");
         if (sh.ValueKind != JsonValueKind.Array) throw Bad(path, $"{where}: 'shape' must be an array");
         var shape = new int[sh.GetArrayLength()];
         long count = 1;
@@ -111,10 +138,10 @@ public static partial class Safetensors
                 throw Bad(path, $"{where}: data offset {e.GetRawText()} is not a non-negative integer");
         }
         if (o[1] < o[0]) throw Bad(path, $"{where}: data_offsets end {o[1]} < begin {o[0]}");
-        long expected = count * dtype.SizeOf();
+        long expected = count * format.Size;
         if (o[1] - o[0] != expected)
-            throw Bad(path, $"{where}: data_offsets [{o[0]}, {o[1]}] cover {o[1] - o[0]} bytes but {Code(dtype)} {Shapes.Format(shape)} needs {expected}");
-        return new Entry(name, dtype, shape, o[0], o[1]);
+            throw Bad(path, $"{where}: data_offsets [{o[0]}, {o[1]}] cover {o[1] - o[0]} bytes but {format.Code} {Shapes.Format(shape)} needs {expected}");
+        return new Entry(name, format, shape, o[0], o[1]);
     }
 
     /// <summary>Offsets must lie inside the data region and tile it exactly: no overlap, no hole, no trailing bytes.</summary>
@@ -139,12 +166,27 @@ public static partial class Safetensors
     {
         long pos = dataStart + e.Begin;
         int count = Shapes.Count(e.Shape);
-        switch (e.DType)
+        switch (e.Format.Code)
         {
-            case DType.Float32: { var a = new float[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
-            case DType.Float64: { var a = new double[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
-            case DType.Int32: { var a = new int[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
-            default: { var a = new long[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
+            case "F32": { var a = new float[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
+            case "F64": { var a = new double[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
+            case "I32": { var a = new int[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
+            case "I64": { var a = new long[count]; ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos); return Tensor.FromArray(a, e.Shape); }
+            case "BF16":
+            {
+                var a = new BFloat16[count];
+                ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos);
+                return Tensor.FromArray(BFloat16Convert.ToFloat(a), e.Shape);
+            }
+            case "F16":
+            {
+                var a = new Half[count];
+                ReadExactly(fs, MemoryMarshal.AsBytes(a.AsSpan()), pos);
+                var f = new float[count];
+                for (int i = 0; i < count; i++) f[i] = (float)a[i];   // exact: every half is a float
+                return Tensor.FromArray(f, e.Shape);
+            }
+            default: throw new InvalidOperationException($"safetensors: no reader for format {e.Format.Code}");
         }
     }
 

@@ -152,7 +152,9 @@ public sealed partial class Tensor
             DType.Float32 => target.Upload<float>(dense.ToArray<float>()),
             DType.Float64 => target.Upload<double>(dense.ToArray<double>()),
             DType.Int32 => target.Upload<int>(dense.ToArray<int>()),
-            _ => target.Upload<long>(dense.ToArray<long>()),
+            DType.Int64 => target.Upload<long>(dense.ToArray<long>()),
+            DType.BFloat16 => target.Upload<BFloat16>(dense.ToArray<BFloat16>()),
+            _ => throw new NotSupportedException($"to_device: dtype {DType.Name()} cannot be moved"),
         };
         var src = Device;
         var r = FromStorage(s, Shape);

@@ -52,7 +52,7 @@ public class SafetensorsMalformedTests
         AssertRejected(Build(json, 8), $"tensor 'w': missing field '{field}'");
     }
 
-    [Test] public void UnknownDType() => AssertRejected(Build("{" + T("w", "BF16", "[2]", "[0,4]") + "}", 4), "tensor 'w': unsupported dtype 'BF16'");
+    [Test] public void UnknownDType() => AssertRejected(Build("{" + T("w", "C64", "[2]", "[0,16]") + "}", 16), "tensor 'w': unsupported dtype 'C64' (supported: F32, F64, I32, I64, BF16, F16)");
     [Test] public void NegativeShapeDim() => AssertRejected(Build("{" + T("w", "F32", "[-2]", "[0,8]") + "}", 8), "shape dim 0 (-2) is not a non-negative");
     [Test] public void NonIntegerShapeDim() => AssertRejected(Build("{" + T("w", "F32", "[2, 1.5]", "[0,8]") + "}", 8), "shape dim 1 (1.5) is not a non-negative");
     [Test] public void NonIntegerOffset() => AssertRejected(Build("{" + T("w", "F32", "[2]", "[0,\"8\"]") + "}", 8), "data offset \"8\" is not a non-negative integer");
