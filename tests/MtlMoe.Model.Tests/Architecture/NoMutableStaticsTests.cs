@@ -15,6 +15,7 @@ public class NoMutableStaticsTests
     {
         ["MtlMoe.Engine.DisposeScope._current"] = "[ThreadStatic] the thread's stack of dispose scopes (TorchSharp's design)",
         ["MtlMoe.Engine.Autograd.GradMode._disabled"] = "[ThreadStatic] the thread's no-grad scope",
+        ["MtlMoe.Engine.Amp.Autocast._stack"] = "[ThreadStatic] the thread's stack of autocast scopes (like the no-grad scope)",
         ["MtlMoe.Engine.MemoryStats._liveTensors"] = "process-wide live-tensor counter (leak accounting, not a setting)",
         ["MtlMoe.Engine.MemoryStats._liveBytes"] = "process-wide live-byte counter",
         ["MtlMoe.Engine.MemoryStats._liveStorages"] = "process-wide live-storage counter",
