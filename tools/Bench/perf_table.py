@@ -2,11 +2,13 @@
 """Runs the CPU benchmark set and writes docs/performance.md from its JSON lines.
 
 The set: `peak`, `gemm` (its default shapes), every conv phase of ResNet-18's 11 conv shapes at batch 16 (112² input)
-and `resnet18-step`. The JSON lines are kept beside the page (docs/performance.jsonl), so every figure in the page can
+and `resnet18-step`; then, where Debian's PyTorch is installed (/usr/bin/python3 with torch), rounds of the same
+ResNet-18 step in PyTorch and in ours, interleaved in time, so their ratio is measured under the same load. The JSON lines are kept beside the page (docs/performance.jsonl), so every figure in the page can
 be traced to a Bench line, and `--from` rewrites the page from saved lines without running anything.
 
     python3 tools/Bench/perf_table.py                      # build Bench (Release), run the set, write the page
     python3 tools/Bench/perf_table.py --runs 20            # more timed runs per measurement
+    python3 tools/Bench/perf_table.py --torch-rounds 0     # skip the PyTorch rounds
     python3 tools/Bench/perf_table.py --from docs/performance.jsonl   # only rewrite the page
 
 Only the standard library is used. The page is stamped with the date, the machine (CPU model and cores from
@@ -68,19 +70,42 @@ def load():
         return "unknown"
 
 
-def bench(args, lines, log):
-    cmd = ["dotnet", BENCH_DLL] + args
+def json_lines(cmd, log, what):
+    """Runs cmd; returns the JSON objects it printed on stdout (one per line); exits naming `what` if it failed."""
     log.write("+ " + " ".join(cmd) + "\n")
     log.flush()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        sys.exit(f"perf_table: {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
-    for line in r.stdout.splitlines():
-        if line.startswith("{"):
-            lines.append(json.loads(line))
+        sys.exit(f"perf_table: {what} failed ({r.returncode}):\n{r.stderr}")
+    return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
 
 
-def run_set(runs):
+def bench(args, lines, log):
+    lines.extend(json_lines(["dotnet", BENCH_DLL] + args, log, " ".join(args)))
+
+
+TORCH_PYTHON = "/usr/bin/python3"
+TORCH_STEP = os.path.join(ROOT, "tools", "Bench", "torch_resnet_step.py")
+
+
+def torch_available():
+    try:
+        return subprocess.run([TORCH_PYTHON, "-c", "import torch"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def torch_rounds(rounds, runs, lines, log):
+    """Alternates PyTorch's and our ResNet-18 step, `rounds` times each; every line gets its round number."""
+    for r in range(1, rounds + 1):
+        step = [TORCH_PYTHON, TORCH_STEP, "resnet18-step", "--threads", "2", "--runs", str(runs)]
+        lines.extend(dict(l, engine="pytorch", round=r) for l in json_lines(step, log, "the PyTorch step"))
+        ours = []
+        bench(["resnet18-step", "--runs", str(runs)], ours, log)
+        lines.extend(dict(l, engine="ours", round=r) for l in ours)
+
+
+def run_set(runs, rounds):
     subprocess.run(["dotnet", "build", os.path.join(ROOT, "tools", "Bench"), "-c", "Release", "-v", "quiet", "-nologo"], check=True)
     stamp = {"kind": "stamp", "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
              "machine": machine(), "commit": commit(), "load_before": load(), "runs": runs}
@@ -91,6 +116,10 @@ def run_set(runs):
         bench(["conv", "--batch", "16", "--res", str(res), "--cin", str(cin), "--cout", str(cout), "--kernel", str(k),
                "--stride", str(s), "--runs", str(runs)], lines, sys.stderr)
     bench(["resnet18-step", "--runs", str(runs)], lines, sys.stderr)
+    if rounds > 0 and torch_available():
+        torch_rounds(rounds, runs, lines, sys.stderr)
+    elif rounds > 0:
+        print(f"perf_table: {TORCH_PYTHON} has no torch (apt-get install python3-torch): no PyTorch rounds", file=sys.stderr)
     stamp["load_after"] = load()
     return [stamp] + lines
 
@@ -147,15 +176,36 @@ def markdown(lines):
     w("")
     w("| batch | input | classes | threads | ms | images/s |")
     w("|---:|---|---:|---:|---:|---:|")
-    for l in (l for l in lines if l.get("workload") == "resnet18-step"):
+    for l in (l for l in lines if l.get("workload") == "resnet18-step" and "engine" not in l):
         w(f"| {l['batch']} | {l['res']}² | {l['classes']} | {l['threads']} | {l['ms']} | {l['images_per_s']} |")
     w("")
+    paired = {}
+    for l in (l for l in lines if l.get("workload") == "resnet18-step" and "engine" in l):
+        paired.setdefault(l["round"], {})[l["engine"]] = l
+    rounds = [(r, p["pytorch"], p["ours"]) for r, p in sorted(paired.items()) if "pytorch" in p and "ours" in p]
+    if rounds:
+        ratios = sorted(t["ms"] / o["ms"] for _, t, o in rounds)
+        mid = len(ratios) // 2
+        median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        w("## ResNet-18 step against PyTorch")
+        w("")
+        w("The same step (batch 16, 112², 200 classes, SGD momentum) in Debian's PyTorch (`tools/Bench/torch_resnet_step.py`,")
+        w("OpenBLAS + oneDNN, 2 threads) and in ours, alternating, so both see the same load.")
+        w("")
+        w("| round | PyTorch ms | ours ms | PyTorch / ours |")
+        w("|---:|---:|---:|---:|")
+        for r, t, o in rounds:
+            w(f"| {r} | {t['ms']} | {o['ms']} | {t['ms'] / o['ms']:.2f}× |")
+        w("")
+        w(f"Median PyTorch / ours over {len(rounds)} rounds: **{median:.2f}×** (range {ratios[0]:.2f}–{ratios[-1]:.2f}×).")
+        w("")
     return "\n".join(out)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="timed runs per measurement (default 10)")
+    ap.add_argument("--torch-rounds", type=int, default=3, help="rounds of PyTorch vs ours on the ResNet-18 step (default 3; 0: none)")
     ap.add_argument("--from", dest="src", help="rewrite the page from saved JSON lines instead of running the set")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--jsonl", default=os.path.join(ROOT, "docs", "performance.jsonl"))
@@ -164,7 +214,7 @@ def main():
         with open(a.src) as f:
             lines = [json.loads(l) for l in f if l.strip()]
     else:
-        lines = run_set(a.runs)
+        lines = run_set(a.runs, a.torch_rounds)
         with open(a.jsonl + ".tmp", "w") as f:
             for l in lines:
                 f.write(json.dumps(l, ensure_ascii=False) + "\n")
