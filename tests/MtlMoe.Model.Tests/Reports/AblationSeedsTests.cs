@@ -49,6 +49,7 @@ public class AblationSeedsTests
     }
 
     [Test]
+    [NonParallelizable] // swaps Console.Out/Error to capture the ablation's progress
     public void AblateWithTwoSeedsRunsEveryVariantTwiceAndWritesTheComparison()
     {
         string dir = Path.Combine(ReportFixtures.NewTempDir(), "ablate");

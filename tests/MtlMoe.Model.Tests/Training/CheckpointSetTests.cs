@@ -8,7 +8,6 @@ namespace MtlMoe.Tests.Training;
 /// the middle of a write) leaves a folder that --resume continues so that the run ends byte-identical to one that
 /// was never interrupted, with no temporaries left behind.
 /// </summary>
-[NonParallelizable]
 public class CheckpointSetTests
 {
     private static TrainerOptions Options => TrainingFixtures.TinyOptions(epochs: 3) with { MaxBatches = 2 };

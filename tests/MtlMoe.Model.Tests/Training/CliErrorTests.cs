@@ -10,7 +10,6 @@ namespace MtlMoe.Tests.Training;
 /// code 1 (data, files) or 2 (options), never a stack trace. Each case runs the program's entry point in-process;
 /// together they write the case → exit code → first line table (cli-errors.md in the test folder).
 /// </summary>
-[NonParallelizable]
 public class CliErrorTests
 {
     private static readonly List<(string Case, int Code, string Line)> Table = new();

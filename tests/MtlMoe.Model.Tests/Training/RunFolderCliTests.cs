@@ -7,7 +7,6 @@ using MtlMoe.Tests.Data;
 namespace MtlMoe.Tests.Training;
 
 /// <summary>Issue 18, items 4 and 5: the run folder is locked for the run's life; --resume honours --epochs and refuses the rest.</summary>
-[NonParallelizable]
 public class RunFolderCliTests
 {
     private static string[] TrainArgs(string data, string dir, params string[] extra) => ["--data", data, "--out", dir, .. CliRunner.Tiny, .. extra];
@@ -95,10 +94,10 @@ public class RunFolderCliTests
 }
 
 /// <summary>Issue 18, item 3: --skip-bad decodes every image before training and drops, lists and counts the bad ones.</summary>
-[NonParallelizable]
 public class SkipBadCliTests
 {
     [Test]
+    [NonParallelizable] // swaps Console.Out to read the progress lines it asserts on
     public void SkipBadDropsUndecodableImagesBeforeTrainingAndListsThem()
     {
         string data = TestSets.CopyOfMaster();

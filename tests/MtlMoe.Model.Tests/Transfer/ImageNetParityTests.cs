@@ -16,7 +16,6 @@ namespace MtlMoe.Tests.Pretrained;
 /// unfolded weights gives the same 512-d features; (b) with our usual mean/std normalisation and the folded weights,
 /// the features are nearly the same (the difference is the mean image's spatial variation and the border).
 /// </summary>
-[NonParallelizable]
 public class ImageNetParityTests
 {
     private const int Side = 224;

@@ -9,7 +9,7 @@ using static MtlMoe.Tests.Pretrained.TorchFiles;
 namespace MtlMoe.Tests.Pretrained;
 
 /// <summary>--pretrained through the program's entry point: exit codes and the first line printed.</summary>
-[NonParallelizable]
+[NonParallelizable] // swaps Console.Out/Error to capture the training progress it asserts on
 public class PretrainedCliTests
 {
     private static (int Code, string Out, string Err) Run(params string[] args)
