@@ -8,6 +8,7 @@ namespace MtlMoe.Tests.Pretrained;
 /// The .pth reader on files PyTorch wrote (every storage feature, zip and legacy format) and on crafted
 /// malicious or broken files, each of which must end in one clear error naming the file with nothing run.
 /// </summary>
+[NonParallelizable] // counts live tensors process-wide, so other fixtures must not allocate meanwhile
 public class TorchCheckpointTests
 {
     [TestCase("tensors.pth")]
