@@ -39,7 +39,8 @@ public static class AblateCommand
 
     /// <summary>
     /// Trains each variant into &lt;out&gt;/&lt;variant&gt; (with --seeds N: seeds --seed … --seed + N − 1, into
-    /// &lt;out&gt;/seed&lt;s&gt;/&lt;variant&gt;) and hands the rows to the reporter.
+    /// &lt;out&gt;/seed&lt;s&gt;/&lt;variant&gt;) and hands the rows to the reporter. Run again with the same --out after an
+    /// interruption, it continues: finished variants are re-evaluated, the interrupted one resumes from its last epoch.
     /// </summary>
     public static List<AblationRow> Ablate(TrainSettings settings, ITrainingProgress progress, IRunReporter? reporter, CancellationToken cancel, out string dir)
     {
@@ -51,12 +52,16 @@ public static class AblateCommand
             foreach (var v in Variants)
             {
                 string name = v.ToChoiceName();
-                progress.Message(settings.Seeds > 1 ? $"── ablate: {name}, seed {seed} ──" : $"── ablate: {name} ──");
                 string outDir = settings.Seeds > 1 ? Path.Combine(dir, $"seed{seed}", name) : Path.Combine(dir, name);
-                var s = settings with { Command = CommandKind.Train, Variant = v, Out = outDir, Resume = null, Seed = seed };
+                var requested = settings with { Command = CommandKind.Train, Variant = v, Out = outDir, Resume = null, Seed = seed };
+                var s = AblationResume.Plan(requested, outDir, out bool resumed);
+                string title = settings.Seeds > 1 ? $"{name}, seed {seed}" : name;
+                progress.Message($"── ablate: {title}{(resumed ? $" (continuing {outDir})" : "")} ──");
                 var r = TrainCommand.Train(s, progress, reporter, cancel);
                 int? reached = r.History.FirstOrDefault(m => m.TestTop1 >= TargetTop1)?.Epoch;
-                rows.Add(new AblationRow(name, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, r.Seconds, r.History, seed));
+                // Training time summed over the epochs, so a run continued after an interruption counts whole.
+                double seconds = r.History.Sum(m => m.Seconds);
+                rows.Add(new AblationRow(name, r.Final.Top1, r.BestTop1, r.Final.MeanIoU, reached, TargetTop1, seconds, r.History, seed));
             }
         }
         reporter?.AblationFinished(dir, rows);
