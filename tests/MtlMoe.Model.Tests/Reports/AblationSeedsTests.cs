@@ -26,6 +26,10 @@ public class AblationSeedsTests
         Assert.That((m.Mean, m.Sd, m.N), Is.EqualTo((0.72, 0.02, 3)).Using<(double, double, int)>((a, b) =>
             Math.Abs(a.Item1 - b.Item1) < 1e-12 && Math.Abs(a.Item2 - b.Item2) < 1e-12 && a.Item3 == b.Item3));
         Assert.That(double.IsNaN(MeanSd.Of([0.5]).Sd));
+        // Equal differences up to rounding (as 0.5983 − 0.625 and 0.6133 − 0.64 are) give no t, not t ≈ 1e15.
+        var same = MeanSd.Of([0.5983333333333334 - 0.625, 0.6133333333333333 - 0.64]);
+        Assert.That(same.AllEqual && double.IsNaN(same.T), Is.True, $"sd {same.Sd}, t {same.T}");
+        Assert.That(MeanSd.Of([0.01, 0.02]).AllEqual, Is.False);
     }
 
     [Test]

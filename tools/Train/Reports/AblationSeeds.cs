@@ -17,8 +17,14 @@ public readonly record struct MeanSd(double Mean, double Sd, int N)
         return new(mean, sd, v.Count);
     }
 
-    /// <summary>Paired t statistic of a mean difference: mean / (sd / √n); NaN below two pairs or with sd 0.</summary>
-    public double T => N > 1 && Sd > 0 ? Mean / (Sd / Math.Sqrt(N)) : double.NaN;
+    /// <summary>
+    /// Paired t statistic of a mean difference: mean / (sd / √n); NaN below two pairs or when every difference is the
+    /// same (an sd at rounding level, e.g. 0.0267 and 0.0267 + 1e-17, would otherwise give t ≈ 1e15).
+    /// </summary>
+    public double T => N > 1 && !AllEqual ? Mean / (Sd / Math.Sqrt(N)) : double.NaN;
+
+    /// <summary>Whether the values agree to rounding (sd below 1e-12 of their scale), so no t-test is possible.</summary>
+    public bool AllEqual => N > 1 && !(Sd > 1e-12 * Math.Max(1, Math.Abs(Mean)));
 }
 
 /// <summary>
@@ -115,6 +121,7 @@ public static class AblationSeeds
         {
             var m = MeanSd.Of(PairedDifferences(rows, v).Select(x => x.Diff));
             if (m.N < 2) { parts.Add($"{v}: one pair only, no test"); continue; }
+            if (m.AllEqual) { parts.Add($"{v} differs from {Reference} by {Points(m.Mean)} points on every seed alike (no t-test with zero spread, n = {m.N})"); continue; }
             bool real = Math.Abs(m.T) > TCritical(m.N - 1);
             string dir = m.Mean < 0 ? "below" : "above";
             parts.Add(real ? $"{v} is {Points(Math.Abs(m.Mean)).TrimStart('+')} points {dir} {Reference} (paired t = {m.T.ToString("0.00", Inv)}, n = {m.N}, p < 0.05)"
