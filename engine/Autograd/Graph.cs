@@ -42,6 +42,8 @@ public static class Graph
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         using var _ = GradMode.NoGrad();
+        // Gradients follow the dtypes the forward recorded; a backward called inside an autocast scope must not re-cast them.
+        using var noAutocast = Amp.Autocast.Suspend();
         // Every intermediate gradient is freed when the pass ends; leaf gradients are made outside this scope.
         using var temporaries = DisposeScope.Begin();
         grads[root] = gradient ?? root.OnesLike();

@@ -23,6 +23,11 @@ public static class MoeFunctional
             throw new ShapeException($"moe: input {Shapes.Format(x.Shape)} does not match gate weight {Shapes.Format(wGate.Shape)} (expected [{x.Shape[1]}, E])");
         if (wNoise is not null && !Shapes.Equal(wNoise.Shape, wGate.Shape))
             throw new ShapeException($"moe: noise weight {Shapes.Format(wNoise.Shape)} does not match gate weight {Shapes.Format(wGate.Shape)}");
+        // Under autocast the gate's logits, noise and aux loss stay float32 (policy "moe_gate_logits"): a bf16 x is
+        // widened once, and the matmuls run with autocast suspended so that they are not narrowed again.
+        using var ac = Amp.AutocastArgs.For("moe_gate_logits", x, wGate, wNoise);
+        if (ac.Changed) { x = ac.At(0); wGate = ac.At(1); wNoise = ac[2]; }
+        using var float32 = Amp.Autocast.Suspend();
         using var clean = Ops.MatMul(x, wGate);   // clean: [B, E]
         if (!training || wNoise is null) return MoeOps.NoisyTopKGating(clean, null, null, k, noiseFloor);
         using var raw = Ops.MatMul(x, wNoise);    // raw: [B, E]

@@ -102,7 +102,11 @@ public static class MoeOps
             }
             if (y.Rank != 2 || y.Shape[0] != routing.Kept[i] || (h >= 0 && y.Shape[1] != h))
                 throw new ShapeException($"moe_combine: expert {i} output {Shapes.Format(y.Shape)} does not match its {routing.Kept[i]} rows{(h >= 0 ? $" × {h} features" : "")}");
-            Ops.SameDevice("moe_combine", gates, y); Ops.SameDType("moe_combine", gates, y);
+            Ops.SameDevice("moe_combine", gates, y);
+            // bf16 expert outputs take float32 gates (autocast keeps the gating in float32); otherwise one dtype.
+            if (!(y.DType == DType.BFloat16 && gates.DType == DType.Float32)) Ops.SameDType("moe_combine", gates, y);
+            if (present.Count > 0 && y.DType != present[0].DType)
+                throw new ArgumentException($"moe_combine: expert {i} output is {y.DType.Name()}, an earlier one {present[0].DType.Name()}");
             h = y.Shape[1];
             if (y.Shape[0] > 0) present.Add(y);
         }
@@ -110,7 +114,7 @@ public static class MoeOps
         var be = gates.Backend;
         int n = routing.Rows;
         // Gather the expert outputs into one [N, H] buffer in expert order (the layout dispatch produced).
-        var ybufS = be.Allocate(gates.DType, n * h);
+        var ybufS = be.Allocate(present.Count > 0 ? present[0].DType : gates.DType, n * h);
         int[] starts = new int[present.Count];
         {
             int pi = 0;

@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 using MtlMoe.Engine.Backends;
 
@@ -38,14 +39,16 @@ public static partial class Ops
     /// <summary>Sum over <paramref name="dims"/> (all when null).</summary>
     public static Tensor Sum(Tensor x, int[]? dims = null, bool keepDim = false)
     {
+        using (var ac = AutocastArgs.For("sum", x))
+            if (ac.Changed) return Sum(ac.At(0), dims, keepDim);
         var d = NormalizeDims(dims, x.Rank, "sum");
-        var y = ReduceRaw(ReduceOp.Sum, x, d, keepDim);
-        var kept = KeptShape(x.Shape, d); var inShape = x.Shape;
+        var y = ReduceRaw(ReduceOp.Sum, x, d, keepDim);   // a bf16 x sums to float32
+        var kept = KeptShape(x.Shape, d); var inShape = x.Shape; var inDType = x.DType;
         Graph.Record(y, "sum", [x], g =>
         {
             using var gk = g.Reshape(kept);
             using var e = gk.Expand(inShape);
-            return [e.Contiguous()];
+            return [e.DType == inDType ? e.Contiguous() : e.To(inDType)];
         });
         return y;
     }
@@ -53,6 +56,8 @@ public static partial class Ops
     /// <summary>Mean over <paramref name="dims"/> (all when null).</summary>
     public static Tensor Mean(Tensor x, int[]? dims = null, bool keepDim = false)
     {
+        using (var ac = AutocastArgs.For("mean", x))
+            if (ac.Changed) return Mean(ac.At(0), dims, keepDim);
         var d = NormalizeDims(dims, x.Rank, "mean");
         long n = 1;
         foreach (var i in d) n *= x.Shape[i];
@@ -64,6 +69,8 @@ public static partial class Ops
     /// <summary>Variance over <paramref name="dims"/>; unbiased divides by n − 1.</summary>
     public static Tensor Var(Tensor x, int[]? dims = null, bool keepDim = false, bool unbiased = false)
     {
+        using (var ac = AutocastArgs.For("var", x))
+            if (ac.Changed) return Var(ac.At(0), dims, keepDim, unbiased);
         var d = NormalizeDims(dims, x.Rank, "var");
         long n = 1;
         foreach (var i in d) n *= x.Shape[i];
@@ -88,14 +95,27 @@ public static partial class Ops
         var kept = KeptShape(x.Shape, d);
         Graph.Record(y, name, [x], g =>
         {
-            using var yk = y.Reshape(kept);
-            using var mask = Eq(x, yk);
-            using var count = Sum(mask, d, keepDim: true);
-            using var gk = g.Reshape(kept);
-            using var share = Div(gk, count);
-            return [Mul(mask, share)];
+            if (x.DType != y.DType)
+            {
+                // A bf16 x: its extreme is float32 (exact); compare and share in float32, hand back a bf16 gradient.
+                using var xw = x.To(y.DType);
+                using var r = ExtremeGrad(xw, y, g, d, kept);
+                return [r.To(x.DType)];
+            }
+            return [ExtremeGrad(x, y, g, d, kept)];
         });
         return y;
+    }
+
+    // The gradient of max/min: g shared equally among the elements of x equal to the extreme y (same dtypes).
+    private static Tensor ExtremeGrad(Tensor x, Tensor y, Tensor g, int[] d, int[] kept)
+    {
+        using var yk = y.Reshape(kept);
+        using var mask = Eq(x, yk);
+        using var count = Sum(mask, d, keepDim: true);
+        using var gk = g.Reshape(kept);
+        using var share = Div(gk, count);
+        return Mul(mask, share);
     }
 
     /// <summary>Index of the maximum along <paramref name="dim"/> (first on ties), Int64.</summary>
