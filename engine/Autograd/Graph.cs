@@ -69,6 +69,8 @@ public static class Graph
                 if (gi is null || !input.RequiresGrad) continue;
                 if (!Shapes.Equal(gi.Shape, input.Shape))
                     throw new InvalidOperationException($"backward of '{node.Op}': gradient {Shapes.Format(gi.Shape)} for input {k} of shape {Shapes.Format(input.Shape)}");
+                if (gi.DType != input.DType)
+                    throw new InvalidOperationException($"backward of '{node.Op}': gradient {gi.DType.Name()} for input {k} of dtype {input.DType.Name()}");
                 if (grads.TryGetValue(input, out var prev)) grads[input] = Ops.Add(prev, gi);
                 else grads[input] = gi;
             }

@@ -32,8 +32,13 @@ public static partial class Ops
     private static Tensor ReduceRaw(ReduceOp op, Tensor x, int[] dims, bool keepDim)
     {
         var kept = KeptShape(x.Shape, dims);
+        var shape = keepDim ? kept : DroppedShape(x.Shape, dims);
         var s = x.Backend.Reduce(op, x.StorageView, dims);
-        return Tensor.FromStorage(s, keepDim ? kept : DroppedShape(x.Shape, dims));
+        // The backend reduces bf16 in float32 and returns float32; outside autocast the op keeps its input's dtype (as
+        // PyTorch does), rounding the float32 result once. Under autocast the policy widens the input first instead.
+        if (x.DType != DType.BFloat16 || s.DType != DType.Float32) return Tensor.FromStorage(s, shape);
+        try { return Tensor.FromStorage(x.Backend.Cast(Backends.StorageView.Dense(s, shape), DType.BFloat16), shape); }
+        finally { s.Release(); }
     }
 
     /// <summary>Sum over <paramref name="dims"/> (all when null).</summary>
@@ -42,13 +47,13 @@ public static partial class Ops
         using (var ac = AutocastArgs.For("sum", x))
             if (ac.Changed) return Sum(ac.At(0), dims, keepDim);
         var d = NormalizeDims(dims, x.Rank, "sum");
-        var y = ReduceRaw(ReduceOp.Sum, x, d, keepDim);   // a bf16 x sums to float32
-        var kept = KeptShape(x.Shape, d); var inShape = x.Shape; var inDType = x.DType;
+        var y = ReduceRaw(ReduceOp.Sum, x, d, keepDim);
+        var kept = KeptShape(x.Shape, d); var inShape = x.Shape;
         Graph.Record(y, "sum", [x], g =>
         {
             using var gk = g.Reshape(kept);
             using var e = gk.Expand(inShape);
-            return [e.DType == inDType ? e.Contiguous() : e.To(inDType)];
+            return [e.Contiguous()];
         });
         return y;
     }
@@ -93,17 +98,7 @@ public static partial class Ops
         var d = NormalizeDims(dims, x.Rank, name);
         var y = ReduceRaw(op, x, d, keepDim);
         var kept = KeptShape(x.Shape, d);
-        Graph.Record(y, name, [x], g =>
-        {
-            if (x.DType != y.DType)
-            {
-                // A bf16 x: its extreme is float32 (exact); compare and share in float32, hand back a bf16 gradient.
-                using var xw = x.To(y.DType);
-                using var r = ExtremeGrad(xw, y, g, d, kept);
-                return [r.To(x.DType)];
-            }
-            return [ExtremeGrad(x, y, g, d, kept)];
-        });
+        Graph.Record(y, name, [x], g => [ExtremeGrad(x, y, g, d, kept)]);
         return y;
     }
 

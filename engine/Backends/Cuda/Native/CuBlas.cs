@@ -38,6 +38,13 @@ public static unsafe partial class CuBlas
         int m, int n, int k, void* alpha, CuDevicePtr a, CudaDataType aType, int lda, CuDevicePtr b, CudaDataType bType, int ldb,
         void* beta, CuDevicePtr c, CudaDataType cType, int ldc, CublasComputeType computeType, CublasGemmAlgo algo);
 
+    /// <summary>Strided-batched <see cref="cublasGemmEx"/>: the strides are element counts (<c>long long int</c> in cublas_api.h).</summary>
+    [LibraryImport(Library)]
+    public static partial CublasStatus cublasGemmStridedBatchedEx(CublasHandle handle, CublasOperation transa, CublasOperation transb,
+        int m, int n, int k, void* alpha, CuDevicePtr a, CudaDataType aType, int lda, long strideA, CuDevicePtr b, CudaDataType bType, int ldb,
+        long strideB, void* beta, CuDevicePtr c, CudaDataType cType, int ldc, long strideC, int batchCount,
+        CublasComputeType computeType, CublasGemmAlgo algo);
+
     /// <summary>Throws <see cref="CudaException"/> naming the cuBLAS function and status (e.g. CUBLAS_STATUS_INVALID_VALUE).</summary>
     public static void Check(CublasStatus status, [CallerArgumentExpression(nameof(status))] string? call = null, [CallerMemberName] string caller = "")
     {
