@@ -60,6 +60,18 @@ public sealed partial class CudaBackend
         finally { dense.Release(); }
     }
 
+    /// <summary>
+    /// A channels-last copy of a 4-d float32 or bf16 operand (the storage itself, with a reference added, when it already is
+    /// one): what the network's input edge does, and what a benchmark uses to time an NHWC convolution without the edge.
+    /// </summary>
+    public Storage ToChannelsLast(StorageView v)
+    {
+        var n = NhwcIn(v, "to_channels_last");
+        if (!ReferenceEquals(n.Storage, v.Storage) || v.Storage is not CudaStorage) return n.Storage;
+        n.Storage.AddRef();
+        return n.Storage;
+    }
+
     /// <summary>A new channels-last storage for a logical [N, C, H, W] result.</summary>
     internal CudaStorage NewNhwc(DType t, int[] shape)
     {

@@ -126,6 +126,10 @@ public sealed unsafe class CudaContext
                 MakeCurrent();
                 CuBlas.Check(CuBlas.cublasCreate_v2(out var nh));
                 CuBlas.Check(CuBlas.cublasSetStream_v2(nh, Stream));
+                // A workspace of our own (held for the context's life): cuBLAS then never allocates by itself, so its
+                // calls can be captured into a CUDA graph. 32 MiB covers Hopper's largest recommended workspace.
+                var ws = Allocator.Allocate(CublasWorkspaceBytes).Address;
+                CuBlas.Check(CuBlas.cublasSetWorkspace_v2(nh, new CuDevicePtr(ws), (nuint)CublasWorkspaceBytes));
                 _cublas = nh;
                 return nh;
             }
@@ -149,6 +153,7 @@ public sealed unsafe class CudaContext
         }
     }
 
+    const long CublasWorkspaceBytes = 32L << 20;
     ulong _moeCounters;
     int _moeCounterCount;
 

@@ -20,6 +20,8 @@ public static unsafe partial class CuBlas
     [LibraryImport(Library)] public static partial CublasStatus cublasSetStream_v2(CublasHandle handle, CuStream stream);
     [LibraryImport(Library)] public static partial CublasStatus cublasSetMathMode(CublasHandle handle, CublasMath mode);
     [LibraryImport(Library)] public static partial CublasStatus cublasGetVersion_v2(CublasHandle handle, out int version);
+    /// <summary>Gives cuBLAS a fixed workspace (cublas_api.h: <c>void*</c>, <c>size_t</c>): it then never allocates on its own, which a CUDA graph capture requires.</summary>
+    [LibraryImport(Library)] public static partial CublasStatus cublasSetWorkspace_v2(CublasHandle handle, CuDevicePtr workspace, nuint workspaceSizeInBytes);
 
     /// <summary>C = alpha·op(A)·op(B) + beta·C, column-major; A is m×k after op, B k×n, C m×n.</summary>
     [LibraryImport(Library)]
