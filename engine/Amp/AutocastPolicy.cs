@@ -17,7 +17,7 @@ public enum AmpRule
 
 /// <summary>
 /// The autocast op policy, written once above the backend seam: one table from op name (the names ops record in
-/// the autograd graph) to <see cref="AmpRule"/>, and <see cref="CastFor(string, System.Collections.Generic.IReadOnlyList{DType})"/>, which turns the current scope and an
+/// the autograd graph) to <see cref="AmpRule"/>, and <see cref="CastFor(string, IReadOnlyList{DType})"/>, which turns the current scope and an
 /// op's input dtypes into the dtypes the op should run on. Float64 and integer inputs are never cast (gradient
 /// checks stay exact; indices stay indices). Master weights and optimizer state are float32 outside this table.
 /// </summary>

@@ -42,6 +42,8 @@ public static class Graph
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         using var _ = GradMode.NoGrad();
+        // Gradients follow the dtypes the forward recorded; a backward called inside an autocast scope must not re-cast them.
+        using var noAutocast = Amp.Autocast.Suspend();
         // Every intermediate gradient is freed when the pass ends; leaf gradients are made outside this scope.
         using var temporaries = DisposeScope.Begin();
         grads[root] = gradient ?? root.OnesLike();
@@ -67,6 +69,8 @@ public static class Graph
                 if (gi is null || !input.RequiresGrad) continue;
                 if (!Shapes.Equal(gi.Shape, input.Shape))
                     throw new InvalidOperationException($"backward of '{node.Op}': gradient {Shapes.Format(gi.Shape)} for input {k} of shape {Shapes.Format(input.Shape)}");
+                if (gi.DType != input.DType)
+                    throw new InvalidOperationException($"backward of '{node.Op}': gradient {gi.DType.Name()} for input {k} of dtype {input.DType.Name()}");
                 if (grads.TryGetValue(input, out var prev)) grads[input] = Ops.Add(prev, gi);
                 else grads[input] = gi;
             }

@@ -7,7 +7,10 @@ public partial interface IBackend
     /// contiguous dx. The default composes <see cref="Unary"/> (GtScalar) and <see cref="Binary"/> (Mul); a
     /// backend overrides it with one fused pass.
     /// </summary>
-    Storage ReluBackward(StorageView dy, StorageView y)
+    Storage ReluBackward(StorageView dy, StorageView y) => ReluBackwardComposed(dy, y);
+
+    /// <summary><see cref="ReluBackward"/> composed: a y &gt; 0 mask (<see cref="Unary"/> GtScalar) times dy (<see cref="Binary"/> Mul).</summary>
+    Storage ReluBackwardComposed(StorageView dy, StorageView y)
     {
         var mask = Unary(UnaryOp.GtScalar, y, 0); // mask: contiguous, like y
         try { return Binary(BinaryOp.Mul, dy, StorageView.Dense(mask, y.Shape)); }

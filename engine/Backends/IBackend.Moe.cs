@@ -76,3 +76,27 @@ public static class MoeKernelConstants
     /// <summary>Rows per partial sum of importance and load; partials are then added block by block in order.</summary>
     public const int GatingRowsPerBlock = 8;
 }
+
+/// <summary>The fused gating pass: gating, importance, load and the auxiliary loss in one primitive, and its backward.</summary>
+public partial interface IBackend
+{
+    /// <summary>
+    /// <see cref="MoeGating"/> and the auxiliary loss aux = w_imp·CV²(importance) + w_load·CV²(load) in one pass. Returns
+    /// <c>Packed</c>: [(B + 2)·E + 3] in the logits' dtype — the [B + 2, E] block of <see cref="MoeGating"/> (gates,
+    /// importance, load), then aux, CV²(importance) and CV²(load) — and <c>TopIndices</c> as <see cref="MoeGating"/>.
+    /// The default runs <see cref="MoeGating"/> and <see cref="MoeAuxLoss"/> on the host (exactly the composed ops' arithmetic).
+    /// </summary>
+    (Storage Packed, Storage TopIndices) MoeGatingFused(StorageView clean, StorageView? rawNoise, StorageView? noise,
+        int k, double noiseFloor, double importanceWeight, double loadWeight)
+        => MoeGatingComposed.Forward(this, clean, rawNoise, noise, k, noiseFloor, importanceWeight, loadWeight);
+
+    /// <summary>
+    /// Backward of <see cref="MoeGatingFused"/>. packed: its output [(B + 2)·E + 3]; gradPacked: the upstream gradient of
+    /// all of it (gates, importance, load, aux; the CV² entries carry no gradient). The aux gradient is folded into the
+    /// importance and load gradients, then it continues as <see cref="MoeGatingBackward"/>. The default does that fold on
+    /// the host (<see cref="MoeAuxLoss.Backward"/>) and calls <see cref="MoeGatingBackward"/>.
+    /// </summary>
+    (Storage GradClean, Storage? GradRawNoise) MoeGatingFusedBackward(StorageView clean, StorageView? rawNoise, StorageView? noise,
+        StorageView packed, StorageView gradPacked, int k, double noiseFloor, double importanceWeight, double loadWeight)
+        => MoeGatingComposed.Backward(this, clean, rawNoise, noise, packed, gradPacked, k, noiseFloor, importanceWeight, loadWeight);
+}

@@ -17,17 +17,38 @@ public static class MoeFunctional
     /// from <paramref name="noiseRng"/> (row-major); otherwise no noise and no σ.
     /// </summary>
     public static GatingResult Gate(Tensor x, Tensor wGate, Tensor? wNoise, int k, double noiseFloor, bool training, Rng noiseRng)
+        => Gate(x, wGate, wNoise, k, noiseFloor, training, noiseRng, aux: null);
+
+    /// <summary>
+    /// <see cref="Gate(Tensor, Tensor, Tensor?, int, double, bool, Rng)"/> with the auxiliary loss in the same fused op
+    /// (<see cref="MoeOps.NoisyTopKGatingWithAux"/>): <see cref="GatingResult.Aux"/> = w_imp·CV²(importance) + w_load·CV²(load).
+    /// </summary>
+    public static GatingResult GateWithAux(Tensor x, Tensor wGate, Tensor? wNoise, int k, double noiseFloor, bool training, Rng noiseRng,
+        double importanceWeight, double loadWeight)
+        => Gate(x, wGate, wNoise, k, noiseFloor, training, noiseRng, aux: (importanceWeight, loadWeight));
+
+    private static GatingResult Gate(Tensor x, Tensor wGate, Tensor? wNoise, int k, double noiseFloor, bool training, Rng noiseRng,
+        (double Importance, double Load)? aux)
     {
         if (x.Rank != 2) throw new ShapeException($"moe: input must be [B, D], got {Shapes.Format(x.Shape)}");
         if (wGate.Rank != 2 || wGate.Shape[0] != x.Shape[1])
             throw new ShapeException($"moe: input {Shapes.Format(x.Shape)} does not match gate weight {Shapes.Format(wGate.Shape)} (expected [{x.Shape[1]}, E])");
         if (wNoise is not null && !Shapes.Equal(wNoise.Shape, wGate.Shape))
             throw new ShapeException($"moe: noise weight {Shapes.Format(wNoise.Shape)} does not match gate weight {Shapes.Format(wGate.Shape)}");
+        // Under autocast the gate's logits, noise and aux loss stay float32 (policy "moe_gate_logits"): a bf16 x is
+        // widened once, and the matmuls run with autocast suspended so that they are not narrowed again.
+        using var ac = Amp.AutocastArgs.For("moe_gate_logits", x, wGate, wNoise);
+        if (ac.Changed) { x = ac.At(0); wGate = ac.At(1); wNoise = ac[2]; }
+        using var float32 = Amp.Autocast.Suspend();
         using var clean = Ops.MatMul(x, wGate);   // clean: [B, E]
-        if (!training || wNoise is null) return MoeOps.NoisyTopKGating(clean, null, null, k, noiseFloor);
+        if (!training || wNoise is null) return Gating(clean, null, null);
         using var raw = Ops.MatMul(x, wNoise);    // raw: [B, E]
         using var eps = Tensor.RandN(clean.Shape, noiseRng, clean.DType, clean.Device);
-        return MoeOps.NoisyTopKGating(clean, raw, eps, k, noiseFloor);
+        return Gating(clean, raw, eps);
+
+        GatingResult Gating(Tensor c, Tensor? r, Tensor? n) => aux is var (wi, wl)
+            ? MoeOps.NoisyTopKGatingWithAux(c, r, n, k, noiseFloor, wi, wl)
+            : MoeOps.NoisyTopKGating(c, r, n, k, noiseFloor);
     }
 
     /// <summary>
@@ -41,8 +62,10 @@ public static class MoeFunctional
         if (experts.Count != options.NumExperts) throw new ArgumentException($"moe: {experts.Count} experts for numExperts = {options.NumExperts}");
         if (wGate.Rank == 2 && wGate.Shape[1] != options.NumExperts)
             throw new ShapeException($"moe: gate weight {Shapes.Format(wGate.Shape)} has {wGate.Shape[1]} experts, options say {options.NumExperts}");
-        using var gating = Gate(x, wGate, options.NoisyGating ? wNoise : null, options.K, options.NoiseFloor, training, noiseRng);
-        var aux = MoeOps.AuxLoss(gating, options.ImportanceWeight, options.LoadWeight);
+        // One fused op: gating, importance, load and the aux loss, with one backward.
+        using var gating = GateWithAux(x, wGate, options.NoisyGating ? wNoise : null, options.K, options.NoiseFloor, training, noiseRng,
+            options.ImportanceWeight, options.LoadWeight);
+        var aux = gating.Aux!;
         int b = x.Shape[0];
         using var routing = MoeOps.Route(gating.TopIndices, options.NumExperts, options.Capacity(b));
         using var buffer = MoeOps.Dispatch(x, routing);   // buffer: [N, D]

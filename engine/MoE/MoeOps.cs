@@ -16,19 +16,8 @@ public static class MoeOps
     /// </summary>
     public static GatingResult NoisyTopKGating(Tensor clean, Tensor? rawNoise, Tensor? noise, int k, double noiseFloor = 1e-2)
     {
-        if (clean.Rank != 2) throw new ShapeException($"moe_gating: logits must be [B, E], got {Shapes.Format(clean.Shape)}");
+        CheckGating(clean, rawNoise, noise, k);
         int b = clean.Shape[0], e = clean.Shape[1];
-        if (e == 0) throw new ShapeException($"moe_gating: logits {Shapes.Format(clean.Shape)} have no experts (E = 0)");
-        if (k < 1 || k > e) throw new ArgumentException($"moe_gating: k = {k} must be in [1, E = {e}] for logits {Shapes.Format(clean.Shape)}");
-        if (!clean.DType.IsFloat()) throw new ArgumentException($"moe_gating: logits must be float, got {clean.DType.Name()}");
-        if ((rawNoise is null) != (noise is null)) throw new ArgumentException("moe_gating: rawNoise and noise must be given together (or both null)");
-        if (rawNoise is not null && noise is not null)
-        {
-            if (!Shapes.Equal(rawNoise.Shape, clean.Shape) || !Shapes.Equal(noise.Shape, clean.Shape))
-                throw new ShapeException($"moe_gating: clean {Shapes.Format(clean.Shape)}, noise logits {Shapes.Format(rawNoise.Shape)} and noise {Shapes.Format(noise.Shape)} must have the same shape");
-            Ops.SameDevice("moe_gating", clean, rawNoise); Ops.SameDType("moe_gating", clean, rawNoise);
-            Ops.SameDevice("moe_gating", clean, noise); Ops.SameDType("moe_gating", clean, noise);
-        }
         var be = clean.Backend;
         var (packedS, topS) = be.MoeGating(clean.StorageView, rawNoise?.StorageView, noise?.StorageView, k, noiseFloor);
         var packed = Tensor.FromStorage(packedS, [b + 2, e]);   // packed: [B + 2, E]
@@ -45,6 +34,58 @@ public static class MoeOps
         var importance = packed.Select(0, b);
         var load = packed.Select(0, b + 1);
         return new GatingResult(packed, gates, importance, load, top, k);
+    }
+
+    /// <summary>
+    /// Noisy top-k gating and the auxiliary loss as ONE recorded op with one backward (the fused gating pass,
+    /// <see cref="Backends.IBackend.MoeGatingFused"/>): same gates, importance, load and routing as
+    /// <see cref="NoisyTopKGating"/>, plus <see cref="GatingResult.Aux"/> = w_imp·CV²(importance) + w_load·CV²(load) =
+    /// <see cref="AuxLoss"/> of it. The aux gradient is folded into the gating backward. On the CPU the values and
+    /// gradients are bit-identical to <see cref="NoisyTopKGating"/> followed by <see cref="AuxLoss"/>.
+    /// </summary>
+    public static GatingResult NoisyTopKGatingWithAux(Tensor clean, Tensor? rawNoise, Tensor? noise, int k, double noiseFloor,
+        double importanceWeight, double loadWeight)
+    {
+        CheckGating(clean, rawNoise, noise, k);
+        int b = clean.Shape[0], e = clean.Shape[1], head = (b + 2) * e;
+        var be = clean.Backend;
+        var (flatS, topS) = be.MoeGatingFused(clean.StorageView, rawNoise?.StorageView, noise?.StorageView, k, noiseFloor, importanceWeight, loadWeight);
+        var flat = Tensor.FromStorage(flatS, [head + 3]);   // flat: [(B + 2)·E + 3]: gates, importance, load, aux, CV²(imp), CV²(load)
+        var top = Tensor.FromStorage(topS, [b, k]);         // top: Int32 [B, k]
+        Tensor[] inputs = rawNoise is null ? [clean] : [clean, rawNoise];
+        Graph.Record(flat, "moe_gating_fused", inputs, g =>
+        {
+            var (gc, gr) = be.MoeGatingFusedBackward(clean.StorageView, rawNoise?.StorageView, noise?.StorageView, flat.StorageView,
+                g.StorageView, k, noiseFloor, importanceWeight, loadWeight);
+            var dClean = Tensor.FromStorage(gc, [b, e]);
+            if (rawNoise is null) return [dClean];
+            return [dClean, Tensor.FromStorage(gr!, [b, e])];
+        }, saved: noise is null ? null : [noise]);
+        using var block = flat.Narrow(0, 0, head);
+        var packed = block.Reshape(b + 2, e);               // packed: [B + 2, E]
+        var gates = packed.Narrow(0, 0, b);
+        var importance = packed.Select(0, b);
+        var load = packed.Select(0, b + 1);
+        using var auxRun = flat.Narrow(0, head, 1);
+        var aux = auxRun.Reshape([]);
+        return new GatingResult(packed, gates, importance, load, top, k, aux, flat);
+    }
+
+    private static void CheckGating(Tensor clean, Tensor? rawNoise, Tensor? noise, int k)
+    {
+        if (clean.Rank != 2) throw new ShapeException($"moe_gating: logits must be [B, E], got {Shapes.Format(clean.Shape)}");
+        int e = clean.Shape[1];
+        if (e == 0) throw new ShapeException($"moe_gating: logits {Shapes.Format(clean.Shape)} have no experts (E = 0)");
+        if (k < 1 || k > e) throw new ArgumentException($"moe_gating: k = {k} must be in [1, E = {e}] for logits {Shapes.Format(clean.Shape)}");
+        if (!clean.DType.IsFloat()) throw new ArgumentException($"moe_gating: logits must be float, got {clean.DType.Name()}");
+        if ((rawNoise is null) != (noise is null)) throw new ArgumentException("moe_gating: rawNoise and noise must be given together (or both null)");
+        if (rawNoise is not null && noise is not null)
+        {
+            if (!Shapes.Equal(rawNoise.Shape, clean.Shape) || !Shapes.Equal(noise.Shape, clean.Shape))
+                throw new ShapeException($"moe_gating: clean {Shapes.Format(clean.Shape)}, noise logits {Shapes.Format(rawNoise.Shape)} and noise {Shapes.Format(noise.Shape)} must have the same shape");
+            Ops.SameDevice("moe_gating", clean, rawNoise); Ops.SameDType("moe_gating", clean, rawNoise);
+            Ops.SameDevice("moe_gating", clean, noise); Ops.SameDType("moe_gating", clean, noise);
+        }
     }
 
     /// <summary>
@@ -102,7 +143,11 @@ public static class MoeOps
             }
             if (y.Rank != 2 || y.Shape[0] != routing.Kept[i] || (h >= 0 && y.Shape[1] != h))
                 throw new ShapeException($"moe_combine: expert {i} output {Shapes.Format(y.Shape)} does not match its {routing.Kept[i]} rows{(h >= 0 ? $" × {h} features" : "")}");
-            Ops.SameDevice("moe_combine", gates, y); Ops.SameDType("moe_combine", gates, y);
+            Ops.SameDevice("moe_combine", gates, y);
+            // bf16 expert outputs take float32 gates (autocast keeps the gating in float32); otherwise one dtype.
+            if (!(y.DType == DType.BFloat16 && gates.DType == DType.Float32)) Ops.SameDType("moe_combine", gates, y);
+            if (present.Count > 0 && y.DType != present[0].DType)
+                throw new ArgumentException($"moe_combine: expert {i} output is {y.DType.Name()}, an earlier one {present[0].DType.Name()}");
             h = y.Shape[1];
             if (y.Shape[0] > 0) present.Add(y);
         }
@@ -110,7 +155,7 @@ public static class MoeOps
         var be = gates.Backend;
         int n = routing.Rows;
         // Gather the expert outputs into one [N, H] buffer in expert order (the layout dispatch produced).
-        var ybufS = be.Allocate(gates.DType, n * h);
+        var ybufS = be.Allocate(present.Count > 0 ? present[0].DType : gates.DType, n * h);
         int[] starts = new int[present.Count];
         {
             int pi = 0;

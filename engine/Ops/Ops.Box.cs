@@ -41,6 +41,8 @@ public static partial class Ops
     /// <summary>GIoU loss 1 − GIoU(pred, target), reduced by "mean", "sum" or "none" (then [...]).</summary>
     public static Tensor GIoULoss(Tensor pred, Tensor target, string reduction = "mean")
     {
+        using (var ac = Amp.AutocastArgs.For("giou_loss", pred, target))
+            if (ac.Changed) return GIoULoss(ac.At(0), ac.At(1), reduction);
         CheckReduction("giou_loss", reduction);
         using var g = GeneralizedBoxIoU(pred, target);
         using var per = RSubScalar(g, 1);

@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 using MtlMoe.Engine.Backends;
 
@@ -15,6 +16,8 @@ public static partial class Ops
     /// <summary>2-d convolution with a full geometry (per-dim stride, padding, dilation; groups).</summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, Conv2dGeometry geometry)
     {
+        using (var ac = AutocastArgs.For("conv2d", x, weight, bias))
+            if (ac.Changed) return Conv2d(ac.At(0), ac.At(1), ac[2], geometry);
         var outShape = CheckConv2d(x, weight, bias, geometry);
         var inShape = (int[])x.Shape.Clone(); var wShape = (int[])weight.Shape.Clone();
         var y = Tensor.FromStorage(x.Backend.Conv2dForward(x.StorageView, weight.StorageView, geometry), outShape);

@@ -36,6 +36,8 @@ public static partial class Ops
         var f = new float[n];
         float keepF = (float)keep;
         for (int i = 0; i < n; i++) f[i] = rng.NextDouble() < p ? 0f : keepF;
-        return Tensor.FromArray(f, (int[])x.Shape.Clone(), x.Device);
+        var mask = Tensor.FromArray(f, (int[])x.Shape.Clone(), x.Device);
+        if (x.DType == DType.Float32) return mask;
+        using (mask) return mask.To(x.DType);   // bf16: the scale rounded once (exact for p = 0.5, 0.2, …)
     }
 }

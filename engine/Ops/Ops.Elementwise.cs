@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 using MtlMoe.Engine.Backends;
 
@@ -54,9 +55,9 @@ public static partial class Ops
     /// <summary>sign(x) ∈ {−1, 0, 1}; no gradient.</summary>
     public static Tensor Sign(Tensor x) => UnaryRaw(x, UnaryOp.Sign);
     /// <summary>eˣ</summary>
-    public static Tensor Exp(Tensor x) { RequireFloat("exp", x); return Unary("exp", x, UnaryOp.Exp, (g, y) => Mul(g, y)); }
+    public static Tensor Exp(Tensor x) { using (var ac = AutocastArgs.For("exp", x)) if (ac.Changed) return Exp(ac.At(0)); RequireFloat("exp", x); return Unary("exp", x, UnaryOp.Exp, (g, y) => Mul(g, y)); }
     /// <summary>ln x</summary>
-    public static Tensor Log(Tensor x) { RequireFloat("log", x); return Unary("log", x, UnaryOp.Log, (g, _) => Div(g, x)); }
+    public static Tensor Log(Tensor x) { using (var ac = AutocastArgs.For("log", x)) if (ac.Changed) return Log(ac.At(0)); RequireFloat("log", x); return Unary("log", x, UnaryOp.Log, (g, _) => Div(g, x)); }
     /// <summary>√x</summary>
     public static Tensor Sqrt(Tensor x) { RequireFloat("sqrt", x); return Unary("sqrt", x, UnaryOp.Sqrt, (g, y) => { using var d = MulScalar(y, 2); return Div(g, d); }); }
     /// <summary>max(x, 0)</summary>
@@ -66,10 +67,11 @@ public static partial class Ops
     /// <summary>tanh x</summary>
     public static Tensor Tanh(Tensor x) { RequireFloat("tanh", x); return Unary("tanh", x, UnaryOp.Tanh, (g, y) => { using var y2 = Mul(y, y); using var d = RSubScalar(y2, 1); return Mul(g, d); }); }
     /// <summary>ln(1 + eˣ), computed stably; gradient sigmoid(x).</summary>
-    public static Tensor Softplus(Tensor x) { RequireFloat("softplus", x); return Unary("softplus", x, UnaryOp.Softplus, (g, _) => { using var s = Sigmoid(x); return Mul(g, s); }); }
+    public static Tensor Softplus(Tensor x) { using (var ac = AutocastArgs.For("softplus", x)) if (ac.Changed) return Softplus(ac.At(0)); RequireFloat("softplus", x); return Unary("softplus", x, UnaryOp.Softplus, (g, _) => { using var s = Sigmoid(x); return Mul(g, s); }); }
     /// <summary>Error function; gradient 2/√π·e^(−x²).</summary>
     public static Tensor Erf(Tensor x)
     {
+        using (var ac = AutocastArgs.For("erf", x)) if (ac.Changed) return Erf(ac.At(0));
         RequireFloat("erf", x);
         return Unary("erf", x, UnaryOp.Erf, (g, _) =>
         {
@@ -80,6 +82,7 @@ public static partial class Ops
     /// <summary>Standard normal CDF Φ(x); gradient φ(x) = e^(−x²/2)/√(2π).</summary>
     public static Tensor NormCdf(Tensor x)
     {
+        using (var ac = AutocastArgs.For("norm_cdf", x)) if (ac.Changed) return NormCdf(ac.At(0));
         RequireFloat("normal_cdf", x);
         return Unary("normal_cdf", x, UnaryOp.NormCdf, (g, _) =>
         {
@@ -102,6 +105,7 @@ public static partial class Ops
     /// <summary>xᵖ</summary>
     public static Tensor Pow(Tensor x, double p)
     {
+        using (var ac = AutocastArgs.For("pow", x)) if (ac.Changed) return Pow(ac.At(0), p);
         RequireFloat("pow", x);
         return Unary("pow", x, UnaryOp.PowScalar, (g, _) => { using var xp = UnaryRaw(x, UnaryOp.PowScalar, p - 1); using var d = MulScalar(xp, p); return Mul(g, d); }, p);
     }
@@ -140,27 +144,36 @@ public static partial class Ops
         return y;
     }
 
+    // Under autocast a mixed bf16/float32 pair is promoted to float32 and the op runs again on it (its backward then
+    // sees the promoted operands); null when nothing changes.
+    private static Tensor? Promoted(string name, Tensor a, Tensor b, Func<Tensor, Tensor, Tensor> op)
+    {
+        if (!Autocast.IsEnabled) return null;
+        using var ac = AutocastArgs.For(name, a, b);
+        return ac.Changed ? op(ac.At(0), ac.At(1)) : null;
+    }
+
     /// <summary>a + b (broadcasting)</summary>
-    public static Tensor Add(Tensor a, Tensor b) => Binary("add", BinaryOp.Add, a, b, g => g, g => g);
+    public static Tensor Add(Tensor a, Tensor b) => Promoted("add", a, b, Add) ?? Binary("add", BinaryOp.Add, a, b, g => g, g => g);
     /// <summary>a − b (broadcasting)</summary>
-    public static Tensor Sub(Tensor a, Tensor b) => Binary("sub", BinaryOp.Sub, a, b, g => g, g => Neg(g));
+    public static Tensor Sub(Tensor a, Tensor b) => Promoted("sub", a, b, Sub) ?? Binary("sub", BinaryOp.Sub, a, b, g => g, g => Neg(g));
     /// <summary>a · b (broadcasting)</summary>
-    public static Tensor Mul(Tensor a, Tensor b) => Binary("mul", BinaryOp.Mul, a, b, g => Mul(g, b), g => Mul(g, a));
+    public static Tensor Mul(Tensor a, Tensor b) => Promoted("mul", a, b, Mul) ?? Binary("mul", BinaryOp.Mul, a, b, g => Mul(g, b), g => Mul(g, a));
     /// <summary>a / b (broadcasting)</summary>
-    public static Tensor Div(Tensor a, Tensor b) => Binary("div", BinaryOp.Div, a, b,
+    public static Tensor Div(Tensor a, Tensor b) => Promoted("div", a, b, Div) ?? Binary("div", BinaryOp.Div, a, b,
         g => Div(g, b),
         g => { using var q = Div(a, b); using var qb = Div(q, b); using var n = Neg(qb); return Mul(g, n); });
     /// <summary>aᵇ element-wise (a &gt; 0 for b's gradient).</summary>
-    public static Tensor Pow(Tensor a, Tensor b) => Binary("pow", BinaryOp.Pow, a, b,
+    public static Tensor Pow(Tensor a, Tensor b) => Promoted("pow", a, b, Pow) ?? Binary("pow", BinaryOp.Pow, a, b,
         g => { using var bm1 = AddScalar(b, -1); using var p = PowRaw(a, bm1); using var d = Mul(b, p); return Mul(g, d); },
         g => { using var p = PowRaw(a, b); using var la = Log(a); using var d = Mul(p, la); return Mul(g, d); });
     private static Tensor PowRaw(Tensor a, Tensor b) => BinaryRaw("pow", BinaryOp.Pow, a, b);
     /// <summary>Element-wise maximum; ties send the gradient to a.</summary>
-    public static Tensor Maximum(Tensor a, Tensor b) => Binary("maximum", BinaryOp.Maximum, a, b,
+    public static Tensor Maximum(Tensor a, Tensor b) => Promoted("maximum", a, b, Maximum) ?? Binary("maximum", BinaryOp.Maximum, a, b,
         g => { using var m = BinaryRaw("maximum", BinaryOp.Ge, a, b); return Mul(g, m); },
         g => { using var m = BinaryRaw("maximum", BinaryOp.Lt, a, b); return Mul(g, m); });
     /// <summary>Element-wise minimum; ties send the gradient to a.</summary>
-    public static Tensor Minimum(Tensor a, Tensor b) => Binary("minimum", BinaryOp.Minimum, a, b,
+    public static Tensor Minimum(Tensor a, Tensor b) => Promoted("minimum", a, b, Minimum) ?? Binary("minimum", BinaryOp.Minimum, a, b,
         g => { using var m = BinaryRaw("minimum", BinaryOp.Le, a, b); return Mul(g, m); },
         g => { using var m = BinaryRaw("minimum", BinaryOp.Gt, a, b); return Mul(g, m); });
 
@@ -180,6 +193,8 @@ public static partial class Ops
     /// <summary>cond ? a : b with broadcasting; cond is any dtype, non-zero meaning true; no gradient to cond.</summary>
     public static Tensor Where(Tensor cond, Tensor a, Tensor b)
     {
+        using (var ac = AutocastArgs.For("where", a, b))
+            if (ac.Changed) return Where(cond, ac.At(0), ac.At(1));
         SameDevice("where", a, b); SameDevice("where", cond, a); SameDType("where", a, b);
         var shape = Shapes.Broadcast(Shapes.Broadcast(a.Shape, b.Shape, "where"), cond.Shape, "where");
         var y = WhereRaw(cond, a, b, shape);

@@ -11,6 +11,8 @@ public static partial class Ops
     public static Tensor Concat(IReadOnlyList<Tensor> tensors, int dim)
     {
         if (tensors.Count == 0) throw new ArgumentException("concat: no tensors given");
+        using (var ac = Amp.AutocastArgs.For("cat", [.. tensors]))
+            if (ac.Changed) return Concat(Enumerable.Range(0, tensors.Count).Select(ac.At).ToArray(), dim);
         var first = tensors[0];
         if (first.Rank == 0) throw new ShapeException($"concat: zero-dim tensors cannot be concatenated ({ShapeList(tensors)})");
         int d = Shapes.NormalizeDim(dim, first.Rank, "concat");

@@ -1,3 +1,5 @@
+using MtlMoe.Engine.Amp;
+
 namespace MtlMoe.Engine;
 
 public static partial class Ops
@@ -9,6 +11,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor CrossEntropy(Tensor logits, Tensor labels, string reduction = "mean", double labelSmoothing = 0)
     {
+        using (var ac = AutocastArgs.For("cross_entropy", logits))
+            if (ac.Changed) return CrossEntropy(ac.At(0), labels, reduction, labelSmoothing);
         CheckClassification("cross_entropy", logits, labels, reduction);
         if (labelSmoothing is < 0 or > 1 || double.IsNaN(labelSmoothing))
             throw new ArgumentException($"cross_entropy: label smoothing must be in [0, 1], got {labelSmoothing}");
@@ -29,6 +33,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor NllLoss(Tensor logProbs, Tensor labels, string reduction = "mean")
     {
+        using (var ac = AutocastArgs.For("nll_loss", logProbs))
+            if (ac.Changed) return NllLoss(ac.At(0), labels, reduction);
         CheckClassification("nll_loss", logProbs, labels, reduction);
         using var nll = PickedNegLogProb(logProbs, labels);
         return ReduceLoss(nll, reduction);
@@ -40,6 +46,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor SmoothL1(Tensor pred, Tensor target, double beta = 1.0, string reduction = "mean")
     {
+        using (var ac = AutocastArgs.For("smooth_l1_loss", pred, target))
+            if (ac.Changed) return SmoothL1(ac.At(0), ac.At(1), beta, reduction);
         CheckReduction("smooth_l1", reduction);
         if (beta < 0 || double.IsNaN(beta)) throw new ArgumentException($"smooth_l1: beta must be ≥ 0, got {beta}");
         RequireFloat("smooth_l1", pred);

@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 
 namespace MtlMoe.Engine;
@@ -10,6 +11,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor MatMul(Tensor a, Tensor b)
     {
+        using (var ac = AutocastArgs.For("matmul", a, b))
+            if (ac.Changed) return MatMul(ac.At(0), ac.At(1));
         SameDevice("matmul", a, b); SameDType("matmul", a, b);
         if (a.Rank == 0 || b.Rank == 0) throw new ShapeException($"matmul: operands must have at least one dim, got {Shapes.Format(a.Shape)} and {Shapes.Format(b.Shape)}");
         if (a.Rank == 1) { using var a2 = a.Unsqueeze(0); using var r = MatMul(a2, b); return r.Squeeze(-2); }
@@ -34,6 +37,8 @@ public static partial class Ops
     /// <summary>y = x·Wᵀ + b with x: [..., in], weight: [out, in], bias: [out].</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null)
     {
+        using (var ac = AutocastArgs.For("linear", x, weight, bias))
+            if (ac.Changed) return Linear(ac.At(0), ac.At(1), ac[2]);
         if (weight.Rank != 2) throw new ShapeException($"linear: weight must be [out, in], got {Shapes.Format(weight.Shape)}");
         if (x.Rank == 0 || x.Shape[^1] != weight.Shape[1])
             throw new ShapeException($"linear: input {Shapes.Format(x.Shape)} does not match weight {Shapes.Format(weight.Shape)} (in features {weight.Shape[1]})");

@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 
 namespace MtlMoe.Engine;
@@ -13,6 +14,8 @@ public static partial class Ops
     public static Tensor BatchNorm2d(Tensor x, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
         bool training, double momentum = 0.1, double eps = 1e-5)
     {
+        using (var ac = AutocastArgs.For("batch_norm2d", x, weight, bias))
+            if (ac.Changed) return BatchNorm2d(ac.At(0), ac[1], ac[2], runningMean, runningVar, training, momentum, eps);
         CheckBatchNorm2d(x, weight, bias, runningMean, runningVar, training);
         var be = x.Backend;
         var inputs = new List<Tensor> { x };
@@ -73,7 +76,9 @@ public static partial class Ops
         foreach (var (name, t) in new[] { ("weight", w), ("bias", b), ("running_mean", rm), ("running_var", rv) })
         {
             if (t is null) continue;
-            SameDevice("batch_norm2d", x, t); SameDType("batch_norm2d", x, t);
+            SameDevice("batch_norm2d", x, t);
+            // A bf16 activation takes float32 statistics and parameters (autocast); otherwise all share x's dtype.
+            if (!(x.DType == DType.BFloat16 && t.DType == DType.Float32)) SameDType("batch_norm2d", x, t);
             if (t.Rank != 1 || t.Shape[0] != c)
                 throw new ShapeException($"batch_norm2d: {name} {Shapes.Format(t.Shape)} does not match input {Shapes.Format(x.Shape)} ({c} channels)");
         }

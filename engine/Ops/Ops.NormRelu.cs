@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 
 namespace MtlMoe.Engine;
@@ -12,6 +13,8 @@ public static partial class Ops
     public static Tensor BatchNormRelu(Tensor x, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
         bool training, double momentum = 0.1, double eps = 1e-5)
     {
+        using (var ac = AutocastArgs.For("batch_norm2d_relu", x, weight, bias))
+            if (ac.Changed) return BatchNormRelu(ac.At(0), ac[1], ac[2], runningMean, runningVar, training, momentum, eps);
         if (!training)
         {
             using var b = BatchNorm2d(x, weight, bias, runningMean, runningVar, training: false, momentum, eps);
@@ -46,6 +49,11 @@ public static partial class Ops
     public static Tensor BatchNormAddRelu(Tensor x, Tensor residual, Tensor? weight, Tensor? bias, Tensor runningMean, Tensor runningVar,
         bool training, double momentum = 0.1, double eps = 1e-5)
     {
+        using (var ac = AutocastArgs.For("batch_norm2d_add_relu", x, weight, bias))
+            if (ac.Changed) return BatchNormAddRelu(ac.At(0), residual, ac[1], ac[2], runningMean, runningVar, training, momentum, eps);
+        // The residual is a second activation: a mixed bf16/float32 pair promotes both to float32 (as add does).
+        using (var ar = AutocastArgs.For("add", x, residual))
+            if (ar.Changed) return BatchNormAddRelu(ar.At(0), ar.At(1), weight, bias, runningMean, runningVar, training, momentum, eps);
         CheckBatchNorm2d(x, weight, bias, runningMean, runningVar, training);
         SameDevice("batch_norm2d_add_relu", x, residual); SameDType("batch_norm2d_add_relu", x, residual);
         if (!residual.Shape.SequenceEqual(x.Shape))

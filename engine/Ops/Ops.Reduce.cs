@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 using MtlMoe.Engine.Backends;
 
@@ -31,13 +32,20 @@ public static partial class Ops
     private static Tensor ReduceRaw(ReduceOp op, Tensor x, int[] dims, bool keepDim)
     {
         var kept = KeptShape(x.Shape, dims);
+        var shape = keepDim ? kept : DroppedShape(x.Shape, dims);
         var s = x.Backend.Reduce(op, x.StorageView, dims);
-        return Tensor.FromStorage(s, keepDim ? kept : DroppedShape(x.Shape, dims));
+        // The backend reduces bf16 in float32 and returns float32; outside autocast the op keeps its input's dtype (as
+        // PyTorch does), rounding the float32 result once. Under autocast the policy widens the input first instead.
+        if (x.DType != DType.BFloat16 || s.DType != DType.Float32) return Tensor.FromStorage(s, shape);
+        try { return Tensor.FromStorage(x.Backend.Cast(Backends.StorageView.Dense(s, shape), DType.BFloat16), shape); }
+        finally { s.Release(); }
     }
 
     /// <summary>Sum over <paramref name="dims"/> (all when null).</summary>
     public static Tensor Sum(Tensor x, int[]? dims = null, bool keepDim = false)
     {
+        using (var ac = AutocastArgs.For("sum", x))
+            if (ac.Changed) return Sum(ac.At(0), dims, keepDim);
         var d = NormalizeDims(dims, x.Rank, "sum");
         var y = ReduceRaw(ReduceOp.Sum, x, d, keepDim);
         var kept = KeptShape(x.Shape, d); var inShape = x.Shape;
@@ -53,6 +61,8 @@ public static partial class Ops
     /// <summary>Mean over <paramref name="dims"/> (all when null).</summary>
     public static Tensor Mean(Tensor x, int[]? dims = null, bool keepDim = false)
     {
+        using (var ac = AutocastArgs.For("mean", x))
+            if (ac.Changed) return Mean(ac.At(0), dims, keepDim);
         var d = NormalizeDims(dims, x.Rank, "mean");
         long n = 1;
         foreach (var i in d) n *= x.Shape[i];
@@ -64,6 +74,8 @@ public static partial class Ops
     /// <summary>Variance over <paramref name="dims"/>; unbiased divides by n − 1.</summary>
     public static Tensor Var(Tensor x, int[]? dims = null, bool keepDim = false, bool unbiased = false)
     {
+        using (var ac = AutocastArgs.For("var", x))
+            if (ac.Changed) return Var(ac.At(0), dims, keepDim, unbiased);
         var d = NormalizeDims(dims, x.Rank, "var");
         long n = 1;
         foreach (var i in d) n *= x.Shape[i];
@@ -86,16 +98,19 @@ public static partial class Ops
         var d = NormalizeDims(dims, x.Rank, name);
         var y = ReduceRaw(op, x, d, keepDim);
         var kept = KeptShape(x.Shape, d);
-        Graph.Record(y, name, [x], g =>
-        {
-            using var yk = y.Reshape(kept);
-            using var mask = Eq(x, yk);
-            using var count = Sum(mask, d, keepDim: true);
-            using var gk = g.Reshape(kept);
-            using var share = Div(gk, count);
-            return [Mul(mask, share)];
-        });
+        Graph.Record(y, name, [x], g => [ExtremeGrad(x, y, g, d, kept)]);
         return y;
+    }
+
+    // The gradient of max/min: g shared equally among the elements of x equal to the extreme y (same dtypes).
+    private static Tensor ExtremeGrad(Tensor x, Tensor y, Tensor g, int[] d, int[] kept)
+    {
+        using var yk = y.Reshape(kept);
+        using var mask = Eq(x, yk);
+        using var count = Sum(mask, d, keepDim: true);
+        using var gk = g.Reshape(kept);
+        using var share = Div(gk, count);
+        return Mul(mask, share);
     }
 
     /// <summary>Index of the maximum along <paramref name="dim"/> (first on ties), Int64.</summary>

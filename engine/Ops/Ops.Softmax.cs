@@ -1,3 +1,4 @@
+using MtlMoe.Engine.Amp;
 using MtlMoe.Engine.Autograd;
 
 namespace MtlMoe.Engine;
@@ -10,6 +11,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor Softmax(Tensor x, int dim)
     {
+        using (var ac = AutocastArgs.For("softmax", x))
+            if (ac.Changed) return Softmax(ac.At(0), dim);
         RequireFloat("softmax", x);
         int d = Shapes.NormalizeDim(dim, x.Rank, "softmax");
         var y = Tensor.FromStorage(x.Backend.Softmax(x.StorageView, d, log: false), x.Shape);
@@ -28,6 +31,8 @@ public static partial class Ops
     /// </summary>
     public static Tensor LogSoftmax(Tensor x, int dim)
     {
+        using (var ac = AutocastArgs.For("log_softmax", x))
+            if (ac.Changed) return LogSoftmax(ac.At(0), dim);
         RequireFloat("log_softmax", x);
         int d = Shapes.NormalizeDim(dim, x.Rank, "log_softmax");
         var y = Tensor.FromStorage(x.Backend.Softmax(x.StorageView, d, log: true), x.Shape);

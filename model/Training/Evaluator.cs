@@ -13,7 +13,7 @@ public static class Evaluator
     /// (which must not shuffle) whose samples are <paramref name="samples"/>. <paramref name="cancel"/> stops it between batches.
     /// </summary>
     public static EvalResult Evaluate(MtlMoeNet net, CubLoader loader, IReadOnlyList<CubSample> samples, IReadOnlyList<string> classNames,
-        int crop, int resize, LossOptions lossOptions, Device device, CancellationToken cancel = default)
+        int crop, int resize, LossOptions lossOptions, Device device, CancellationToken cancel = default, AmpMode amp = AmpMode.Off)
     {
         if (loader.Options.Shuffle) throw new ArgumentException("evaluate: the loader must keep the data-set order");
         bool wasTraining = net.Training;
@@ -37,8 +37,13 @@ public static class Evaluator
                 var x = batch.Images.Device == device ? batch.Images : batch.Images.To(device);       // [B, 3, R, R]
                 var labels = batch.Labels.Device == device ? batch.Labels : batch.Labels.To(device);  // [B]
                 var boxes = batch.Boxes.Device == device ? batch.Boxes : batch.Boxes.To(device);      // [B, 4]
-                var output = net.Run(x);
-                var parts = MultiTaskLoss.Compute(net, output, labels, boxes, lossOptions);
+                NetOutput output;
+                LossParts parts;
+                using (AmpModes.Enter(amp))
+                {
+                    output = net.Run(x);
+                    parts = MultiTaskLoss.Compute(net, output, labels, boxes, lossOptions);
+                }
                 int b = batch.Count;
                 lossSum += parts.Value * b;
                 var logits = output.Logits.ToFloatArray();                 // [B·classes]

@@ -184,7 +184,7 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Evaluates the test split now.</summary>
-    public EvalResult Evaluate() => Evaluator.Evaluate(_net, _test, _data.Test, _data.ClassNames, _o.Crop, _o.Resize, _o.Loss, _device);
+    public EvalResult Evaluate() => Evaluator.Evaluate(_net, _test, _data.Test, _data.ClassNames, _o.Crop, _o.Resize, _o.Loss, _device, amp: _o.Amp);
 
     private (double Loss, double Cls, double Box, double Aux, double Top1, double Ips) TrainEpoch(int epoch, CancellationToken cancel)
     {
@@ -207,8 +207,13 @@ public sealed class Trainer : IDisposable
                 var labels = batch.Labels.Device == _device ? batch.Labels : batch.Labels.To(_device);  // [B]
                 var boxes = batch.Boxes.Device == _device ? batch.Boxes : batch.Boxes.To(_device);      // [B, 4]
                 _optimizer.ZeroGrad();
-                var output = _net.Run(x);
-                var parts = MultiTaskLoss.Compute(_net, output, labels, boxes, _o.Loss);
+                NetOutput output;
+                LossParts parts;
+                using (AmpModes.Enter(_o.Amp))   // the forward pass and the loss; the backward runs without autocast
+                {
+                    output = _net.Run(x);
+                    parts = MultiTaskLoss.Compute(_net, output, labels, boxes, _o.Loss);
+                }
                 value = parts.Value;
                 if (!double.IsFinite(value))
                     throw new TrainingDivergedException(

@@ -44,6 +44,8 @@ public sealed record TrainerOptions
     public Net.FreezeThrough Freeze { get; init; } = Net.FreezeThrough.None;
     /// <summary>The backbone's learning rate as a fraction of <see cref="Lr"/> (a parameter group; heads keep the full rate).</summary>
     public double BackboneLrScale { get; init; } = 1.0;
+    /// <summary>Mixed precision of the forward passes (training and the per-epoch evaluation): off or bf16 autocast.</summary>
+    public AmpMode Amp { get; init; } = AmpMode.Off;
     /// <summary>Keep decoded images in memory between epochs.</summary>
     public bool CacheDecoded { get; init; } = true;
 

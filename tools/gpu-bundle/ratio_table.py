@@ -5,8 +5,8 @@ Usage: python3 tools/gpu-bundle/ratio_table.py OURS.jsonl [OURS2.jsonl ...] --to
 Lines that are not JSON objects are skipped, so whole logs can be passed.
 
 Matching (a ratio is PyTorch's time / ours: above 1 means ours is faster):
-  ResNet   ours {"workload": "resnet18-step" | "resnet50-step", "batch", "res", "ms", "amp": null | "bf16"}
-           (a "depth": 50 field on a "resnet18-step" line also counts as ResNet-50) against torch
+  ResNet   ours {"workload": "resnet18-step" | "resnet50-step", "batch", "res", "ms", "amp": null | "bf16",
+           "channels_last"?, "graph"?, "tf32"?} (shown in the row's label; a "depth" field names the depth) against torch
            "resnet<depth>-step-torch" lines of the same batch and res: our float32 line against torch fp32 and tf32,
            our "amp": "bf16" line against torch amp_bf16 (+ channels-last) and compile.
   gating   ours {"workload": "gating", "scope": "op", "path": "fused" | "composed", "batch", "experts", "k",
@@ -76,7 +76,9 @@ def resnet_table(ours, torch_rows):
             if depth == 50 and amp == "bf16" and t.get("mode") == "amp_bf16":
                 target = "≥ 1.0 (aim 1.2): " + ("met" if r is not None and r >= 1.0 else "NOT met")
             torch_ms = fmt(t.get("ms")) if "ms" in t else f"skipped ({t.get('skipped', '?')[:60]})"
-            out.append(f"| ResNet-{depth} | {o['batch']} @ {o['res']}² | {'bf16 AMP' if amp else 'float32'} | {fmt(o['ms'])} "
+            label = ("bf16 AMP" if amp else "float32") + (" + channels-last" if o.get("channels_last") else "") \
+                + (" + CUDA graph" if o.get("graph") else "") + (" + TF32" if o.get("tf32") else "")
+            out.append(f"| ResNet-{depth} | {o['batch']} @ {o['res']}² | {label} | {fmt(o['ms'])} "
                        f"| {t['mode']} | {torch_ms} | {times(r)} | {target} |")
     return out if found else []
 

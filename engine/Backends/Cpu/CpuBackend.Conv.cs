@@ -19,7 +19,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => Conv<float>(ConvPass.Forward, x, lx, w, lw, plan),
             DType.Float64 => Conv<double>(ConvPass.Forward, x, lx, w, lw, plan),
-            _ => throw new NotSupportedException($"conv2d: float tensors only, got {x.DType.Name()}"),
+            DType.BFloat16 => Conv2dForwardBf16(xView, wView, geometry),
+            _ => throw Unsupported("conv2d", x.DType),
         };
         ConvProfile.Call("fwd", t0, lx.Shape, lw.Shape, geometry);
         return r;
@@ -36,7 +37,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => Conv<float>(ConvPass.BackwardData, dy, ldy, w, lw, plan),
             DType.Float64 => Conv<double>(ConvPass.BackwardData, dy, ldy, w, lw, plan),
-            _ => throw new NotSupportedException($"conv2d backward: float tensors only, got {dy.DType.Name()}"),
+            DType.BFloat16 => Conv2dBackwardDataBf16(dyView, wView, geometry, inputShape),
+            _ => throw Unsupported("conv2d backward", dy.DType),
         };
         ConvProfile.Call("bwd-data", t0, inputShape, lw.Shape, geometry);
         return r;
@@ -53,7 +55,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => Conv<float>(ConvPass.BackwardWeights, x, lx, dy, ldy, plan),
             DType.Float64 => Conv<double>(ConvPass.BackwardWeights, x, lx, dy, ldy, plan),
-            _ => throw new NotSupportedException($"conv2d backward: float tensors only, got {x.DType.Name()}"),
+            DType.BFloat16 => Conv2dBackwardWeightBf16(xView, dyView, geometry, weightShape),
+            _ => throw Unsupported("conv2d backward", x.DType),
         };
         ConvProfile.Call("bwd-weights", t0, lx.Shape, weightShape, geometry);
         return r;

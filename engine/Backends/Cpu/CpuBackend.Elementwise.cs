@@ -14,7 +14,9 @@ public sealed partial class CpuBackend
             DType.Float32 => UnaryFloat<float>(op, x, layout, (float)alpha, (float)beta),
             DType.Float64 => UnaryFloat<double>(op, x, layout, alpha, beta),
             DType.Int32 => UnaryArith<int>(op, x, layout, (int)alpha, (int)beta),
-            _ => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
+            DType.Int64 => UnaryArith<long>(op, x, layout, (long)alpha, (long)beta),
+            DType.BFloat16 => UnaryBf16(op, xView, alpha, beta),
+            _ => throw Unsupported(op.ToString().ToLowerInvariant(), x.DType),
         };
     }
 
@@ -110,7 +112,9 @@ public sealed partial class CpuBackend
             DType.Float32 => BinaryFloat<float>(op, a, la, b, lb),
             DType.Float64 => BinaryFloat<double>(op, a, la, b, lb),
             DType.Int32 => BinaryArith<int>(op, a, la, b, lb),
-            _ => BinaryArith<long>(op, a, la, b, lb),
+            DType.Int64 => BinaryArith<long>(op, a, la, b, lb),
+            DType.BFloat16 => BinaryBf16(op, aView, bView),
+            _ => throw Unsupported(op.ToString().ToLowerInvariant(), a.DType),
         };
     }
 
@@ -214,7 +218,9 @@ public sealed partial class CpuBackend
                 DType.Float32 => WhereT<float>(mask, a, la, b, lb),
                 DType.Float64 => WhereT<double>(mask, a, la, b, lb),
                 DType.Int32 => WhereT<int>(mask, a, la, b, lb),
-                _ => WhereT<long>(mask, a, la, b, lb),
+                DType.Int64 => WhereT<long>(mask, a, la, b, lb),
+                DType.BFloat16 => WhereT<BFloat16>(mask, a, la, b, lb),   // bits selected, nothing rounded
+                _ => throw Unsupported("where", a.DType),
             };
         }
         finally { c.Release(); }

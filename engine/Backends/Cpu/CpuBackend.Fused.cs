@@ -29,6 +29,7 @@ public sealed partial class CpuBackend
     {
         var (dy, ldy) = dyView;
         var (y, ly) = yView;
+        if (dy.DType == DType.BFloat16 || y.DType == DType.BFloat16) return ReluBackwardBf16(dyView, yView);
         if (!ldy.IsContiguous || !ly.IsContiguous || dy.DType != y.DType || !dy.DType.IsFloat())
         {
             // Strided or unusual operands: the composed form (mask, then product).

@@ -13,7 +13,9 @@ public sealed partial class CpuBackend
             DType.Float32 => TopKT<float>(x, layout, dim, k, largest),
             DType.Float64 => TopKT<double>(x, layout, dim, k, largest),
             DType.Int32 => TopKT<int>(x, layout, dim, k, largest),
-            _ => TopKT<long>(x, layout, dim, k, largest),
+            DType.Int64 => TopKT<long>(x, layout, dim, k, largest),
+            DType.BFloat16 => TopKBf16(xView, dim, k, largest),
+            _ => throw Unsupported("topk", x.DType),
         };
     }
 
@@ -67,6 +69,7 @@ public sealed partial class CpuBackend
     {
         var (x, lx) = xView;
         var (index, li) = indexView;
+        if (x.DType == DType.BFloat16) return GatherBf16(xView, dim, indexView);
         return index.DType switch
         {
             DType.Int64 => GatherI<long>(x, lx, dim, index, li),
@@ -80,7 +83,8 @@ public sealed partial class CpuBackend
         DType.Float32 => GatherT<float, TI>(x, lx, dim, index, li),
         DType.Float64 => GatherT<double, TI>(x, lx, dim, index, li),
         DType.Int32 => GatherT<int, TI>(x, lx, dim, index, li),
-        _ => GatherT<long, TI>(x, lx, dim, index, li),
+        DType.Int64 => GatherT<long, TI>(x, lx, dim, index, li),
+        _ => throw Unsupported("gather", x.DType),
     };
 
     private Storage GatherT<T, TI>(Storage xs, Layout lx, int dim, Storage ixs, Layout li) where T : unmanaged where TI : unmanaged, IBinaryInteger<TI>
@@ -110,6 +114,7 @@ public sealed partial class CpuBackend
         var (x, lx) = xView;
         var (index, li) = indexView;
         var (src, ls) = srcView;
+        if (x.DType == DType.BFloat16) return ScatterAddBf16(xView, dim, indexView, srcView);
         return index.DType switch
         {
             DType.Int64 => ScatterAddI<long>(x, lx, dim, index, li, src, ls),
@@ -123,7 +128,8 @@ public sealed partial class CpuBackend
         DType.Float32 => ScatterAddT<float, TI>(x, lx, dim, index, li, src, ls),
         DType.Float64 => ScatterAddT<double, TI>(x, lx, dim, index, li, src, ls),
         DType.Int32 => ScatterAddT<int, TI>(x, lx, dim, index, li, src, ls),
-        _ => ScatterAddT<long, TI>(x, lx, dim, index, li, src, ls),
+        DType.Int64 => ScatterAddT<long, TI>(x, lx, dim, index, li, src, ls),
+        _ => throw Unsupported("scatter_add", x.DType),
     };
 
     private Storage ScatterAddT<T, TI>(Storage xs, Layout lx, int dim, Storage ixs, Layout li, Storage ss, Layout ls)

@@ -13,7 +13,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MatMulT<float>(a, la, b, lb),
             DType.Float64 => MatMulT<double>(a, la, b, lb),
-            _ => throw new NotSupportedException($"matmul: dtype {a.DType.Name()} is not supported"),
+            DType.BFloat16 => MatMulBf16(aView, bView),
+            _ => throw Unsupported("matmul", a.DType),
         };
     }
 

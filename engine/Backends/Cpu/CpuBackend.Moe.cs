@@ -20,7 +20,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MoeGatingT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
             DType.Float64 => MoeGatingT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, k, noiseFloor),
-            _ => throw new NotSupportedException($"moe_gating: dtype {clean.DType.Name()} is not supported"),
+            DType.BFloat16 => throw new NotSupportedException("moe_gating: bf16 logits are not supported; autocast keeps the gating in float32 (cast the logits with To(DType.Float32))"),
+            _ => throw Unsupported("moe_gating", clean.DType),
         };
     }
 
@@ -36,7 +37,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MoeGatingBackwardT<float>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
             DType.Float64 => MoeGatingBackwardT<double>(clean, cleanLayout, rawNoise, rawNoiseLayout, noise, noiseLayout, gradPacked, gradPackedLayout, k, noiseFloor),
-            _ => throw new NotSupportedException($"moe_gating_backward: dtype {clean.DType.Name()} is not supported"),
+            DType.BFloat16 => throw new NotSupportedException("moe_gating backward: bf16 logits are not supported; autocast keeps the gating in float32"),
+            _ => throw Unsupported("moe_gating backward", clean.DType),
         };
     }
 
@@ -288,7 +290,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MoeDispatchT<float>(x, xLayout, sourceRow, rows),
             DType.Float64 => MoeDispatchT<double>(x, xLayout, sourceRow, rows),
-            _ => throw new NotSupportedException($"moe_dispatch: dtype {x.DType.Name()} is not supported"),
+            DType.BFloat16 => MoeDispatchBf16(xView, sourceRow, rows),
+            _ => throw Unsupported("moe_dispatch", x.DType),
         };
     }
 
@@ -314,7 +317,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MoeDispatchBackwardT<float>(gradBuffer, gradLayout, slotOf, batch, k),
             DType.Float64 => MoeDispatchBackwardT<double>(gradBuffer, gradLayout, slotOf, batch, k),
-            _ => throw new NotSupportedException($"moe_dispatch_backward: dtype {gradBuffer.DType.Name()} is not supported"),
+            DType.BFloat16 => MoeDispatchBackwardBf16(gradBufferView, slotOf, batch, k),
+            _ => throw Unsupported("moe_dispatch backward", gradBuffer.DType),
         };
     }
 
@@ -349,7 +353,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MoeCombineT<float>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
             DType.Float64 => MoeCombineT<double>(y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-            _ => throw new NotSupportedException($"moe_combine: dtype {y.DType.Name()} is not supported"),
+            DType.BFloat16 => MoeCombineBf16(yView, gatesView, topIndices, slotOf, k),
+            _ => throw Unsupported("moe_combine", y.DType),
         };
     }
 
@@ -391,7 +396,8 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MoeCombineBackwardT<float>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
             DType.Float64 => MoeCombineBackwardT<double>(gradOut, gradLayout, y, yLayout, gates, gatesLayout, topIndices, slotOf, k),
-            _ => throw new NotSupportedException($"moe_combine_backward: dtype {y.DType.Name()} is not supported"),
+            DType.BFloat16 => MoeCombineBackwardBf16(gradOutView, yView, gatesView, topIndices, slotOf, k),
+            _ => throw Unsupported("moe_combine backward", y.DType),
         };
     }
 

@@ -16,7 +16,8 @@ public sealed partial class CpuBackend
     {
         DType.Float32 => BnEvalT<float>(x, weight, bias, runningMean, runningVar, eps),
         DType.Float64 => BnEvalT<double>(x, weight, bias, runningMean, runningVar, eps),
-        _ => throw new NotSupportedException($"batch_norm2d: float tensors only, got {x.DType.Name()}"),
+        DType.BFloat16 => BnEvalBf16(x, weight, bias, runningMean, runningVar, eps),
+        _ => throw Unsupported("batch_norm2d", x.DType),
     };
 
     /// <inheritdoc />
@@ -30,7 +31,8 @@ public sealed partial class CpuBackend
     {
         DType.Float32 => BnTrainT<float>(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual),
         DType.Float64 => BnTrainT<double>(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual),
-        _ => throw new NotSupportedException($"{op}: float tensors only, got {x.DType.Name()}"),
+        DType.BFloat16 => BnTrainBf16(x, weight, bias, runningMean, runningVar, momentum, eps, relu, residual, op),
+        _ => throw Unsupported(op, x.DType),
     };
 
     // Backward of every variant (reluY: the fused ReLU's output, whose y > 0 masks dy), by dtype.
@@ -39,7 +41,8 @@ public sealed partial class CpuBackend
     {
         DType.Float32 => BnBackT<float>(dy, x, mean, invStd, weight, batchStats, reluY),
         DType.Float64 => BnBackT<double>(dy, x, mean, invStd, weight, batchStats, reluY),
-        _ => throw new NotSupportedException($"{op}: float tensors only, got {x.DType.Name()}"),
+        DType.BFloat16 => BnBackBf16(dy, x, mean, invStd, weight, batchStats, reluY, op),
+        _ => throw Unsupported(op, x.DType),
     };
 
     // Per-channel value of an optional [C] tensor (fallback when absent).

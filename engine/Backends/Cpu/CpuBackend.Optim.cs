@@ -43,7 +43,8 @@ public sealed partial class CpuBackend
 
     private int CheckOptimOperands(string op, Storage param, Layout pl, params (Storage? s, Layout? l)[] others)
     {
-        if (!param.DType.IsFloat()) throw new NotSupportedException($"{op}: parameter must be float, got {param.DType.Name()} {Shapes.Format(pl.Shape)}");
+        if (param.DType is not (DType.Float32 or DType.Float64))
+            throw new NotSupportedException($"{op}: parameter must be float32 or float64 (master weights and optimizer state stay float32 under autocast), got {param.DType.Name()} {Shapes.Format(pl.Shape)}");
         if (!pl.IsContiguous) throw new ArgumentException($"{op}: parameter {Shapes.Format(pl.Shape)} must be contiguous");
         foreach (var (s, l) in others)
         {

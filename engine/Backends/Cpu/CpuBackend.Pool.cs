@@ -13,6 +13,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MaxPoolT<float>(x, lx, geometry),
             DType.Float64 => MaxPoolT<double>(x, lx, geometry),
+            DType.BFloat16 => MaxPool2dForwardBf16(xView, geometry),
             _ => throw new NotSupportedException($"max_pool2d: float tensors only, got {x.DType.Name()}"),
         };
     }
@@ -26,6 +27,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => MaxPoolBackT<float>(dy, ldy, indices, lindices, inputShape),
             DType.Float64 => MaxPoolBackT<double>(dy, ldy, indices, lindices, inputShape),
+            DType.BFloat16 => MaxPool2dBackwardBf16(dyView, indicesView, inputShape),
             _ => throw new NotSupportedException($"max_pool2d backward: float tensors only, got {dy.DType.Name()}"),
         };
     }
@@ -38,6 +40,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => AvgPoolT<float>(x, lx, geometry),
             DType.Float64 => AvgPoolT<double>(x, lx, geometry),
+            DType.BFloat16 => AvgPool2dForwardBf16(xView, geometry),
             _ => throw new NotSupportedException($"avg_pool2d: float tensors only, got {x.DType.Name()}"),
         };
     }
@@ -50,6 +53,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => AvgPoolBackT<float>(dy, ldy, geometry, inputShape),
             DType.Float64 => AvgPoolBackT<double>(dy, ldy, geometry, inputShape),
+            DType.BFloat16 => AvgPool2dBackwardBf16(dyView, geometry, inputShape),
             _ => throw new NotSupportedException($"avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
         };
     }
@@ -62,6 +66,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => AdaptiveT<float>(x, lx, outH, outW),
             DType.Float64 => AdaptiveT<double>(x, lx, outH, outW),
+            DType.BFloat16 => AdaptiveAvgPool2dForwardBf16(xView, outH, outW),
             _ => throw new NotSupportedException($"adaptive_avg_pool2d: float tensors only, got {x.DType.Name()}"),
         };
     }
@@ -74,6 +79,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => AdaptiveBackT<float>(dy, ldy, inputShape),
             DType.Float64 => AdaptiveBackT<double>(dy, ldy, inputShape),
+            DType.BFloat16 => AdaptiveAvgPool2dBackwardBf16(dyView, inputShape),
             _ => throw new NotSupportedException($"adaptive_avg_pool2d backward: float tensors only, got {dy.DType.Name()}"),
         };
     }

@@ -13,7 +13,9 @@ public sealed partial class CpuBackend
             DType.Float32 => ReduceT<float>(op, x, layout, dims),
             DType.Float64 => ReduceT<double>(op, x, layout, dims),
             DType.Int32 => ReduceT<int>(op, x, layout, dims),
-            _ => ReduceT<long>(op, x, layout, dims),
+            DType.Int64 => ReduceT<long>(op, x, layout, dims),
+            DType.BFloat16 => ReduceBf16(op, xView, dims),
+            _ => throw Unsupported(op.ToString().ToLowerInvariant(), x.DType),
         };
     }
 

@@ -12,6 +12,7 @@ public sealed partial class CpuBackend
         {
             DType.Float32 => SoftmaxT<float>(x, layout, dim, log),
             DType.Float64 => SoftmaxT<double>(x, layout, dim, log),
+            DType.BFloat16 => SoftmaxBf16(xView, dim, log),
             _ => throw new NotSupportedException($"softmax: needs a float tensor, got {x.DType.Name()} {Shapes.Format(layout.Shape)}"),
         };
     }

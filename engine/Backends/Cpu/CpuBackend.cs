@@ -33,6 +33,10 @@ public sealed partial class CpuBackend : IBackend
 
     internal static CpuStorage NewStorage(DType dtype, int length, bool zero = false) => CpuStorage.Rent(dtype, length, zero);
 
+    /// <summary>The error for a dtype a primitive has no implementation for: names the op and the dtype.</summary>
+    internal static NotSupportedException Unsupported(string op, DType dtype)
+        => new($"{op}: dtype {dtype.Name()} is not supported by the cpu backend");
+
     internal static T[] Arr<T>(Storage s) where T : unmanaged => s is CpuStorage c
         ? c.Array<T>()
         : throw new InvalidOperationException($"a {s.Device} storage was handed to the CPU backend");
@@ -68,7 +72,9 @@ public sealed partial class CpuBackend : IBackend
             DType.Float32 => ContiguousT<float>(src, layout),
             DType.Float64 => ContiguousT<double>(src, layout),
             DType.Int32 => ContiguousT<int>(src, layout),
-            _ => ContiguousT<long>(src, layout),
+            DType.Int64 => ContiguousT<long>(src, layout),
+            DType.BFloat16 => ContiguousT<BFloat16>(src, layout),   // bits copied
+            _ => throw Unsupported("contiguous", src.DType),
         };
     }
 
@@ -114,7 +120,9 @@ public sealed partial class CpuBackend : IBackend
             case DType.Float32: CopyIntoT<float>(Arr<float>(src), srcLayout, Arr<float>(dst), dstLayout); break;
             case DType.Float64: CopyIntoT<double>(Arr<double>(src), srcLayout, Arr<double>(dst), dstLayout); break;
             case DType.Int32: CopyIntoT<int>(Arr<int>(src), srcLayout, Arr<int>(dst), dstLayout); break;
-            default: CopyIntoT<long>(Arr<long>(src), srcLayout, Arr<long>(dst), dstLayout); break;
+            case DType.Int64: CopyIntoT<long>(Arr<long>(src), srcLayout, Arr<long>(dst), dstLayout); break;
+            case DType.BFloat16: CopyIntoT<BFloat16>(Arr<BFloat16>(src), srcLayout, Arr<BFloat16>(dst), dstLayout); break;
+            default: throw Unsupported("copy_into", src.DType);
         }
     }
 
@@ -144,12 +152,27 @@ public sealed partial class CpuBackend : IBackend
     {
         var (src, layout) = srcView;
         if (src.DType == to) return Contiguous(srcView);
+        // bf16 goes through float32 both ways, as the CUDA cast kernels do: widening is exact, narrowing from
+        // float64/int32/int64 rounds to float first and then once more to the nearest even bf16.
+        if (src.DType == DType.BFloat16)
+        {
+            var wide = WidenBf16(srcView);
+            if (to == DType.Float32) return wide;
+            try { return Cast(StorageView.Dense(wide, layout.Shape), to); }
+            finally { wide.Release(); }
+        }
+        if (to == DType.BFloat16)
+        {
+            if (src.DType == DType.Float32) return RoundToBf16(Contiguous(srcView));
+            return RoundToBf16(Cast(srcView, DType.Float32));
+        }
         return src.DType switch
         {
             DType.Float32 => CastFrom<float>(src, layout, to),
             DType.Float64 => CastFrom<double>(src, layout, to),
             DType.Int32 => CastFrom<int>(src, layout, to),
-            _ => CastFrom<long>(src, layout, to),
+            DType.Int64 => CastFrom<long>(src, layout, to),
+            _ => throw Unsupported("cast", src.DType),
         };
     }
 
@@ -164,7 +187,8 @@ public sealed partial class CpuBackend : IBackend
             case DType.Float32: CastSpan(input, s.Array<float>()); break;
             case DType.Float64: CastSpan(input, s.Array<double>()); break;
             case DType.Int32: CastSpan(input, s.Array<int>()); break;
-            default: CastSpan(input, s.Array<long>()); break;
+            case DType.Int64: CastSpan(input, s.Array<long>()); break;
+            default: s.Release(); throw Unsupported("cast", to);
         }
         return s;
     }
@@ -183,7 +207,9 @@ public sealed partial class CpuBackend : IBackend
             case DType.Float32: FillT(Arr<float>(dst), layout, (float)value); break;
             case DType.Float64: FillT(Arr<double>(dst), layout, value); break;
             case DType.Int32: FillT(Arr<int>(dst), layout, (int)value); break;
-            default: FillT(Arr<long>(dst), layout, (long)value); break;
+            case DType.Int64: FillT(Arr<long>(dst), layout, (long)value); break;
+            case DType.BFloat16: FillT(Arr<BFloat16>(dst), layout, BFloat16.FromFloat((float)value)); break;   // through float, as (BFloat16)double
+            default: throw Unsupported("fill", dst.DType);
         }
     }
 

@@ -64,7 +64,8 @@ internal static class CpuArrayPool
             DType.Float64 => zero ? new double[length] : GC.AllocateUninitializedArray<double>(length),
             DType.Int32 => zero ? new int[length] : GC.AllocateUninitializedArray<int>(length),
             DType.Int64 => zero ? new long[length] : GC.AllocateUninitializedArray<long>(length),
-            _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
+            DType.BFloat16 => zero ? new BFloat16[length] : GC.AllocateUninitializedArray<BFloat16>(length),
+            _ => throw new NotSupportedException($"cpu storage: dtype {dtype.Name()} has no host array type"),
         };
     }
 

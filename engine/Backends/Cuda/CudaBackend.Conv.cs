@@ -3,17 +3,27 @@ using MtlMoe.Engine.Backends.Cuda.Native;
 
 namespace MtlMoe.Engine.Backends.Cuda;
 
-// Convolutions through cuDNN (NCHW float32, cross-correlation). The algorithm for each (pass, shapes, geometry)
-// is searched once with cudnnFind*AlgorithmEx on the real buffers and cached; workspaces come from the caching
-// allocator. Math is full FP32 (CUDNN_FMA_MATH) unless AllowTf32 — cuDNN's default math would use TF32 on Ampere+.
+// Convolutions through cuDNN (cross-correlation), float32 or bf16 (CUDNN_DATA_BFLOAT16 tensors and filters, float32
+// compute, tensor-op math), NCHW or — with CudaBackendOptions.ChannelsLast — NHWC tensors and KRSC filters (the weights
+// stay KCRS in memory: each call transposes them, a small copy next to the activations). The algorithm for each
+// (pass, shapes, geometry, dtype, format) is searched once with cudnnFind*AlgorithmEx on the real buffers and cached;
+// workspaces come from the caching allocator. float32 math is full FP32 (CUDNN_FMA_MATH) unless AllowTf32 — cuDNN's
+// default math would use TF32 on Ampere+.
 public sealed partial class CudaBackend
 {
     const long SearchWorkspaceBytes = 256L << 20;
     readonly ConcurrentDictionary<string, (int Algo, long Workspace)> _convAlgos = new();
 
-    CudnnMathType ConvMath => AllowTf32 ? CudnnMathType.TensorOp : CudnnMathType.Fma;
+    CudnnMathType ConvMath(DType t) => t == DType.BFloat16 || AllowTf32 ? CudnnMathType.TensorOp : CudnnMathType.Fma;
 
-    /// <summary>Descriptors of one convolution problem (x [N, C, H, W], w [O, C/g, kh, kw], y [N, O, Ho, Wo]).</summary>
+    static CudnnDataType CudnnType(DType t, string op) => t switch
+    {
+        DType.Float32 => CudnnDataType.Float,
+        DType.BFloat16 => CudnnDataType.Bfloat16,
+        _ => throw new NotSupportedException($"{op} on cuda supports float32 and bf16 (got {t.Name()})"),
+    };
+
+    /// <summary>Descriptors of one convolution problem (x [N, C, H, W], w [O, C/g, kh, kw], y [N, O, Ho, Wo]) in one dtype and memory format.</summary>
     sealed class ConvDescs : IDisposable
     {
         public readonly TensorDescriptor X, Y;
@@ -21,14 +31,16 @@ public sealed partial class CudaBackend
         public readonly ConvolutionDescriptor Conv;
         public readonly string Key;
 
-        public ConvDescs(int[] xs, int[] ws, Conv2dGeometry g, CudnnMathType math)
+        public ConvDescs(int[] xs, int[] ws, Conv2dGeometry g, DType t, CudnnMathType math, bool nhwc)
         {
             int ho = g.OutH(xs[2], ws[2]), wo = g.OutW(xs[3], ws[3]);
-            X = new TensorDescriptor(CudnnDataType.Float, xs[0], xs[1], xs[2], xs[3]);
-            W = new FilterDescriptor(CudnnDataType.Float, ws[0], ws[1], ws[2], ws[3]);
-            Y = new TensorDescriptor(CudnnDataType.Float, xs[0], ws[0], ho, wo);
+            var type = CudnnType(t, "conv2d");
+            var format = nhwc ? CudnnTensorFormat.Nhwc : CudnnTensorFormat.Nchw;
+            X = new TensorDescriptor(type, xs[0], xs[1], xs[2], xs[3], format);
+            W = new FilterDescriptor(type, ws[0], ws[1], ws[2], ws[3], format);
+            Y = new TensorDescriptor(type, xs[0], ws[0], ho, wo, format);
             Conv = new ConvolutionDescriptor(g.PadH, g.PadW, g.StrideH, g.StrideW, g.DilationH, g.DilationW, g.Groups, CudnnDataType.Float, math);
-            Key = $"{Shapes.Format(xs)}|{Shapes.Format(ws)}|{g}|{math}";
+            Key = $"{Shapes.Format(xs)}|{Shapes.Format(ws)}|{g}|{math}|{t.Name()}|{format}";
         }
 
         public void Dispose() { X.Dispose(); Y.Dispose(); W.Dispose(); Conv.Dispose(); }
@@ -43,39 +55,55 @@ public sealed partial class CudaBackend
         public void Dispose() => s?.Release();
     }
 
+    CuDevicePtr ConvFilter(StorageView w, bool nhwc, Owned ops, string op)
+    {
+        var d = Dense(w.Storage, w.Layout, op);
+        ops.Own(new Releaser(d));
+        if (!nhwc) return d.Ptr;
+        var krsc = FilterLayout(d, w.Shape, toNhwc: true, op);
+        ops.Own(new Releaser(krsc));
+        return krsc.Ptr;
+    }
+
+    void RequireConvOperands(string op, DType a, DType b)
+    {
+        CudnnType(a, op);
+        if (a != b) throw new InvalidOperationException($"{op}: dtypes {a.Name()} and {b.Name()} differ");
+    }
+
     /// <inheritdoc />
     public unsafe Storage Conv2dForward(StorageView xView, StorageView wView, Conv2dGeometry geometry)
     {
         var (x, lx) = xView;
         var (w, lw) = wView;
-        RequireF32("conv2d", x.DType);
+        RequireConvOperands("conv2d", x.DType, w.DType);
+        var t = x.DType;
+        bool nhwc = ChannelsLastFor(t);
         var xs = lx.Shape; var wsh = lw.Shape;
         int ho = geometry.OutH(xs[2], wsh[2]), wo = geometry.OutW(xs[3], wsh[3]);
-        var y = New(DType.Float32, xs[0] * wsh[0] * ho * wo);
+        int[] ys = [xs[0], wsh[0], ho, wo];
+        var y = nhwc ? NewNhwc(t, ys) : New(t, Shapes.Count(ys));
         if (y.Length == 0) return y;
-        using var d = new ConvDescs(xs, wsh, geometry, ConvMath);
-        var xd = Dense(x, lx, "conv2d"); var wd = Dense(w, lw, "conv2d");
-        try
+        using var d = new ConvDescs(xs, wsh, geometry, t, ConvMath(t), nhwc);
+        using var ops = new Owned();
+        var px = Activation(xView, nhwc, ops, "conv2d"); var pw = ConvFilter(wView, nhwc, ops, "conv2d");
+        var h = Context.Cudnn;
+        Context.MakeCurrent();
+        var (algo, wsBytes) = _convAlgos.GetOrAdd("fwd|" + d.Key, _ =>
         {
-            var h = Context.Cudnn;
-            Context.MakeCurrent();
-            var (algo, wsBytes) = _convAlgos.GetOrAdd("fwd|" + d.Key, _ =>
-            {
-                using var search = Workspace(SearchWorkspaceBytes);
-                var perf = new CudnnConvFwdAlgoPerf[8];
-                int count;
-                fixed (CudnnConvFwdAlgoPerf* pp = perf)
-                CuDnn.Check(CuDnn.cudnnFindConvolutionForwardAlgorithmEx(h, d.X.Handle, xd.Ptr, d.W.Handle, wd.Ptr, d.Conv.Handle, d.Y.Handle, y.Ptr,
-                    8, out count, pp, search.Ptr, (nuint)SearchWorkspaceBytes));
-                return Pick(count, i => (perf[i].Status, (int)perf[i].Algo, (long)perf[i].Memory), "cudnnFindConvolutionForwardAlgorithmEx", d.Key);
-            });
-            using var ws = Workspace(wsBytes);
-            float one = 1, zero = 0;
-            CuDnn.Check(CuDnn.cudnnConvolutionForward(h, &one, d.X.Handle, xd.Ptr, d.W.Handle, wd.Ptr, d.Conv.Handle, (CudnnConvFwdAlgo)algo,
-                ws.Ptr, (nuint)Math.Max(0, wsBytes), &zero, d.Y.Handle, y.Ptr));
-            return y;
-        }
-        finally { xd.Release(); wd.Release(); }
+            using var search = Workspace(SearchWorkspaceBytes);
+            var perf = new CudnnConvFwdAlgoPerf[8];
+            int count;
+            fixed (CudnnConvFwdAlgoPerf* pp = perf)
+            CuDnn.Check(CuDnn.cudnnFindConvolutionForwardAlgorithmEx(h, d.X.Handle, px, d.W.Handle, pw, d.Conv.Handle, d.Y.Handle, y.Ptr,
+                8, out count, pp, search.Ptr, (nuint)SearchWorkspaceBytes));
+            return Pick(count, i => (perf[i].Status, (int)perf[i].Algo, (long)perf[i].Memory), "cudnnFindConvolutionForwardAlgorithmEx", d.Key);
+        });
+        using var ws = Workspace(wsBytes);
+        float one = 1, zero = 0;   // cuDNN scaling factors are float for float and bf16 data
+        CuDnn.Check(CuDnn.cudnnConvolutionForward(h, &one, d.X.Handle, px, d.W.Handle, pw, d.Conv.Handle, (CudnnConvFwdAlgo)algo,
+            ws.Ptr, (nuint)Math.Max(0, wsBytes), &zero, d.Y.Handle, y.Ptr));
+        return y;
     }
 
     /// <inheritdoc />
@@ -83,33 +111,32 @@ public sealed partial class CudaBackend
     {
         var (dy, ldy) = dyView;
         var (w, lw) = wView;
-        RequireF32("conv2d backward", dy.DType);
-        var dx = New(DType.Float32, Shapes.Count(inputShape));
-        if (dx.Length == 0) return dx;
-        if (ldy.Count == 0) { dx.Release(); return NewZeroed(DType.Float32, Shapes.Count(inputShape)); }
-        using var d = new ConvDescs(inputShape, lw.Shape, geometry, ConvMath);
-        var dyd = Dense(dy, ldy, "conv2d backward"); var wd = Dense(w, lw, "conv2d backward");
-        try
+        RequireConvOperands("conv2d backward", dy.DType, w.DType);
+        var t = dy.DType;
+        bool nhwc = ChannelsLastFor(t);
+        if (Shapes.Count(inputShape) == 0) return New(t, 0);
+        if (ldy.Count == 0) return NewZeroed(t, Shapes.Count(inputShape));
+        var dx = nhwc ? NewNhwc(t, inputShape) : New(t, Shapes.Count(inputShape));
+        using var d = new ConvDescs(inputShape, lw.Shape, geometry, t, ConvMath(t), nhwc);
+        using var ops = new Owned();
+        var pdy = Activation(dyView, nhwc, ops, "conv2d backward"); var pw = ConvFilter(wView, nhwc, ops, "conv2d backward");
+        var h = Context.Cudnn;
+        Context.MakeCurrent();
+        var (algo, wsBytes) = _convAlgos.GetOrAdd("bwd-data|" + d.Key, _ =>
         {
-            var h = Context.Cudnn;
-            Context.MakeCurrent();
-            var (algo, wsBytes) = _convAlgos.GetOrAdd("bwd-data|" + d.Key, _ =>
-            {
-                using var search = Workspace(SearchWorkspaceBytes);
-                var perf = new CudnnConvBwdDataAlgoPerf[8];
-                int count;
-                fixed (CudnnConvBwdDataAlgoPerf* pp = perf)
-                CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.W.Handle, wd.Ptr, d.Y.Handle, dyd.Ptr, d.Conv.Handle, d.X.Handle, dx.Ptr,
-                    8, out count, pp, search.Ptr, (nuint)SearchWorkspaceBytes));
-                return Pick(count, i => (perf[i].Status, (int)perf[i].Algo, (long)perf[i].Memory), "cudnnFindConvolutionBackwardDataAlgorithmEx", d.Key);
-            });
-            using var ws = Workspace(wsBytes);
-            float one = 1, zero = 0;
-            CuDnn.Check(CuDnn.cudnnConvolutionBackwardData(h, &one, d.W.Handle, wd.Ptr, d.Y.Handle, dyd.Ptr, d.Conv.Handle, (CudnnConvBwdDataAlgo)algo,
-                ws.Ptr, (nuint)Math.Max(0, wsBytes), &zero, d.X.Handle, dx.Ptr));
-            return dx;
-        }
-        finally { dyd.Release(); wd.Release(); }
+            using var search = Workspace(SearchWorkspaceBytes);
+            var perf = new CudnnConvBwdDataAlgoPerf[8];
+            int count;
+            fixed (CudnnConvBwdDataAlgoPerf* pp = perf)
+            CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.W.Handle, pw, d.Y.Handle, pdy, d.Conv.Handle, d.X.Handle, dx.Ptr,
+                8, out count, pp, search.Ptr, (nuint)SearchWorkspaceBytes));
+            return Pick(count, i => (perf[i].Status, (int)perf[i].Algo, (long)perf[i].Memory), "cudnnFindConvolutionBackwardDataAlgorithmEx", d.Key);
+        });
+        using var ws = Workspace(wsBytes);
+        float one = 1, zero = 0;
+        CuDnn.Check(CuDnn.cudnnConvolutionBackwardData(h, &one, d.W.Handle, pw, d.Y.Handle, pdy, d.Conv.Handle, (CudnnConvBwdDataAlgo)algo,
+            ws.Ptr, (nuint)Math.Max(0, wsBytes), &zero, d.X.Handle, dx.Ptr));
+        return dx;
     }
 
     /// <inheritdoc />
@@ -117,32 +144,35 @@ public sealed partial class CudaBackend
     {
         var (x, lx) = xView;
         var (dy, ldy) = dyView;
-        RequireF32("conv2d backward", x.DType);
-        if (ldy.Count == 0 || lx.Count == 0) return NewZeroed(DType.Float32, Shapes.Count(weightShape));
-        var dw = New(DType.Float32, Shapes.Count(weightShape));
-        using var d = new ConvDescs(lx.Shape, weightShape, geometry, ConvMath);
-        var xd = Dense(x, lx, "conv2d backward"); var dyd = Dense(dy, ldy, "conv2d backward");
-        try
+        RequireConvOperands("conv2d backward", x.DType, dy.DType);
+        var t = x.DType;
+        bool nhwc = ChannelsLastFor(t);
+        if (ldy.Count == 0 || lx.Count == 0) return NewZeroed(t, Shapes.Count(weightShape));
+        var dw = New(t, Shapes.Count(weightShape));   // KRSC under channels-last, transposed to KCRS below
+        using var d = new ConvDescs(lx.Shape, weightShape, geometry, t, ConvMath(t), nhwc);
+        using var ops = new Owned();
+        var px = Activation(xView, nhwc, ops, "conv2d backward"); var pdy = Activation(dyView, nhwc, ops, "conv2d backward");
+        var h = Context.Cudnn;
+        Context.MakeCurrent();
+        var (algo, wsBytes) = _convAlgos.GetOrAdd("bwd-filter|" + d.Key, _ =>
         {
-            var h = Context.Cudnn;
-            Context.MakeCurrent();
-            var (algo, wsBytes) = _convAlgos.GetOrAdd("bwd-filter|" + d.Key, _ =>
-            {
-                using var search = Workspace(SearchWorkspaceBytes);
-                var perf = new CudnnConvBwdFilterAlgoPerf[8];
-                int count;
-                fixed (CudnnConvBwdFilterAlgoPerf* pp = perf)
-                CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.X.Handle, xd.Ptr, d.Y.Handle, dyd.Ptr, d.Conv.Handle, d.W.Handle, dw.Ptr,
-                    8, out count, pp, search.Ptr, (nuint)SearchWorkspaceBytes));
-                return Pick(count, i => (perf[i].Status, (int)perf[i].Algo, (long)perf[i].Memory), "cudnnFindConvolutionBackwardFilterAlgorithmEx", d.Key);
-            });
-            using var ws = Workspace(wsBytes);
+            using var search = Workspace(SearchWorkspaceBytes);
+            var perf = new CudnnConvBwdFilterAlgoPerf[8];
+            int count;
+            fixed (CudnnConvBwdFilterAlgoPerf* pp = perf)
+            CuDnn.Check(CuDnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.X.Handle, px, d.Y.Handle, pdy, d.Conv.Handle, d.W.Handle, dw.Ptr,
+                8, out count, pp, search.Ptr, (nuint)SearchWorkspaceBytes));
+            return Pick(count, i => (perf[i].Status, (int)perf[i].Algo, (long)perf[i].Memory), "cudnnFindConvolutionBackwardFilterAlgorithmEx", d.Key);
+        });
+        using (var ws = Workspace(wsBytes))
+        {
             float one = 1, zero = 0;
-            CuDnn.Check(CuDnn.cudnnConvolutionBackwardFilter(h, &one, d.X.Handle, xd.Ptr, d.Y.Handle, dyd.Ptr, d.Conv.Handle, (CudnnConvBwdFilterAlgo)algo,
+            CuDnn.Check(CuDnn.cudnnConvolutionBackwardFilter(h, &one, d.X.Handle, px, d.Y.Handle, pdy, d.Conv.Handle, (CudnnConvBwdFilterAlgo)algo,
                 ws.Ptr, (nuint)Math.Max(0, wsBytes), &zero, d.W.Handle, dw.Ptr));
-            return dw;
         }
-        finally { xd.Release(); dyd.Release(); }
+        if (!nhwc) return dw;
+        try { return FilterLayout(dw, weightShape, toNhwc: false, "conv2d backward"); }   // the weights' gradient in the weights' KCRS order
+        finally { dw.Release(); }
     }
 
     /// <summary>The fastest successful algorithm of a Find result (cuDNN sorts by time).</summary>

@@ -1,7 +1,8 @@
 namespace MtlMoe.Engine.Backends.Cuda;
 
 // Top-k, gather and scatter-add through kernels/index.cu (int64 indices, [outer, len, inner] views, owner-computes
-// adds in index order: deterministic).
+// adds in index order: deterministic). bf16 has no index kernels: it runs the float32 ones on a widened copy and
+// rounds once (exactly the CPU twin; top-k and gather values are exact either way).
 public sealed partial class CudaBackend
 {
     /// <summary>Dense copy of x with <paramref name="dim"/> moved last; <paramref name="perm"/> maps new dims to old.</summary>
@@ -29,6 +30,17 @@ public sealed partial class CudaBackend
     public (Storage Values, Storage Indices) TopK(StorageView xView, int dim, int k, bool largest)
     {
         var (x, layout) = xView;
+        if (x.DType == DType.BFloat16)
+        {
+            var wide = Cast(xView, DType.Float32);
+            try
+            {
+                var (v, i) = TopK(StorageView.Dense(wide, layout.Shape), dim, k, largest);
+                try { return (Cast(StorageView.Dense(v, [v.Length]), DType.BFloat16), i); }
+                finally { v.Release(); }
+            }
+            finally { wide.Release(); }
+        }
         // The kernel selects the largest; smallest-first (rare here) runs on the host rather than in a second kernel.
         if (!largest || !x.DType.IsFloat())
         {
@@ -77,6 +89,7 @@ public sealed partial class CudaBackend
     {
         var (x, lx) = xView;
         var (index, li) = indexView;
+        if (x.DType == DType.BFloat16) return ViaFloat32([xView, indexView], v => Gather(v[0], dim, v[1]));
         // The kernel needs the index to match x outside dim; a smaller index (a corner of x) runs on the host.
         if (!SameExceptDim(lx.Shape, li.Shape, dim) || !x.DType.IsFloat())
             return OnHost([x, index], (cpu, h) => cpu.Gather(new(h[0], lx), dim, new(h[1], li)));
@@ -98,6 +111,7 @@ public sealed partial class CudaBackend
         var (x, lx) = xView;
         var (index, li) = indexView;
         var (src, ls) = srcView;
+        if (x.DType == DType.BFloat16) return ViaFloat32([xView, indexView, srcView], v => ScatterAdd(v[0], dim, v[1], v[2]));
         if (!SameExceptDim(lx.Shape, li.Shape, dim) || !x.DType.IsFloat())
             return OnHost([x, index, src], (cpu, h) => cpu.ScatterAdd(new(h[0], lx), dim, new(h[1], li), new(h[2], ls)));
         var (outer, inner) = AroundDim(lx.Shape, dim);

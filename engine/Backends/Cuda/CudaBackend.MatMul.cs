@@ -6,7 +6,8 @@ namespace MtlMoe.Engine.Backends.Cuda;
 // the operands: a row-major matrix with row stride ld is, to cuBLAS, its transpose with leading dimension ld (op N),
 // and a transposed view (strides (1, ld)) is a column-major matrix (op T) — so the seam's transposed operands are
 // read in place. Batch dims that flatten to one stride per operand (0 for broadcast) go to one strided-batched
-// SGEMM; anything else (and any operand that is not matrix-like) is made contiguous first.
+// SGEMM; anything else (and any operand that is not matrix-like) is made contiguous first. bf16 operands go to
+// cublasGemmEx / cublasGemmStridedBatchedEx with bf16 A, B and C and float32 accumulation (CUBLAS_COMPUTE_32F).
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
@@ -14,21 +15,28 @@ public sealed partial class CudaBackend
     {
         var (a, la) = aView;
         var (b, lb) = bView;
-        RequireF32("matmul", a.DType);
+        RequireDType("matmul", a.DType, DType.Float32, DType.BFloat16);
+        if (b.DType != a.DType) throw new InvalidOperationException($"matmul: dtypes {a.DType.Name()} and {b.DType.Name()} differ");
+        var t = a.DType;
         int r = la.Rank;
         int m = la.Shape[r - 2], k = la.Shape[r - 1], n = lb.Shape[r - 1];
         var batchShape = la.Shape[..(r - 2)];
         int batch = Shapes.Count(batchShape);
         var outShape = batchShape.Append(m).Append(n).ToArray();
-        if (batch == 0 || m == 0 || n == 0 || k == 0) return NewZeroed(DType.Float32, batch * m * n);
+        if (batch == 0 || m == 0 || n == 0 || k == 0) return NewZeroed(t, batch * m * n);
 
         var ownedA = Prepare(a, la, m, k, out var pa, out var opA, out var ldA, out var strideA);
         var ownedB = Prepare(b, lb, k, n, out var pb, out var opB, out var ldB, out var strideB);
         try
         {
-            var y = New(DType.Float32, batch * m * n);
+            var y = New(t, batch * m * n);
             var h = Context.Cublas;
             Context.MakeCurrent();
+            if (t == DType.BFloat16)
+            {
+                GemmBf16(h, opA, opB, m, n, k, pa, ldA, strideA, pb, ldB, strideB, y.Ptr, batch);
+                return y;
+            }
             CuBlas.Check(CuBlas.cublasSetMathMode(h, AllowTf32 ? CublasMath.Tf32TensorOp : CublasMath.Default));
             float alpha = 1, beta = 0;
             // Column-major: C'(n×m) = op(B')(n×k) · op(A')(k×m), ldc = n.
@@ -40,6 +48,21 @@ public sealed partial class CudaBackend
             return y;
         }
         finally { ownedA?.Release(); ownedB?.Release(); }
+    }
+
+    // Column-major C'(n×m) = op(B')·op(A') in bf16 with float32 accumulation, one call (strided batched when batch > 1).
+    unsafe void GemmBf16(Native.CublasHandle h, CublasOperation opA, CublasOperation opB, int m, int n, int k,
+        Native.CuDevicePtr pa, int ldA, long strideA, Native.CuDevicePtr pb, int ldB, long strideB, Native.CuDevicePtr c, int batch)
+    {
+        CuBlas.Check(CuBlas.cublasSetMathMode(h, CublasMath.Default));
+        float alpha = 1, beta = 0;   // CUBLAS_COMPUTE_32F: the scalars are float
+        if (batch == 1)
+            CuBlas.Check(CuBlas.cublasGemmEx(h, opB, opA, n, m, k, &alpha, pb, CudaDataType.R16BF, ldB, pa, CudaDataType.R16BF, ldA,
+                &beta, c, CudaDataType.R16BF, n, CublasComputeType.Compute32F, CublasGemmAlgo.Default));
+        else
+            CuBlas.Check(CuBlas.cublasGemmStridedBatchedEx(h, opB, opA, n, m, k, &alpha, pb, CudaDataType.R16BF, ldB, strideB,
+                pa, CudaDataType.R16BF, ldA, strideA, &beta, c, CudaDataType.R16BF, n, (long)m * n, batch,
+                CublasComputeType.Compute32F, CublasGemmAlgo.Default));
     }
 
     /// <summary>

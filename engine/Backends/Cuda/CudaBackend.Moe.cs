@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace MtlMoe.Engine.Backends.Cuda;
 
-// MoE primitives through kernels/moe_gating.cu and kernels/moe_dispatch.cu (float32 data, int32 indices), launched as
-// kernels/MOE_REGISTERS.md and the kernels' comments prescribe. No atomics: results are bit-identical run to run.
+// MoE primitives through kernels/moe_gating.cu and kernels/moe_dispatch.cu (float32 gating; float32 or bf16 dispatch and
+// combine with float32 gates; int32 indices), launched as kernels/MOE_REGISTERS.md and the kernels' comments prescribe.
+// No float atomics: results are bit-identical run to run.
 public sealed partial class CudaBackend
 {
     const int MoeRows = MoeKernelConstants.GatingRowsPerBlock;   // rows per gating block (one warp each)
@@ -130,9 +131,9 @@ public sealed partial class CudaBackend
     public Storage MoeDispatch(StorageView xView, Storage sourceRow, int rows)
     {
         var (x, xLayout) = xView;
-        RequireF32("moe_dispatch", x.DType);
+        RequireDType("moe_dispatch", x.DType, DType.Float32, DType.BFloat16);
         int d = xLayout.Shape[1];
-        var buffer = New(DType.Float32, rows * d);
+        var buffer = New(x.DType, rows * d);
         // A row-strided x is read in place (ldx = its row stride); anything else is made dense first.
         bool inPlace = xLayout.Strides[1] == 1 || d == 1;
         var xd = inPlace ? null : Dense(x, xLayout, "moe_dispatch");
@@ -140,7 +141,7 @@ public sealed partial class CudaBackend
         {
             var px = xd is null ? P(x, xLayout, "moe_dispatch") : xd.Ptr;
             int ldx = xd is null ? (xLayout.Shape[0] == 1 ? d : xLayout.Strides[0]) : d;
-            Launch("moe_dispatch", "moe_dispatch_f32", (long)rows * d, new KernelArgs().Add(px).Add(ldx).Add(P(sourceRow)).Add(buffer.Ptr).Add(rows).Add(d));
+            Launch("moe_dispatch", "moe_dispatch_" + Sfx(x.DType), (long)rows * d, new KernelArgs().Add(px).Add(ldx).Add(P(sourceRow)).Add(buffer.Ptr).Add(rows).Add(d));
         }
         finally { xd?.Release(); }
         return buffer;
@@ -150,11 +151,11 @@ public sealed partial class CudaBackend
     public Storage MoeDispatchBackward(StorageView gradBufferView, Storage slotOf, int batch, int k)
     {
         var (gradBuffer, gradLayout) = gradBufferView;
-        RequireF32("moe_dispatch backward", gradBuffer.DType);
+        RequireDType("moe_dispatch backward", gradBuffer.DType, DType.Float32, DType.BFloat16);
         int d = gradLayout.Shape[1];
         var g = Dense(gradBuffer, gradLayout, "moe_dispatch backward");
-        var dx = New(DType.Float32, batch * d);
-        try { Launch("moe_dispatch", "moe_dispatch_backward_f32", (long)batch * d, new KernelArgs().Add(g.Ptr).Add(P(slotOf)).Add(dx.Ptr).Add(batch).Add(k).Add(d)); }
+        var dx = New(gradBuffer.DType, batch * d);
+        try { Launch("moe_dispatch", "moe_dispatch_backward_" + Sfx(gradBuffer.DType), (long)batch * d, new KernelArgs().Add(g.Ptr).Add(P(slotOf)).Add(dx.Ptr).Add(batch).Add(k).Add(d)); }
         finally { g.Release(); }
         return dx;
     }
@@ -164,13 +165,14 @@ public sealed partial class CudaBackend
     {
         var (y, yLayout) = yView;
         var (gates, gatesLayout) = gatesView;
-        RequireF32("moe_combine", y.DType);
+        RequireDType("moe_combine", y.DType, DType.Float32, DType.BFloat16);
+        RequireDType("moe_combine gates", gates.DType, DType.Float32);
         int b = gatesLayout.Shape[0], e = gatesLayout.Shape[1], h = yLayout.Shape[1];
         var yd = Dense(y, yLayout, "moe_combine"); var gd = Dense(gates, gatesLayout, "moe_combine");
-        var output = New(DType.Float32, b * h);
+        var output = New(y.DType, b * h);
         try
         {
-            Launch("moe_dispatch", "moe_combine_f32", (long)b * h, new KernelArgs().Add(yd.Ptr).Add(gd.Ptr).Add(P(topIndices)).Add(P(slotOf))
+            Launch("moe_dispatch", "moe_combine_" + Sfx(y.DType), (long)b * h, new KernelArgs().Add(yd.Ptr).Add(gd.Ptr).Add(P(topIndices)).Add(P(slotOf))
                 .Add(output.Ptr).Add(b).Add(e).Add(k).Add(h));
         }
         finally { yd.Release(); gd.Release(); }
@@ -184,16 +186,18 @@ public sealed partial class CudaBackend
         var (gradOut, gradLayout) = gradOutView;
         var (y, yLayout) = yView;
         var (gates, gatesLayout) = gatesView;
-        RequireF32("moe_combine backward", y.DType);
+        RequireDType("moe_combine backward", y.DType, DType.Float32, DType.BFloat16);
+        RequireDType("moe_combine backward gates", gates.DType, DType.Float32);
+        if (gradOut.DType != y.DType) throw new InvalidOperationException($"moe_combine backward: gradient {gradOut.DType.Name()} and expert outputs {y.DType.Name()} differ");
         int b = gatesLayout.Shape[0], e = gatesLayout.Shape[1], h = yLayout.Shape[1], n = yLayout.Shape[0];
         var go = Dense(gradOut, gradLayout, "moe_combine backward");
         var yd = Dense(y, yLayout, "moe_combine backward"); var gd = Dense(gates, gatesLayout, "moe_combine backward");
-        var gradY = NewZeroed(DType.Float32, n * h);
+        var gradY = NewZeroed(y.DType, n * h);
         var gradGates = NewZeroed(DType.Float32, b * e);   // MOE_REGISTERS.md: zero-filled before the kernel
         try
         {
             long pairs = (long)b * k;
-            Context.Launch("moe_dispatch", "moe_combine_backward_f32", (pairs + 7) / 8, 256, new KernelArgs().Add(go.Ptr).Add(yd.Ptr).Add(gd.Ptr)
+            Context.Launch("moe_dispatch", "moe_combine_backward_" + Sfx(y.DType), (pairs + 7) / 8, 256, new KernelArgs().Add(go.Ptr).Add(yd.Ptr).Add(gd.Ptr)
                 .Add(P(topIndices)).Add(P(slotOf)).Add(gradY.Ptr).Add(gradGates.Ptr).Add(b).Add(e).Add(k).Add(h));
         }
         finally { go.Release(); yd.Release(); gd.Release(); }

@@ -3,6 +3,12 @@ namespace MtlMoe.Engine.Backends.Cuda;
 // Fused optimizer updates (kernels/optim.cu), in place, one thread per element.
 public sealed partial class CudaBackend
 {
+    static void RequireMasterWeights(string op, DType t)
+    {
+        if (t is not (DType.Float32 or DType.Float64))
+            throw new NotSupportedException($"{op} on cuda: parameters must be float32 or float64 (master weights and optimizer state stay float32 under autocast), got {t.Name()}");
+    }
+
     /// <inheritdoc />
     public void SgdUpdate(StorageView paramView, StorageView gradView, StorageView? momentumBufferView,
         double lr, double momentum, double dampening, double weightDecay, bool nesterov, bool initBuffer)
@@ -10,7 +16,7 @@ public sealed partial class CudaBackend
         var (param, paramLayout) = paramView;
         var (grad, gradLayout) = gradView;
         var (momentumBuffer, bufferLayout) = StorageView.SplitNullable(momentumBufferView);
-        RequireFloat("sgd", param.DType);
+        RequireMasterWeights("sgd", param.DType);
         int n = paramLayout.Count;
         var t = param.DType;
         var a = new KernelArgs().Add((long)n).Add(P(param, paramLayout, "sgd")).Add(P(grad, gradLayout, "sgd"))
@@ -27,7 +33,7 @@ public sealed partial class CudaBackend
         var (grad, gradLayout) = gradView;
         var (m, mLayout) = mView;
         var (v, vLayout) = vView;
-        RequireFloat("adamw", param.DType);
+        RequireMasterWeights("adamw", param.DType);
         int n = paramLayout.Count;
         var t = param.DType;
         var a = new KernelArgs().Add((long)n).Add(P(param, paramLayout, "adamw")).Add(P(grad, gradLayout, "adamw"))

@@ -2,8 +2,12 @@ namespace MtlMoe.Engine.Backends.Cuda;
 
 // Pooling through kernels/pool.cu (not cuDNN: the seam's max-pool backward has only dy and the saved flat
 // indices, which cuDNN's pooling backward cannot use, and owner-computes backward passes are deterministic).
+// bf16 takes the _bf16 kernels (windows compared and summed in float32, each output rounded once), except the
+// max-pool backward: its per-plane kernel adds in the output buffer, so bf16 runs it in float32 and rounds once.
 public sealed partial class CudaBackend
 {
+    static void RequirePoolDType(string op, DType t) => RequireDType(op, t, DType.Float32, DType.Float64, DType.BFloat16);
+
     KernelArgs PoolArgs(int[] xs, int ho, int wo, Pool2dGeometry g) => new KernelArgs().Add((long)xs[0] * xs[1])
         .Add(xs[2]).Add(xs[3]).Add(ho).Add(wo).Add(g.KernelH).Add(g.KernelW).Add(g.StrideH).Add(g.StrideW).Add(g.PadH).Add(g.PadW);
 
@@ -11,7 +15,7 @@ public sealed partial class CudaBackend
     public (Storage Values, Storage Indices) MaxPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
         var (x, lx) = xView;
-        RequireFloat("max_pool2d", x.DType);
+        RequirePoolDType("max_pool2d", x.DType);
         var xs = lx.Shape;
         int ho = geometry.OutH(xs[2]), wo = geometry.OutW(xs[3]);
         int n = xs[0] * xs[1] * ho * wo;
@@ -27,7 +31,8 @@ public sealed partial class CudaBackend
     {
         var (dy, ldy) = dyView;
         var (indices, lindices) = indicesView;
-        RequireFloat("max_pool2d backward", dy.DType);
+        RequirePoolDType("max_pool2d backward", dy.DType);
+        if (dy.DType == DType.BFloat16) return ViaFloat32([dyView], v => MaxPool2dBackward(v[0], indicesView, inputShape));
         int ho = ldy.Shape[2], wo = ldy.Shape[3];
         var dx = New(dy.DType, Shapes.Count(inputShape));
         var dyd = Dense(dy, ldy, "max_pool2d backward"); var id = Dense(indices, lindices, "max_pool2d backward");
@@ -45,7 +50,7 @@ public sealed partial class CudaBackend
     public Storage AvgPool2dForward(StorageView xView, Pool2dGeometry geometry)
     {
         var (x, lx) = xView;
-        RequireFloat("avg_pool2d", x.DType);
+        RequirePoolDType("avg_pool2d", x.DType);
         var xs = lx.Shape;
         int ho = geometry.OutH(xs[2]), wo = geometry.OutW(xs[3]);
         var y = New(x.DType, xs[0] * xs[1] * ho * wo);
@@ -59,7 +64,7 @@ public sealed partial class CudaBackend
     public Storage AvgPool2dBackward(StorageView dyView, Pool2dGeometry geometry, int[] inputShape)
     {
         var (dy, ldy) = dyView;
-        RequireFloat("avg_pool2d backward", dy.DType);
+        RequirePoolDType("avg_pool2d backward", dy.DType);
         var dx = New(dy.DType, Shapes.Count(inputShape));
         var dyd = Dense(dy, ldy, "avg_pool2d backward");
         try { Launch("pool", "avgpool2d_backward_" + Sfx(dy.DType), dx.Length, PoolArgs(inputShape, ldy.Shape[2], ldy.Shape[3], geometry).Add(P(dyd)).Add(dx.Ptr)); }
@@ -71,7 +76,7 @@ public sealed partial class CudaBackend
     public Storage AdaptiveAvgPool2dForward(StorageView xView, int outH, int outW)
     {
         var (x, lx) = xView;
-        RequireFloat("adaptive_avg_pool2d", x.DType);
+        RequirePoolDType("adaptive_avg_pool2d", x.DType);
         var xs = lx.Shape;
         var y = New(x.DType, xs[0] * xs[1] * outH * outW);
         var xd = Dense(x, lx, "adaptive_avg_pool2d");
@@ -88,7 +93,7 @@ public sealed partial class CudaBackend
     public Storage AdaptiveAvgPool2dBackward(StorageView dyView, int[] inputShape)
     {
         var (dy, ldy) = dyView;
-        RequireFloat("adaptive_avg_pool2d backward", dy.DType);
+        RequirePoolDType("adaptive_avg_pool2d backward", dy.DType);
         var dx = New(dy.DType, Shapes.Count(inputShape));
         var dyd = Dense(dy, ldy, "adaptive_avg_pool2d backward");
         try

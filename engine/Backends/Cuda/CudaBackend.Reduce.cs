@@ -1,6 +1,7 @@
 namespace MtlMoe.Engine.Backends.Cuda;
 
-// Reductions (kernels/reduce.cu, one dim at a time over a dense [outer, len, inner] view, fixed order).
+// Reductions (kernels/reduce.cu, one dim at a time over a dense [outer, len, inner] view, fixed order). A bf16 input
+// is read by the _bf16 kernels, accumulated in float32 and written as float32, so later passes run the f32 kernels.
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
@@ -9,7 +10,8 @@ public sealed partial class CudaBackend
         var (x, layout) = xView;
         // Integer reductions (label counts and the like) are rare and small: host fallback, no integer kernels.
         if (!x.DType.IsFloat()) return OnHost([x], (cpu, h) => cpu.Reduce(op, new(h[0], layout), dims));
-        if (dims.Length == 0) return Contiguous(xView);
+        if (dims.Length == 0) return x.DType == DType.BFloat16 ? Cast(xView, DType.Float32) : Contiguous(xView);
+        var outType = x.DType == DType.BFloat16 ? DType.Float32 : x.DType;
         var shape = (int[])layout.Shape.Clone();
         bool arg = op is ReduceOp.ArgMax or ReduceOp.ArgMin;
         string name = op switch { ReduceOp.Sum => "sum", ReduceOp.Max => "max", ReduceOp.Min => "min", ReduceOp.ArgMax => "argmax", _ => "argmin" };
@@ -28,7 +30,7 @@ public sealed partial class CudaBackend
                 if (len == 0)
                 {
                     if (op != ReduceOp.Sum) throw new ArgumentException($"{name}: reducing an empty dim {d0} of {Shapes.Format(layout.Shape)}");
-                    y = NewZeroed(x.DType, outputs);
+                    y = NewZeroed(outType, outputs);
                 }
                 else
                 {
@@ -36,19 +38,19 @@ public sealed partial class CudaBackend
                     while (!arg && outputs < SplitBelowOutputs && len >= SplitFromLength)
                     {
                         long chunks = (len + ReduceChunk - 1) / ReduceChunk;
-                        var part = New(x.DType, checked((int)(outer * chunks * inner)));
-                        Launch("reduce", $"{name}_chunks_{Sfx(x.DType)}", outer * chunks * inner,
+                        var part = New(outType, checked((int)(outer * chunks * inner)));
+                        Launch("reduce", $"{name}_chunks_{Sfx(cur.DType)}", outer * chunks * inner,
                             new KernelArgs().Add(outer).Add(len).Add(inner).Add((long)ReduceChunk).Add(P(cur)).Add(part.Ptr));
                         cur.Release();
                         cur = part;
                         len = chunks;
                     }
-                    var yc = arg ? New(DType.Int64, outputs) : New(x.DType, outputs);
+                    var yc = arg ? New(DType.Int64, outputs) : New(outType, outputs);
                     if (inner == 1)
-                        Context.Launch("reduce", $"{name}_rows_{Sfx(x.DType)}", Math.Min(outer, 1 << 20), 256,
+                        Context.Launch("reduce", $"{name}_rows_{Sfx(cur.DType)}", Math.Min(outer, 1 << 20), 256,
                             new KernelArgs().Add(outer).Add(len).Add(P(cur)).Add(yc.Ptr));
                     else
-                        Launch("reduce", $"{name}_{Sfx(x.DType)}", outer * inner,
+                        Launch("reduce", $"{name}_{Sfx(cur.DType)}", outer * inner,
                             new KernelArgs().Add(outer).Add(len).Add(inner).Add(P(cur)).Add(yc.Ptr));
                     y = yc;
                 }

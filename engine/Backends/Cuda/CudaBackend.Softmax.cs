@@ -1,13 +1,14 @@
 namespace MtlMoe.Engine.Backends.Cuda;
 
-// Softmax / log-softmax (kernels/softmax.cu, last dim; other dims are moved last by a strided copy).
+// Softmax / log-softmax (kernels/softmax.cu, last dim; other dims are moved last by a strided copy); bf16 rows are
+// reduced in float32 and the result rounded once.
 public sealed partial class CudaBackend
 {
     /// <inheritdoc />
     public Storage Softmax(StorageView xView, int dim, bool log)
     {
         var (x, layout) = xView;
-        RequireF32(log ? "log_softmax" : "softmax", x.DType);
+        RequireDType(log ? "log_softmax" : "softmax", x.DType, DType.Float32, DType.BFloat16);
         int rank = layout.Rank;
         // Move dim last: perm = (others..., dim).
         var perm = Enumerable.Range(0, rank).Where(i => i != dim).Append(dim).ToArray();
@@ -19,7 +20,7 @@ public sealed partial class CudaBackend
             int cols = layout.Shape[dim];
             long rows = cols == 0 ? 0 : layout.Count / cols;
             if (rows > 0)
-                Context.Launch("softmax", log ? "log_softmax_f32" : "softmax_f32", Math.Min(rows, 1 << 20), 256,
+                Context.Launch("softmax", (log ? "log_softmax_" : "softmax_") + Sfx(x.DType), Math.Min(rows, 1 << 20), 256,
                     new KernelArgs().Add(rows).Add((long)cols).Add(P(dense)).Add(y.Ptr));
         }
         finally { dense.Release(); }

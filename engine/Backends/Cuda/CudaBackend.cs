@@ -7,8 +7,10 @@ namespace MtlMoe.Engine.Backends.Cuda;
 /// The CUDA backend: device memory from a caching allocator, every operation queued in order on the device's one
 /// compute stream (nothing synchronises until the host reads values through <see cref="Download{T}"/>), our PTX
 /// kernels (kernels/*.cu) for pointwise/reduction/index/norm/optimizer/MoE primitives, cuBLAS for MatMul and cuDNN
-/// for convolutions. Kernels are float32 for the math-heavy families; float64 works where a double kernel exists
-/// and throws <see cref="NotSupportedException"/> naming the op otherwise. Split in one file per op family.
+/// for convolutions. Kernels are float32 for the math-heavy families, bf16 wherever they touch activations (float32
+/// compute, one rounding on store: the same results as the CPU backend's bf16 twins up to float32 summation order);
+/// float64 works where a double kernel exists; anything else throws <see cref="NotSupportedException"/> naming the op.
+/// Split in one file per op family.
 /// </summary>
 public sealed partial class CudaBackend : IBackend
 {
@@ -68,9 +70,17 @@ public sealed partial class CudaBackend : IBackend
         return s;
     }
 
-    internal CudaStorage Cu(Storage s, string op) => s is CudaStorage c && c.Context == Context
-        ? c
-        : throw new InvalidOperationException($"{op}: a {s.Device} storage was handed to the {Device} backend");
+    /// <summary>
+    /// The device storage behind <paramref name="s"/>, as dense NCHW memory: a channels-last storage is converted back in
+    /// place first (see CudaBackend.ChannelsLast.cs), so every caller of Cu/P/Dense may assume NCHW.
+    /// </summary>
+    internal CudaStorage Cu(Storage s, string op)
+    {
+        if (s is not CudaStorage c || c.Context != Context)
+            throw new InvalidOperationException($"{op}: a {s.Device} storage was handed to the {Device} backend");
+        if (c.Nhwc is not null) EnsureNchw(c);
+        return c;
+    }
 
     /// <summary>Device address of a layout's element 0.</summary>
     internal CuDevicePtr P(Storage s, Layout l, string op) => Cu(s, op).At(l.Offset);
@@ -83,8 +93,17 @@ public sealed partial class CudaBackend : IBackend
         DType.Float32 => "f32",
         DType.Float64 => "f64",
         DType.Int32 => "i32",
-        _ => "i64",
+        DType.Int64 => "i64",
+        DType.BFloat16 => "bf16",
+        _ => throw new NotSupportedException($"cuda: dtype {t.Name()} has no kernels"),
     };
+
+    /// <summary>Refuses a dtype outside <paramref name="allowed"/>, naming the op and what it takes.</summary>
+    internal static void RequireDType(string op, DType t, params DType[] allowed)
+    {
+        if (Array.IndexOf(allowed, t) < 0)
+            throw new NotSupportedException($"{op} on cuda supports {string.Join(", ", allowed.Select(a => a.Name()))} (got {t.Name()})");
+    }
 
     internal static void RequireF32(string op, DType t)
     {
@@ -165,7 +184,7 @@ public sealed partial class CudaBackend : IBackend
             return;
         }
         var s = Strided3.Make(op, sl.Shape, sl.Strides, dl.Strides);
-        string k = src.DType.SizeOf() == 4 ? "copy_into_i32" : "copy_into_i64";
+        string k = src.DType.SizeOf() switch { 2 => "copy_into_bf16", 4 => "copy_into_i32", _ => "copy_into_i64" };   // bits moved
         Launch("pointwise", k, n, new KernelArgs().Add((long)n).AddStruct(s).Add(sp).Add(dp));
     }
 
@@ -174,9 +193,19 @@ public sealed partial class CudaBackend : IBackend
     {
         var (src, layout) = srcView;
         if (src.DType == to) return Contiguous(srcView);
+        if (ChannelsLastFor(to) && PointwiseNhwc(srcView))   // a channels-last activation stays channels-last
+            return RunPointwiseNhwc([srcView], to, "cast", (count, s, p, dst) =>
+                Launch("pointwise", $"cast_{Sfx(src.DType)}_{Sfx(to)}", count, new KernelArgs().Add(count).AddStruct(s).Add(p[0]).Add(dst)));
         int n = layout.Count;
         var y = New(to, n);
         if (n == 0) return y;
+        var src0 = P(src, layout, "cast");
+        // Dense float32 ↔ bf16 (the autocast edges): 16-byte vector kernels when the source is 16-byte aligned.
+        if (layout.IsContiguous && src0.Address % 16 == 0 && (src.DType, to) is (DType.Float32, DType.BFloat16) or (DType.BFloat16, DType.Float32))
+        {
+            Launch("layout", $"cast_dense_{Sfx(src.DType)}_{Sfx(to)}", (n + 7) / 8, new KernelArgs().Add((long)n).Add(src0).Add(y.Ptr));
+            return y;
+        }
         var s = Strided3.Make("cast", layout.Shape, layout.Strides);
         Launch("pointwise", $"cast_{Sfx(src.DType)}_{Sfx(to)}", n, new KernelArgs().Add((long)n).AddStruct(s).Add(P(src, layout, "cast")).Add(y.Ptr));
         return y;
@@ -196,9 +225,12 @@ public sealed partial class CudaBackend : IBackend
             case DType.Float32: args.Add(BitConverter.SingleToInt32Bits((float)value)); break;
             case DType.Float64: args.Add(BitConverter.DoubleToInt64Bits(value)); break;
             case DType.Int32: args.Add((int)value); break;
-            default: args.Add((long)value); break;
+            case DType.Int64: args.Add((long)value); break;
+            case DType.BFloat16: args.Add((int)BFloat16.FromFloat((float)value).Bits); break;   // the kernel takes the 16 bits in an int
+            default: throw new NotSupportedException($"fill on cuda: dtype {dst.DType.Name()} is not supported");
         }
-        Launch("pointwise", dst.DType.SizeOf() == 4 ? "fill_strided_i32" : "fill_strided_i64", n, args.Add(p));
+        string kernel = dst.DType.SizeOf() switch { 2 => "fill_strided_bf16", 4 => "fill_strided_i32", _ => "fill_strided_i64" };
+        Launch("pointwise", kernel, n, args.Add(p));
     }
 
     /// <summary>Waits for all queued work on this device (timing, tests); reading values synchronises by itself.</summary>

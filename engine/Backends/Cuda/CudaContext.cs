@@ -54,9 +54,21 @@ public sealed unsafe class CudaContext
         _currentCtx = Context.Handle;
     }
 
+    /// <summary>True while a CUDA graph capture records this context's stream (see <see cref="CudaGraph"/>).</summary>
+    public bool Capturing => Allocator.Capturing;
+
+    void RefuseDuringCapture(string what)
+    {
+        if (Capturing)
+            throw new GraphCaptureException($"cuda:{Index}: {what} while a CUDA graph is being captured — a graph holds device work only: " +
+                "copy inputs into the graph's static input tensors before Replay, read outputs after it (the dropless MoE's routing reads " +
+                "per-expert counts on the host, so keep the MoE outside the graph)");
+    }
+
     /// <summary>Blocks until all work queued on the compute stream has finished.</summary>
     public void Synchronize()
     {
+        RefuseDuringCapture("a stream synchronisation");
         MakeCurrent();
         CudaDriver.Check(CudaDriver.cuStreamSynchronize(Stream));
     }
@@ -90,10 +102,18 @@ public sealed unsafe class CudaContext
     public static long GridFor(long n, int block = 256) => Math.Min((n + block - 1) / block, 65535L * 16);
 
     /// <summary>Copies host data to device memory: through a pinned staging buffer, asynchronously on the stream.</summary>
-    public void CopyToDevice(ReadOnlySpan<byte> src, CuDevicePtr dst) => _staging.Upload(src, dst);
+    public void CopyToDevice(ReadOnlySpan<byte> src, CuDevicePtr dst)
+    {
+        RefuseDuringCapture("a host-to-device copy");
+        _staging.Upload(src, dst);
+    }
 
     /// <summary>Copies device memory to the host (waits for the stream: this is where the host reads values).</summary>
-    public void CopyToHost(CuDevicePtr src, Span<byte> dst) => _staging.Download(src, dst);
+    public void CopyToHost(CuDevicePtr src, Span<byte> dst)
+    {
+        RefuseDuringCapture("a device-to-host copy (reading a value)");
+        _staging.Download(src, dst);
+    }
 
     /// <summary>cuBLAS handle bound to the compute stream (created on first use).</summary>
     public CublasHandle Cublas
@@ -106,6 +126,10 @@ public sealed unsafe class CudaContext
                 MakeCurrent();
                 CuBlas.Check(CuBlas.cublasCreate_v2(out var nh));
                 CuBlas.Check(CuBlas.cublasSetStream_v2(nh, Stream));
+                // A workspace of our own (held for the context's life): cuBLAS then never allocates by itself, so its
+                // calls can be captured into a CUDA graph. 32 MiB covers Hopper's largest recommended workspace.
+                var ws = Allocator.Allocate(CublasWorkspaceBytes).Address;
+                CuBlas.Check(CuBlas.cublasSetWorkspace_v2(nh, new CuDevicePtr(ws), (nuint)CublasWorkspaceBytes));
                 _cublas = nh;
                 return nh;
             }
@@ -126,6 +150,31 @@ public sealed unsafe class CudaContext
                 _cudnn = nh;
                 return nh;
             }
+        }
+    }
+
+    const long CublasWorkspaceBytes = 32L << 20;
+    ulong _moeCounters;
+    int _moeCounterCount;
+
+    /// <summary>
+    /// At least <paramref name="count"/> unsigned counters for the fused gating kernels' block election, zero. They are
+    /// allocated (and zeroed) once per context and grown when a larger batch needs more; the kernels leave them zero
+    /// after every launch (kernels/moe_gating.cu), so no memset is queued per call and the address stays fixed (a CUDA
+    /// graph may capture it).
+    /// </summary>
+    internal CuDevicePtr MoeCounters(int count)
+    {
+        lock (_gate)
+        {
+            if (count <= _moeCounterCount) return new CuDevicePtr(_moeCounters);
+            int n = Math.Max(count, 64);
+            var block = Allocator.Allocate(4L * n).Address;
+            MakeCurrent();
+            CudaDriver.Check(CudaDriver.cuMemsetD32Async(new CuDevicePtr(block), 0, (nuint)n, Stream));
+            if (_moeCounters != 0) Allocator.Free(_moeCounters);
+            _moeCounters = block; _moeCounterCount = n;
+            return new CuDevicePtr(block);
         }
     }
 

@@ -33,6 +33,21 @@ public sealed class CudaStorage : Storage
     /// <summary>Address of element <paramref name="offset"/>.</summary>
     public CuDevicePtr At(int offset) => Ptr.Offset((long)offset * DType.SizeOf());
 
+    /// <summary>
+    /// Non-null while the memory holds a logical dense [N, C, H, W] tensor in channels-last order ([N, H·W, C]): only the
+    /// backend's channels-last paths read it so; every other use converts it back in place first
+    /// (<see cref="CudaBackend"/>'s <c>Cu</c>/<c>P</c>/<c>Dense</c>), so code that assumes NCHW never sees NHWC bytes.
+    /// </summary>
+    internal NhwcDims? Nhwc { get; set; }
+
+    /// <summary>Swaps the memory block for <paramref name="address"/> (same size, filled by the caller) and frees the old one.</summary>
+    internal void ReplaceBlock(ulong address)
+    {
+        var old = _address;
+        _address = address;
+        if (old != 0) _context.Allocator.Free(old);
+    }
+
     /// <inheritdoc />
     protected override void Free()
     {
@@ -41,3 +56,6 @@ public sealed class CudaStorage : Storage
         if (a != 0) _context.Allocator.Free(a);
     }
 }
+
+/// <summary>The logical dims of a channels-last storage: N images, C channels, HW = H·W positions.</summary>
+internal readonly record struct NhwcDims(int N, int C, long HW);

@@ -29,11 +29,14 @@ public partial class CudaKernelNameTests
         {
             string module = m.Groups[1].Value, name = m.Groups[2].Value;
             bool suffixed = m.Groups[3].Success;
+            if (!suffixed && !m.Groups[4].Success) continue;   // "name_" + something else: ComputedKernelNamesAreEmbedded
             var entries = Entries(module);
-            // Families with double kernels (the backend allows float64 there) and the integer pointwise ones.
+            // The dtypes the backend launches each suffixed kernel with (bf16 wherever a bf16 kernel touches activations).
             string[] dtypes = !suffixed ? [""]
-                : module == "pointwise" ? ["f32", "f64", "i32", "i64"]
-                : module is "index" or "norm" or "optim" or "pool" or "reduce" ? ["f32", "f64"]
+                : module == "pointwise" ? name == "relu_backward_" ? ["f32", "bf16"] : ["f32", "f64", "i32", "i64", "bf16"]
+                : module is "index" or "optim" ? ["f32", "f64"]
+                : module == "pool" ? name == "maxpool2d_backward_" ? ["f32", "f64"] : ["f32", "f64", "bf16"]
+                : module == "moe_dispatch" ? ["f32", "bf16"]
                 : ["f32"];
             foreach (var d in dtypes)
             {
@@ -48,21 +51,34 @@ public partial class CudaKernelNameTests
     [Test]
     public void ComputedKernelNamesAreEmbedded()
     {
-        string[] dt = ["f32", "f64", "i32", "i64"];
-        var pointwise = Entries("pointwise");
-        var reduce = Entries("reduce");
-        var need = new List<string>();
-        foreach (var from in dt) foreach (var to in dt) if (from != to) need.Add($"cast_{from}_{to}");
-        need.AddRange(["copy_into_i32", "copy_into_i64", "fill_strided_i32", "fill_strided_i64"]);
-        Assert.That(need.Where(n => !pointwise.Contains(n)), Is.Empty, "pointwise");
-        var red = from op in new[] { "sum", "max", "min", "argmax", "argmin" }
-                  from rows in new[] { "_", "_rows_" }
-                  from d in new[] { "f32", "f64" }
-                  select op + rows + d;
-        Assert.That(red.Where(n => !reduce.Contains(n)), Is.Empty, "reduce");
+        string[] dt = ["f32", "f64", "i32", "i64", "bf16"];
+        var need = new Dictionary<string, List<string>>();
+        void Need(string module, string name) { if (!need.TryGetValue(module, out var l)) need[module] = l = new(); l.Add(name); }
+        foreach (var from in dt) foreach (var to in dt) if (from != to) Need("pointwise", $"cast_{from}_{to}");
+        foreach (var n in new[] { "copy_into_i32", "copy_into_i64", "copy_into_bf16", "fill_strided_i32", "fill_strided_i64", "fill_strided_bf16" }) Need("pointwise", n);
+        foreach (var op in new[] { "sum", "max", "min", "argmax", "argmin" })
+            foreach (var rows in new[] { "_", "_rows_" })
+                foreach (var d in new[] { "f32", "f64", "bf16" }) Need("reduce", op + rows + d);
+        foreach (var op in new[] { "sum", "max", "min" }) foreach (var d in new[] { "f32", "f64", "bf16" }) Need("reduce", $"{op}_chunks_{d}");
+        foreach (var n in new[] { "softmax_", "log_softmax_" }) foreach (var d in new[] { "f32", "bf16" }) Need("softmax", n + d);
+        // Batch norm: "bn_…_" + (channels-last ? "nhwc_" : "") + dtype.
+        foreach (var n in new[] { "bn_stats_", "bn_relu_forward_", "bn_relu_infer_", "bn_relu_backward_reduce_", "bn_relu_backward_dx_" })
+            foreach (var d in new[] { "f32", "f64", "bf16", "nhwc_f32", "nhwc_bf16" }) Need("norm", n + d);
+        foreach (var d in new[] { "f32", "bf16", "nhwc_f32", "nhwc_bf16" }) Need("norm", "bn_add_relu_forward_" + d);
+        // Layout edges: dense casts and channels-last transposes.
+        foreach (var n in new[] { "cast_dense_f32_bf16", "cast_dense_bf16_f32", "nchw_to_nhwc_f32", "nhwc_to_nchw_f32", "nchw_to_nhwc_bf16", "nhwc_to_nchw_bf16" })
+            Need("layout", n);
+        // The fused gating pass: the k ≤ 2 pair and the general one.
+        foreach (var n in new[] { "moe_gating_fused_k2_f32", "moe_gating_fused_f32", "moe_gating_fused_backward_k2_f32", "moe_gating_fused_backward_f32" })
+            Need("moe_gating", n);
+        foreach (var (module, names) in need)
+        {
+            var entries = Entries(module);
+            Assert.That(names.Where(n => !entries.Contains(n)), Is.Empty, module);
+        }
     }
 
-    // Launch("module", "name_" + Sfx(...)  or  Launch("module", "name"
-    [GeneratedRegex(@"Launch\(""(\w+)"",\s*""(\w+)""(\s*\+\s*Sfx\()?")]
+    // Launch("module", "name_" + Sfx(...)  or  Launch("module", "name", …  (a literal name ends at a comma or parenthesis)
+    [GeneratedRegex(@"Launch\(""(\w+)"",\s*""(\w+)""(\s*\+\s*Sfx\()?(\s*[,)])?")]
     private static partial Regex LaunchLiteral();
 }

@@ -47,6 +47,17 @@ public class CliTests
     }
 
     [Test]
+    public void AmpIsOffByDefaultAndReachesTheTrainer()
+    {
+        Assert.That(CommandLine.Parse([]).Amp, Is.EqualTo(AmpMode.Off));
+        var s = CommandLine.Parse(["--amp", "bf16"]);
+        Assert.That(RunSetup.TrainerOptionsOf(s, MtlMoe.Engine.Device.Cpu).Amp, Is.EqualTo(AmpMode.Bf16));
+        var (code, _, err) = Run(["--amp", "fp16"]);
+        Assert.That((code, err.Split('\n')[0].TrimEnd('\r')), Is.EqualTo((2, "error: --amp must be one of off, bf16, got 'fp16'")));
+        Assert.That(OptionTable.CommandHelp(CommandKind.Train), Does.Contain("--amp off|bf16").And.Contain("on the CPU the bf16 ops are reference implementations"));
+    }
+
+    [Test]
     public void RecipeOptionsReachTheModelAndTrainerConfigs()
     {
         var s = CommandLine.Parse(["--jitter", "0.25", "--hidden", "64", "--dropout", "0.1", "--zero-init-residual", "off"]);

@@ -42,6 +42,26 @@ public class RunFolderCliTests
     }
 
     [Test]
+    public void AmpIsRecordedAndKeptOnResume()
+    {
+        string data = TestSets.CopyOfMaster();
+        string dir = Path.Combine(TrainingFixtures.NewTempDir(), "run");
+        var (code, _, err) = CliRunner.Run(TrainArgs(data, dir, "--amp", "bf16"));
+        Assert.That(code, Is.EqualTo(0), err);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, RunFiles.Config)))!;
+        Assert.That((string?)config["settings"]!["amp"], Is.EqualTo("bf16"));
+        Assert.That((string?)config["trainer"]!["amp"], Is.EqualTo("bf16"));
+        // Resume continues in bf16 without being told, and refuses to switch precision.
+        var (c1, _, e1) = CliRunner.Run("--resume", dir, "--amp", "off");
+        Assert.That((c1, CliRunner.FirstLine(e1)), Is.EqualTo((2, $"error: --resume continues {dir} with the settings in its config.json; --amp cannot change " +
+            "(on resume only --epochs, --device, --threads, --workers, --tf32, --data, --plain, --debug may be given)")));
+        var (c2, _, e2) = CliRunner.Run("--resume", dir, "--epochs", "2", "--workers", "1");
+        Assert.That(c2, Is.EqualTo(0), e2);
+        var after = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, RunFiles.Config)))!;
+        Assert.That((string?)after["trainer"]!["amp"], Is.EqualTo("bf16"));
+    }
+
+    [Test]
     public void ResumeHonoursEpochsAndRecomputesTheSchedule()
     {
         string data = TestSets.CopyOfMaster();

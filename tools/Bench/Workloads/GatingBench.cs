@@ -9,7 +9,9 @@ namespace MtlMoe.Bench.Workloads;
 /// <summary>
 /// Noisy top-k gating, float32, forward and backward, two scopes: "op" (logits → gates, importance, load
 /// and aux loss; independent of d) and "layer" (x → the same, including the x·W_g and x·W_noise
-/// projections). Each runs as "fused" (the MoE primitive) and as "composed" from generic engine ops
+/// projections). Each runs as "fused" (one op: gating, importance, load and aux with one backward,
+/// <see cref="MoeOps.NoisyTopKGatingWithAux"/>; on CUDA one kernel each way), "primitive" (the gating primitive, then the
+/// aux loss from generic ops on its [E] rows) and as "composed" from generic engine ops
 /// (Max/Eq/Where peel off the top k+1, masked Exp for the softmax, NormCdf for the load; ties are not
 /// broken by index there, which random inputs never hit). backward = median(forward + backward) − median(forward).
 /// With <c>--device cuda</c> every run ends with a device synchronisation, lines carry the fraction of the device's
@@ -22,7 +24,7 @@ public sealed class GatingBench : IWorkload
     public string Name => "gating";
 
     /// <inheritdoc />
-    public string Description => "MoE noisy top-k gating fused vs composed, fwd/bwd: --batch 256,4096,65536 --dim 512,2048 --experts 4,8,16,64 --k 1,2 [--scope op,layer] [--path fused,composed] [--runs r] [--threads t] [--full: layer scope beyond B·d = 4096·2048 too] [--device cpu|cuda] [--profile]";
+    public string Description => "MoE noisy top-k gating fused vs composed, fwd/bwd: --batch 256,4096,65536 --dim 512,2048 --experts 4,8,16,64 --k 1,2 [--scope op,layer] [--path fused,primitive,composed] [--runs r] [--threads t] [--full: layer scope beyond B·d = 4096·2048 too] [--device cpu|cuda] [--profile]";
 
     /// <inheritdoc />
     public void Run(BenchOptions options, JsonLines output)
@@ -41,7 +43,7 @@ public sealed class GatingBench : IWorkload
         _peakGBps = CudaProfiler.PeakBandwidthGBps(_device) is double peak && peak > 0 ? peak : null;
         if (_peakGBps is double pk) Console.Error.WriteLine($"gating: {_device}, peak DRAM bandwidth {pk:F0} GB/s, NVTX {(Nvtx.Enabled ? "on" : "off (libnvToolsExt.so.1 not found)")}");
         foreach (var s in scopes) if (s is not ("op" or "layer")) throw new ArgumentException($"gating: unknown --scope '{s}' (op, layer)");
-        foreach (var p in paths) if (p is not ("fused" or "composed")) throw new ArgumentException($"gating: unknown --path '{p}' (fused, composed)");
+        foreach (var p in paths) if (p is not ("fused" or "primitive" or "composed")) throw new ArgumentException($"gating: unknown --path '{p}' (fused, primitive, composed)");
         using (BenchCpu.Use(cpu))
         {
             foreach (int b in batches)
@@ -98,7 +100,7 @@ public sealed class GatingBench : IWorkload
         foreach (var path in paths)
         {
             Console.Error.WriteLine($"gating op {path}: B={b} E={e} k={k}");
-            Tensor Forward(Tensor c, Tensor r) => path == "fused" ? FusedAux(c, r, eps, k) : ComposedAux(c, r, eps, k);
+            Tensor Forward(Tensor c, Tensor r) => Path(path, c, r, eps, k);
             string tag = $"B={b} E={e} k={k}";
             double fwd = Median($"gating/op/{path}/forward {tag}", () => { using var _ = Autograd(false, () => Forward(clean, raw)); }, runs);
             double both = Median($"gating/op/{path}/forward+backward {tag}", () => Backward(clean, raw, Forward), runs);
@@ -123,7 +125,7 @@ public sealed class GatingBench : IWorkload
                 using var c = Ops.MatMul(x, g);
                 using var r = Ops.MatMul(x, n);
                 using var eps = Tensor.RandN([b, e], noise, device: _device);
-                return path == "fused" ? FusedAux(c, r, eps, k) : ComposedAux(c, r, eps, k);
+                return Path(path, c, r, eps, k);
             }
             string tag = $"B={b} d={d} E={e} k={k}";
             double fwd = Median($"gating/layer/{path}/forward {tag}", () => { using var _ = Autograd(false, () => Forward(wg, wn)); }, runs);
@@ -149,8 +151,24 @@ public sealed class GatingBench : IWorkload
         la.ZeroGrad(); lb.ZeroGrad();
     }
 
-    // Scalar: Σ gates · w (a fixed non-uniform weighting so that the gates' gradient is not zero) + aux.
+    private static Tensor Path(string path, Tensor clean, Tensor raw, Tensor eps, int k) => path switch
+    {
+        "fused" => FusedAux(clean, raw, eps, k),
+        "primitive" => PrimitiveAux(clean, raw, eps, k),
+        _ => ComposedAux(clean, raw, eps, k),
+    };
+
+    // Scalar: Σ gates · w (a fixed non-uniform weighting so that the gates' gradient is not zero) + aux, the aux loss inside
+    // the one fused op.
     private static Tensor FusedAux(Tensor clean, Tensor raw, Tensor eps, int k)
+    {
+        using var g = MoeOps.NoisyTopKGatingWithAux(clean, raw, eps, k, 1e-2, 0.01, 0.01);
+        using var aux = g.Aux!;
+        return Finish(g.Gates, aux);
+    }
+
+    // The gating primitive, then the aux loss from generic ops on importance and load (the layer before the fused op).
+    private static Tensor PrimitiveAux(Tensor clean, Tensor raw, Tensor eps, int k)
     {
         using var g = MoeOps.NoisyTopKGating(clean, raw, eps, k);
         using var aux = MoeOps.AuxLoss(g, 0.01, 0.01);

@@ -153,6 +153,7 @@ public static class CommandLine
         "max-batches" => s with { MaxBatches = Int(name, v) },
         "plain" => s with { Plain = true },
         "tf32" => s with { Tf32 = true },
+        "amp" => s with { Amp = Choice<AmpMode>(name, v) },
         "debug" => s with { Debug = true },
         "json" => s with { Json = true },
         "help" => s,

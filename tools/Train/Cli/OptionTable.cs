@@ -99,6 +99,7 @@ public static class OptionTable
 
         new("device", "auto|cpu|cuda|cuda:N", "where to compute (default auto: a usable GPU, else the CPU)", "machine", Takes.All),
         new("tf32", null, "on a GPU, TF32 tensor cores for matrix products and convolutions", "machine", Takes.All),
+        new("amp", Choices<AmpMode>(), "mixed precision: bf16 autocast of convolutions and matrix products, losses, statistics and gating in float32 (default off); on the CPU the bf16 ops are reference implementations: correct, but slower than off", "machine", Takes.Training),
         new("threads", "N", "CPU threads for compute (default: all cores)", "machine", Takes.All),
         new("workers", "N", "data-loading threads (default 2)", "machine", Takes.Training | Takes.Eval),
 

@@ -105,6 +105,8 @@ public sealed record TrainSettings
     public int MaxBatches { get; init; }
     /// <summary>On a GPU, let matrix products and convolutions use TF32 tensor cores (about 1e-3 relative error, several times faster); ignored on the CPU.</summary>
     public bool Tf32 { get; init; }
+    /// <summary>Mixed precision: off, or bf16 autocast (master weights and optimizer state stay float32); kept on --resume.</summary>
+    public AmpMode Amp { get; init; } = AmpMode.Off;
     /// <summary>Plain progress lines even on a terminal.</summary>
     public bool Plain { get; init; }
     /// <summary>The options given on the command line (names without "--"), as opposed to defaults and preset values.</summary>

@@ -108,7 +108,7 @@ public static class RunSetup
         WarmupEpochs = s.WarmupEpochs, LabelSmoothing = s.LabelSmoothing, LambdaLoc = s.LambdaLoc, Seed = s.Seed,
         Workers = s.Workers, MaxBatches = s.MaxBatches, Crop = s.Res, Resize = ResizeOf(s), ColorJitter = s.Jitter, Device = device,
         MaxImagePixels = s.MaxImagePixels,
-        Freeze = s.Freeze, BackboneLrScale = s.BackboneLr,
+        Freeze = s.Freeze, BackboneLrScale = s.BackboneLr, Amp = s.Amp,
     };
 
     /// <summary>A new run folder name: runs/&lt;timestamp&gt;-&lt;variant&gt;.</summary>

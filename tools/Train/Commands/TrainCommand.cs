@@ -54,7 +54,8 @@ public static class TrainCommand
         RunSetup.ApplyThreads(s);
         var (device, why) = RunSetup.ResolveDevice(s.Device);
         RunSetup.ApplyMath(s, device);
-        progress.Message($"device: {device} ({why}){(device.Type == MtlMoe.Engine.DeviceType.Cuda && s.Tf32 ? ", TF32 tensor cores on" : "")}");
+        progress.Message($"device: {device} ({why}){(device.Type == MtlMoe.Engine.DeviceType.Cuda && s.Tf32 ? ", TF32 tensor cores on" : "")}" +
+            (s.Amp == AmpMode.Bf16 ? $", bf16 autocast{(device.Type == MtlMoe.Engine.DeviceType.Cpu ? " (the CPU's bf16 reference ops: correct, slower than float32)" : "")}" : ""));
         var data = RunSetup.LoadData(s, progress.Message, cancel);
         progress.Message($"data: {data.Root ?? "(in memory)"} — {data.NumClasses} classes, {data.Train.Count} train / {data.Test.Count} test images");
         if (saved is not null && s.Given.Contains("data")) ResumeSettings.CheckSameData(runDir, data);

@@ -20,6 +20,8 @@ public static unsafe partial class CuBlas
     [LibraryImport(Library)] public static partial CublasStatus cublasSetStream_v2(CublasHandle handle, CuStream stream);
     [LibraryImport(Library)] public static partial CublasStatus cublasSetMathMode(CublasHandle handle, CublasMath mode);
     [LibraryImport(Library)] public static partial CublasStatus cublasGetVersion_v2(CublasHandle handle, out int version);
+    /// <summary>Gives cuBLAS a fixed workspace (cublas_api.h: <c>void*</c>, <c>size_t</c>): it then never allocates on its own, which a CUDA graph capture requires.</summary>
+    [LibraryImport(Library)] public static partial CublasStatus cublasSetWorkspace_v2(CublasHandle handle, CuDevicePtr workspace, nuint workspaceSizeInBytes);
 
     /// <summary>C = alpha·op(A)·op(B) + beta·C, column-major; A is m×k after op, B k×n, C m×n.</summary>
     [LibraryImport(Library)]
@@ -37,6 +39,13 @@ public static unsafe partial class CuBlas
     public static partial CublasStatus cublasGemmEx(CublasHandle handle, CublasOperation transa, CublasOperation transb,
         int m, int n, int k, void* alpha, CuDevicePtr a, CudaDataType aType, int lda, CuDevicePtr b, CudaDataType bType, int ldb,
         void* beta, CuDevicePtr c, CudaDataType cType, int ldc, CublasComputeType computeType, CublasGemmAlgo algo);
+
+    /// <summary>Strided-batched <see cref="cublasGemmEx"/>: the strides are element counts (<c>long long int</c> in cublas_api.h).</summary>
+    [LibraryImport(Library)]
+    public static partial CublasStatus cublasGemmStridedBatchedEx(CublasHandle handle, CublasOperation transa, CublasOperation transb,
+        int m, int n, int k, void* alpha, CuDevicePtr a, CudaDataType aType, int lda, long strideA, CuDevicePtr b, CudaDataType bType, int ldb,
+        long strideB, void* beta, CuDevicePtr c, CudaDataType cType, int ldc, long strideC, int batchCount,
+        CublasComputeType computeType, CublasGemmAlgo algo);
 
     /// <summary>Throws <see cref="CudaException"/> naming the cuBLAS function and status (e.g. CUBLAS_STATUS_INVALID_VALUE).</summary>
     public static void Check(CublasStatus status, [CallerArgumentExpression(nameof(status))] string? call = null, [CallerMemberName] string caller = "")

@@ -75,3 +75,25 @@ public enum CuMemHostAllocFlags : uint
     DeviceMap = 2,
     WriteCombined = 4,
 }
+
+/// <summary><c>CUstreamCaptureMode</c> (cuda.h).</summary>
+public enum CuStreamCaptureMode
+{
+    /// <summary>CU_STREAM_CAPTURE_MODE_GLOBAL: unsafe calls (e.g. cuMemAlloc) from any thread fail while capturing.</summary>
+    Global = 0,
+    /// <summary>CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's unsafe calls fail.</summary>
+    ThreadLocal = 1,
+    /// <summary>CU_STREAM_CAPTURE_MODE_RELAXED: nothing is refused.</summary>
+    Relaxed = 2,
+}
+
+/// <summary><c>CUstreamCaptureStatus</c> (cuda.h).</summary>
+public enum CuStreamCaptureStatus
+{
+    /// <summary>CU_STREAM_CAPTURE_STATUS_NONE.</summary>
+    None = 0,
+    /// <summary>CU_STREAM_CAPTURE_STATUS_ACTIVE.</summary>
+    Active = 1,
+    /// <summary>CU_STREAM_CAPTURE_STATUS_INVALIDATED: a refused call broke the capture; end it and discard the graph.</summary>
+    Invalidated = 2,
+}

@@ -55,6 +55,22 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Library)] public static partial CuResult cuEventElapsedTime(out float milliseconds, CuEvent start, CuEvent end);
     [LibraryImport(Library)] public static partial CuResult cuEventDestroy_v2(CuEvent ev);
 
+    // --- CUDA graphs: stream capture, instantiate, launch (cuda.h; the exported symbols of CUDA 11.4 to 13) ---
+    /// <summary><c>cuStreamBeginCapture</c>: cuda.h maps it to this _v2 symbol (with a capture mode) since CUDA 10.1.</summary>
+    [LibraryImport(Library)] public static partial CuResult cuStreamBeginCapture_v2(CuStream stream, CuStreamCaptureMode mode);
+    [LibraryImport(Library)] public static partial CuResult cuStreamEndCapture(CuStream stream, out CuGraph graph);
+    [LibraryImport(Library)] public static partial CuResult cuStreamIsCapturing(CuStream stream, out CuStreamCaptureStatus status);
+    /// <summary>
+    /// <c>cuGraphInstantiateWithFlags(CUgraphExec*, CUgraph, unsigned long long)</c>: present under this name from CUDA 11.4
+    /// on (CUDA 12 made plain <c>cuGraphInstantiate</c> a macro for it; the older five-argument form is <c>cuGraphInstantiate_v2</c>).
+    /// </summary>
+    [LibraryImport(Library)] public static partial CuResult cuGraphInstantiateWithFlags(out CuGraphExec exec, CuGraph graph, ulong flags);
+    [LibraryImport(Library)] public static partial CuResult cuGraphLaunch(CuGraphExec exec, CuStream stream);
+    [LibraryImport(Library)] public static partial CuResult cuGraphExecDestroy(CuGraphExec exec);
+    [LibraryImport(Library)] public static partial CuResult cuGraphDestroy(CuGraph graph);
+    /// <summary>Number of nodes of a graph (<paramref name="nodes"/> null: only the count).</summary>
+    [LibraryImport(Library)] public static partial CuResult cuGraphGetNodes(CuGraph graph, nint* nodes, ref nuint count);
+
     // --- modules and launch ---
     /// <summary>Loads a NUL-terminated PTX (or cubin) image; options/values are parallel arrays of <see cref="CuJitOption"/>.</summary>
     [LibraryImport(Library)] public static partial CuResult cuModuleLoadDataEx(out CuModule module, void* image, uint numOptions, CuJitOption* options, void** optionValues);

@@ -36,6 +36,12 @@ public readonly record struct CuDevicePtr(ulong Address)
     public override string ToString() => $"0x{Address:x}";
 }
 
+/// <summary>A captured CUDA graph (<c>CUgraph</c>).</summary>
+public readonly record struct CuGraph(nint Handle);
+
+/// <summary>An instantiated, launchable CUDA graph (<c>CUgraphExec</c>).</summary>
+public readonly record struct CuGraphExec(nint Handle);
+
 /// <summary>A cuBLAS context (<c>cublasHandle_t</c>).</summary>
 public readonly record struct CublasHandle(nint Handle);
 

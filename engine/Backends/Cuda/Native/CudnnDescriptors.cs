@@ -8,12 +8,12 @@ public sealed unsafe class TensorDescriptor : IDisposable
     /// <summary>The native descriptor.</summary>
     public CudnnTensorDesc Handle { get; private set; }
 
-    /// <summary>A packed NCHW 4-d descriptor.</summary>
-    public TensorDescriptor(CudnnDataType type, int n, int c, int h, int w)
+    /// <summary>A packed 4-d descriptor of logical dims n, c, h, w stored in <paramref name="format"/> order (NCHW, or NHWC: channels last).</summary>
+    public TensorDescriptor(CudnnDataType type, int n, int c, int h, int w, CudnnTensorFormat format = CudnnTensorFormat.Nchw)
     {
         CuDnn.Check(CuDnn.cudnnCreateTensorDescriptor(out var d));
         Handle = d;
-        CuDnn.Check(CuDnn.cudnnSetTensor4dDescriptor(d, CudnnTensorFormat.Nchw, type, n, c, h, w));
+        CuDnn.Check(CuDnn.cudnnSetTensor4dDescriptor(d, format, type, n, c, h, w));
     }
 
     /// <summary>An N-d descriptor with explicit element strides (cuDNN needs at least 3 dims; pad with 1s).</summary>
@@ -41,12 +41,12 @@ public sealed class FilterDescriptor : IDisposable
     /// <summary>The native descriptor.</summary>
     public CudnnFilterDesc Handle { get; private set; }
 
-    /// <summary>A KCRS filter of the given type.</summary>
-    public FilterDescriptor(CudnnDataType type, int k, int c, int r, int s)
+    /// <summary>A filter of logical dims k, c, r, s stored KCRS (<paramref name="format"/> NCHW) or KRSC (NHWC).</summary>
+    public FilterDescriptor(CudnnDataType type, int k, int c, int r, int s, CudnnTensorFormat format = CudnnTensorFormat.Nchw)
     {
         CuDnn.Check(CuDnn.cudnnCreateFilterDescriptor(out var d));
         Handle = d;
-        CuDnn.Check(CuDnn.cudnnSetFilter4dDescriptor(d, type, CudnnTensorFormat.Nchw, k, c, r, s));
+        CuDnn.Check(CuDnn.cudnnSetFilter4dDescriptor(d, type, format, k, c, r, s));
     }
 
     /// <inheritdoc/>
