@@ -17,7 +17,8 @@ public static class AblationResume
 
     /// <summary>
     /// The settings that train <paramref name="requested"/> into <paramref name="runDir"/>: unchanged when the folder
-    /// holds no checkpoint, else a resume of it (with --epochs carried over, which extends the schedule).
+    /// holds no checkpoint, else a resume of it with the options --resume accepts carried over (--epochs extends the
+    /// schedule; --device, --threads, --plain … say where and how it runs now).
     /// Throws a <see cref="UsageException"/> naming the settings that differ when the folder holds another recipe.
     /// </summary>
     public static TrainSettings Plan(TrainSettings requested, string runDir, out bool resumed)
@@ -29,7 +30,8 @@ public static class AblationResume
         if (differ.Count > 0)
             throw new UsageException($"{runDir} already holds a run with other settings ({string.Join(", ", differ)}); " +
                 "give the ablation another --out, or the same options as that run");
-        var given = requested.Given.Contains("epochs") ? new[] { "epochs" } : Array.Empty<string>();
+        // What this invocation says about where and how to run (and --epochs) carries over, as with --resume.
+        var given = requested.Given.Where(n => ResumeSettings.Changeable.Contains(n)).ToArray();
         return requested with { Resume = runDir, Out = null, Given = given };
     }
 
