@@ -45,6 +45,15 @@ public class AblationSeedsTests
     }
 
     [Test]
+    public void TheVerdictRunsNoTestWhenEverySeedGivesTheSameDifference()
+    {
+        // The two-seed scratch ablation's mtl: −2.7 points on both seeds, equal up to rounding.
+        AblationRow[] rows = [R("mtl", 1, 0.5983333333333334), R("mtl-moe", 1, 0.625), R("mtl", 2, 0.6133333333333333), R("mtl-moe", 2, 0.64)];
+        string v = AblationSeeds.Verdict(rows);
+        Assert.That(v, Is.EqualTo("mtl differs from mtl-moe by −2.7 points on every seed alike (no t-test with zero spread, n = 2)."));
+    }
+
+    [Test]
     public void TheVerdictTestsEachPairedDifference()
     {
         string v = AblationSeeds.Verdict(Rows);
